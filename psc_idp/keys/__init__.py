@@ -1,0 +1,1 @@
+"""Token-signing keys: the Signer seam, the key ring and JWS assembly."""

@@ -1,0 +1,42 @@
+"""The one place JWTs are assembled (RFC 7515 compact serialization, signed through a
+``Signer``) and verified (joserfc, with an explicit algorithm allow-list: ``none`` never)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from .signer import SUPPORTED_ALGS, Signer
+
+
+class InvalidJWT(Exception):
+    """A JWT failed parsing, signature or claim validation."""
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def encode(claims: dict, signer: Signer, typ: str = "JWT") -> str:
+    header = {"alg": signer.alg, "typ": typ, "kid": signer.kid}
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":"), ensure_ascii=False).encode())
+        for part in (header, claims)
+    )
+    return f"{signing_input}.{b64url(signer.sign(signing_input.encode('ascii')))}"
+
+
+def decode(token: str, jwks: dict, *, typ: str | None = None, **claim_rules) -> dict:
+    """Verify ``token`` against ``jwks`` and the claim rules (joserfc registry options)."""
+    try:
+        result = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=list(SUPPORTED_ALGS))
+        if typ is not None and result.header.get("typ", "").lower() != typ.lower():
+            raise InvalidJWT(f"unexpected typ {result.header.get('typ')!r}")
+        jwt.JWTClaimsRegistry(leeway=5, **claim_rules).validate(result.claims)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise InvalidJWT(str(exc) or type(exc).__name__) from exc
+    return result.claims

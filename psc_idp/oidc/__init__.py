@@ -1,0 +1,1 @@
+"""The OpenID Connect protocol layer: Authlib server, grants, endpoints, tokens."""

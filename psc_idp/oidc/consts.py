@@ -1,0 +1,27 @@
+"""Protocol literals of psc-idp and of the PSC wire contract (psc.md §1-§2)."""
+
+ISSUER_PATH = "/auth/realms/esante-wallet"
+
+PATHS = {
+    "authorization_endpoint": "/protocol/openid-connect/auth",
+    "token_endpoint": "/protocol/openid-connect/token",
+    "userinfo_endpoint": "/protocol/openid-connect/userinfo",
+    "introspection_endpoint": "/protocol/openid-connect/token/introspect",
+    "revocation_endpoint": "/protocol/openid-connect/revoke",
+    "end_session_endpoint": "/protocol/openid-connect/logout",
+    "jwks_uri": "/protocol/openid-connect/certs",
+}
+
+SCOPES = ("openid", "scope_all")
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+CLIENT_AUTH_METHODS = (*TOKEN_AUTH_METHODS, "none")
+GRANT_TYPES = ("authorization_code", "refresh_token")
+
+#: authMode claim by login method (psc.md §2)
+AUTH_MODE = {"card": "CARD", "ecps": "MOBILE"}
+#: amr values (RFC 8176): card = smart card + PIN; e-CPS = hardware-bound key + PIN
+AMR = {"card": ["sc", "pin", "mfa"], "ecps": ["hwk", "pin", "mfa"]}
+#: Palier_Authentification claim (psc.md §3)
+PALIER = "APPPRIP3^1.2.250.1.213.1.5.1.1.1"
+
+ACCESS_TOKEN_TYP = "at+jwt"

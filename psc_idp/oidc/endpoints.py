@@ -1,0 +1,182 @@
+"""Endpoints beside the grants: introspection (RFC 7662), revocation (RFC 7009),
+userinfo (OIDC Core §5.3) and RP-initiated logout (OIDC RP-Initiated Logout 1.0)."""
+
+from __future__ import annotations
+
+from authlib.integrations.flask_oauth2 import ResourceProtector
+from authlib.oauth2.rfc6749 import TokenValidator
+from authlib.oauth2.rfc6750 import InvalidTokenError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import Response, current_app, jsonify
+
+from .. import audit
+from ..extensions import db
+from ..keys import jws
+from . import revocation
+from .claims import userinfo_claims
+from .consts import ACCESS_TOKEN_TYP
+from .models import Client, LoginSession, Token, digest, now
+from .subject import Subject
+
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+
+
+def idp():
+    return current_app.extensions["psc_idp"]
+
+
+class IssuedToken:
+    """An access token (verified JWT) or a refresh token, with its database row."""
+
+    def __init__(self, row: Token, kind: str, claims: dict | None = None):
+        self.row, self.kind, self.claims = row, kind, claims or {}
+        self.scope = row.scope
+
+    def check_client(self, client):
+        return client.client_id == self.row.client_id
+
+    def get_scope(self):
+        return self.row.scope
+
+    def get_client(self):
+        return db.session.get(Client, self.row.client_id)
+
+    def get_user(self):
+        return Subject.of(self.row, grant_id=self.row.grant_id)
+
+    def is_expired(self):
+        expiry = self.row.access_expires_at if self.kind == "access_token" else (
+            self.row.refresh_expires_at or 0)
+        return expiry < now()
+
+    def is_revoked(self):
+        if self.row.revoked_at is not None:
+            return True
+        session = db.session.get(LoginSession, self.row.sid)
+        if session is None or session.ended_at is not None:
+            return True
+        return self.kind == "refresh_token" and self.row.rotated_at is not None
+
+
+def find_token(value: str, hint: str | None) -> IssuedToken | None:
+    order = ("refresh_token", "access_token") if hint == "refresh_token" else (
+        "access_token", "refresh_token")
+    for kind in order:
+        found = _access(value) if kind == "access_token" else _refresh(value)
+        if found:
+            return found
+    return None
+
+
+def _access(value: str) -> IssuedToken | None:
+    try:
+        claims = jws.decode(value, idp().keys.jwks(), typ=ACCESS_TOKEN_TYP,
+                            iss={"essential": True, "value": idp().settings["issuer"]},
+                            exp={"essential": True}, jti={"essential": True})
+    except jws.InvalidJWT:
+        return None
+    row = Token.query.filter_by(jti=claims["jti"]).first()
+    return IssuedToken(row, "access_token", claims) if row else None
+
+
+def _refresh(value: str) -> IssuedToken | None:
+    if len(value) > 200:
+        return None
+    row = Token.query.filter_by(refresh_hash=digest(value)).first()
+    return IssuedToken(row, "refresh_token") if row else None
+
+
+class Introspection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def check_permission(self, token, client, request):
+        return not client.is_public  # any authenticated resource server (RFC 7662 §4)
+
+    def introspect_token(self, token: IssuedToken):
+        row, subject = token.row, token.get_user()
+        expiry = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
+        return {
+            "active": True, "client_id": row.client_id, "username": row.id_nat,
+            "scope": row.scope, "token_type": "Bearer" if token.kind == "access_token" else
+            "refresh_token", "exp": expiry, "iat": row.issued_at,
+            "sub": subject.get_user_id(), "iss": idp().settings["issuer"],
+            "aud": row.client_id, "SubjectNameID": row.id_nat,
+            "preferred_username": row.id_nat, "acr": row.acr, "authMode": row.auth_mode,
+            "auth_time": row.auth_time, "sid": row.sid,
+        }
+
+
+class Revocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = [*AUTH_METHODS, "none"]
+
+    def query_token(self, token_string, token_type_hint):
+        return find_token(token_string, token_type_hint)
+
+    def revoke_token(self, token: IssuedToken, request):
+        if token.kind == "refresh_token":
+            revocation.revoke_grant(token.row.grant_id, reason="client_revocation",
+                                    client_id=token.row.client_id)
+        else:
+            token.row.access_expires_at = min(token.row.access_expires_at, now() - 1)
+            audit.record("token.revoked", client_id=token.row.client_id, kind="access_token")
+        db.session.commit()
+
+
+class AccessTokenValidator(TokenValidator):
+    TOKEN_TYPE = "bearer"
+
+    def authenticate_token(self, token_string):
+        return _access(token_string) if token_string else None
+
+    def validate_token(self, token, scopes, request):
+        if token is None or token.is_expired() or token.is_revoked():
+            raise InvalidTokenError()
+
+
+def userinfo_response(token: IssuedToken):
+    """OIDC Core §5.3.2: JSON, or a signed JWT when the client registered
+    ``userinfo_signed_response_alg``."""
+    client = token.get_client()
+    claims = userinfo_claims(token.get_user(), token.scope, compat=client.compat)
+    if claims is None:
+        raise InvalidTokenError(description="the professional is no longer active")
+    alg = client.userinfo_signed_response_alg
+    if not alg:
+        return jsonify(claims)
+    claims |= {"iss": idp().settings["issuer"], "aud": client.client_id}
+    return Response(jws.encode(claims, idp().keys.signer(alg)), mimetype="application/jwt")
+
+
+def protector() -> ResourceProtector:
+    resource = ResourceProtector()
+    resource.register_token_validator(AccessTokenValidator())
+    return resource
+
+
+class EndSession(EndSessionEndpoint):
+    def get_server_jwks(self):
+        return idp().keys.jwks()
+
+    def end_session(self, end_session_request):
+        from flask import session
+
+        sid = (end_session_request.id_token_claims or {}).get("sid") or session.get("sid")
+        end_sso_session(sid)
+        session.pop("sid", None)
+
+
+def end_sso_session(sid: str | None) -> None:
+    if not sid:
+        return
+    row = db.session.get(LoginSession, sid)
+    if row is not None and row.ended_at is None:
+        row.ended_at = now()
+        revocation.revoke_session_tokens(sid)
+        audit.record("logout", id_nat=row.id_nat, sid=sid)
+    db.session.commit()
+

@@ -1,0 +1,138 @@
+"""Grants of the token endpoint: authorization code (RFC 6749 §4.1 with PKCE RFC 7636
+and OIDC Core §3.1) and refresh token (RFC 6749 §6, rotated per RFC 9700 §4.14)."""
+
+from __future__ import annotations
+
+import secrets
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, grants
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import OpenIDCode
+from flask import current_app
+
+from ..extensions import db
+from . import revocation, tokens
+from .models import AuthorizationCode, Token, digest, now
+from .subject import Subject
+
+TOKEN_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH
+
+    def save_authorization_code(self, code, request):
+        subject: Subject = request.user
+        data = request.payload.data
+        db.session.add(AuthorizationCode(
+            code_hash=digest(code), grant_id=secrets.token_urlsafe(24),
+            client_id=request.client.client_id, redirect_uri=request.payload.redirect_uri,
+            scope=request.scope, nonce=data.get("nonce"),
+            code_challenge=data.get("code_challenge"),
+            code_challenge_method=data.get("code_challenge_method") or None,
+            id_nat=subject.id_nat, sid=subject.sid, auth_time=subject.auth_time,
+            acr=subject.acr, amr=subject.amr, auth_mode=subject.auth_mode,
+            expires_at=now() + current_app.extensions["psc_idp"].settings["code_lifetime"],
+        ))
+        db.session.commit()
+
+    def query_authorization_code(self, code, client):
+        row = db.session.get(AuthorizationCode, digest(code), with_for_update=True)
+        if row is None or row.client_id != client.client_id:
+            return None
+        if row.used_at is not None:
+            # RFC 6749 §4.1.2: a code used twice is refused and its tokens revoked.
+            revocation.revoke_grant(row.grant_id, reason="code_replayed", client_id=row.client_id)
+            db.session.commit()
+            return None
+        if row.expires_at < now():
+            return None
+        return row
+
+    def delete_authorization_code(self, authorization_code):
+        authorization_code.used_at = now()
+        db.session.commit()
+
+    def authenticate_user(self, authorization_code):
+        return Subject.of(authorization_code, grant_id=authorization_code.grant_id)
+
+
+class PscCodeChallenge(CodeChallenge):
+    """PKCE with S256 only. Required for public clients, and for confidential clients
+    whose registration says so (the default)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant, redirect_uri):
+        data = grant.request.payload.data
+        if data.get("code_challenge_method") == "plain":
+            raise InvalidRequestError("PKCE method 'plain' is not accepted: use S256")
+        if not data.get("code_challenge") and grant.request.client.require_pkce:
+            raise InvalidRequestError("Missing 'code_challenge' (PKCE S256 is required)")
+        if data.get("code_challenge") and not data.get("code_challenge_method"):
+            raise InvalidRequestError("Missing 'code_challenge_method' (S256)")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class PscOpenIDCode(OpenIDCode):
+    def __init__(self):
+        super().__init__(require_nonce=False)
+
+    def exists_nonce(self, nonce, request):
+        return False  # a nonce is the client's; replay shows up as a replayed code instead
+
+    def encode_id_token(self, token, request):
+        code = request.authorization_code
+        return tokens.id_token(
+            request.client, request.user, nonce=code.nonce if code else None,
+            access_token_value=token.get("access_token"),
+        )
+
+
+class RefreshTokenGrant(grants.RefreshTokenGrant):
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token):
+        row = Token.query.filter_by(refresh_hash=digest(refresh_token)).with_for_update().first()
+        if row is None:
+            return None
+        if row.rotated_at is not None or row.revoked_at is not None:
+            if row.rotated_at is not None:
+                # A rotated refresh token presented again: the chain is compromised.
+                revocation.revoke_grant(row.grant_id, reason="refresh_reused",
+                                        client_id=row.client_id)
+                db.session.commit()
+            return None
+        if row.refresh_expires_at < now():
+            return None
+        return RefreshCredential(row)
+
+    def authenticate_user(self, credential):
+        return Subject.of(credential.row, grant_id=credential.row.grant_id)
+
+    def revoke_old_credential(self, credential):
+        credential.row.rotated_at = now()
+        db.session.commit()
+
+
+class RefreshCredential:
+    """Authlib's view of a stored refresh token."""
+
+    def __init__(self, row: Token):
+        self.row = row
+
+    def check_client(self, client):
+        return client.client_id == self.row.client_id
+
+    def get_scope(self):
+        return self.row.scope
+
+
+def add_id_token_on_refresh(grant, response):
+    """OIDC Core §12.2: a refresh may return a new ID token (PSC does)."""
+    _, token, _ = response
+    if "openid" in token.get("scope", "").split():
+        token["id_token"] = tokens.id_token(
+            grant.request.client, grant.request.user, access_token_value=token["access_token"]
+        )

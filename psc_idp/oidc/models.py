@@ -1,0 +1,193 @@
+"""Protocol state kept in the database (shared by every IdP process): clients,
+authorization codes, issued tokens, SSO sessions, login transactions, assertion jtis.
+Times are epoch seconds. Secrets, codes and refresh tokens are stored as SHA-256 hashes:
+they are 256-bit random values, so a fast hash is enough and a leak of the table reveals
+nothing usable."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+from authlib.oauth2.rfc6749 import ClientMixin
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+
+
+def now() -> int:
+    return int(time.time())
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class Client(db.Model, ClientMixin):
+    __tablename__ = "oauth_client"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    jwks: Mapped[dict | None] = mapped_column(JSON)
+    scope: Mapped[str] = mapped_column(String(400), default="openid scope_all")
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), default="RS256")
+    userinfo_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    compat: Mapped[list] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now)
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+    @property
+    def client_metadata(self) -> dict:
+        meta = {"userinfo_signed_response_alg": self.userinfo_signed_response_alg}
+        return {k: v for k, v in meta.items() if v}
+
+    def get_client_id(self):
+        return self.client_id
+
+    def get_default_redirect_uri(self):
+        return None  # redirect_uri is always required: exact match, no default
+
+    def get_allowed_scope(self, scope):
+        if not scope:
+            return ""
+        allowed = set(self.scope.split())
+        return " ".join(s for s in scope.split() if s in allowed)
+
+    def check_redirect_uri(self, redirect_uri):
+        return redirect_uri in self.redirect_uris
+
+    def check_client_secret(self, client_secret):
+        if not self.secret_hash or not client_secret:
+            return False
+        return hmac.compare_digest(self.secret_hash, digest(client_secret))
+
+    def check_endpoint_auth_method(self, method, endpoint):
+        return method == self.token_endpoint_auth_method
+
+    def check_response_type(self, response_type):
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type):
+        return grant_type in self.grant_types
+
+
+class AuthorizationCode(db.Model):
+    __tablename__ = "oauth_code"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    grant_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(400))
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    id_nat: Mapped[str] = mapped_column(String(40))
+    sid: Mapped[str] = mapped_column(String(64))
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str] = mapped_column(String(40))
+    amr: Mapped[list] = mapped_column(JSON)
+    auth_mode: Mapped[str] = mapped_column(String(10))
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    used_at: Mapped[int | None] = mapped_column(BigInteger)
+
+    def get_redirect_uri(self):
+        return self.redirect_uri
+
+    def get_scope(self):
+        return self.scope
+
+    def get_nonce(self):
+        return self.nonce
+
+    def get_auth_time(self):
+        return self.auth_time
+
+    def get_acr(self):
+        return self.acr
+
+    def get_amr(self):
+        return self.amr
+
+
+class Token(db.Model):
+    """One issuance: an access token (by its jti) and, usually, a refresh token.
+    ``grant_id`` ties together everything issued from one authorization code, so that a
+    replayed code or a reused refresh token revokes the whole chain."""
+
+    __tablename__ = "oauth_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    jti: Mapped[str] = mapped_column(String(64), unique=True)
+    grant_id: Mapped[str] = mapped_column(String(64), index=True)
+    client_id: Mapped[str] = mapped_column(String(64), index=True)
+    id_nat: Mapped[str] = mapped_column(String(40), index=True)
+    sid: Mapped[str] = mapped_column(String(64), index=True)
+    scope: Mapped[str] = mapped_column(String(400))
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str] = mapped_column(String(40))
+    amr: Mapped[list] = mapped_column(JSON)
+    auth_mode: Mapped[str] = mapped_column(String(10))
+    refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    issued_at: Mapped[int] = mapped_column(BigInteger, default=now)
+    access_expires_at: Mapped[int] = mapped_column(BigInteger)
+    refresh_expires_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    rotated_at: Mapped[int | None] = mapped_column(BigInteger)
+    revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LoginSession(db.Model):
+    """The single sign-on session of a browser (``sid`` in ID tokens)."""
+
+    __tablename__ = "oidc_session"
+
+    sid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    id_nat: Mapped[str] = mapped_column(String(40), index=True)
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str] = mapped_column(String(40))
+    amr: Mapped[list] = mapped_column(JSON)
+    auth_mode: Mapped[str] = mapped_column(String(10))
+    method_detail: Mapped[str | None] = mapped_column(String(128))
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    ended_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class LoginTransaction(db.Model):
+    """An authorization request waiting for the professional to log in. It is bound to
+    the browser that started it (its id sits in that browser's signed session cookie)
+    and, for card logins, completed through a one-time hand-off from the card origin."""
+
+    __tablename__ = "login_transaction"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict] = mapped_column(JSON)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    id_nat: Mapped[str | None] = mapped_column(String(40))
+    method: Mapped[str | None] = mapped_column(String(10))
+    method_detail: Mapped[str | None] = mapped_column(String(128))
+    authenticated_at: Mapped[int | None] = mapped_column(BigInteger)
+    handoff_hash: Mapped[str | None] = mapped_column(String(64))
+    completed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AssertionJti(db.Model):
+    """jti of client assertions already seen (RFC 7523 §3 replay protection)."""
+
+    __tablename__ = "oauth_assertion_jti"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

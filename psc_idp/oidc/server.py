@@ -1,0 +1,76 @@
+"""The Authlib authorization server of psc-idp: grants, client authentication methods,
+endpoints and the token generator, wired once per app in ``app.extensions``."""
+
+from __future__ import annotations
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
+from authlib.oauth2.rfc9207 import IssuerParameter
+from flask import current_app
+from flask import request as flask_request
+
+from .. import audit
+from ..extensions import db
+from .client_auth import PrivateKeyJWT
+from .endpoints import EndSession, Introspection, Revocation
+from .grants import (
+    AuthorizationCodeGrant,
+    PscCodeChallenge,
+    PscOpenIDCode,
+    RefreshTokenGrant,
+    add_id_token_on_refresh,
+)
+from .models import Client, Token, digest, now
+from .tokens import TokenGenerator
+
+
+class PscAuthorizationServer(AuthorizationServer):
+    def create_oauth2_request(self, request):
+        """Also accepts a replayed authorization request (the login hand-off)."""
+        return FlaskOAuth2Request(request if request is not None else flask_request)
+
+    def query_client(self, client_id):
+        if not isinstance(client_id, str) or len(client_id) > 64:
+            return None
+        client = db.session.get(Client, client_id)
+        return client if client is not None and client.enabled else None
+
+    def save_token(self, token, request):
+        settings = current_app.extensions["psc_idp"].settings
+        subject, issued = request.user, now()
+        refresh = token.get("refresh_token")
+        db.session.add(Token(
+            jti=token.pop("_jti"), grant_id=subject.grant_id, client_id=request.client.client_id,
+            id_nat=subject.id_nat, sid=subject.sid, scope=token["scope"],
+            auth_time=subject.auth_time, acr=subject.acr, amr=subject.amr,
+            auth_mode=subject.auth_mode, refresh_hash=digest(refresh) if refresh else None,
+            issued_at=issued, access_expires_at=issued + token["expires_in"],
+            refresh_expires_at=issued + settings["refresh_token_lifetime"] if refresh else None,
+        ))
+        audit.record("token.issued", id_nat=subject.id_nat, client_id=request.client.client_id,
+                     grant_type=request.payload.grant_type)
+        db.session.commit()
+
+
+class Issuer(IssuerParameter):
+    def get_issuer(self):
+        return current_app.extensions["psc_idp"].settings["issuer"]
+
+
+def build_server(app) -> PscAuthorizationServer:
+    server = PscAuthorizationServer()
+    server.init_app(app)
+    server.register_token_generator("default", TokenGenerator())
+    server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_grant(AuthorizationCodeGrant, [PscCodeChallenge(required=True),
+                                                   PscOpenIDCode()])
+    server.register_grant(RefreshTokenGrant, [_id_token_on_refresh])
+    server.register_endpoint(Introspection)
+    server.register_endpoint(Revocation)
+    server.register_endpoint(EndSession)
+    server.register_extension(Issuer())
+    return server
+
+
+def _id_token_on_refresh(grant):
+    grant.register_hook("after_create_token_response", add_id_token_on_refresh)

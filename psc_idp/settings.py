@@ -1,0 +1,150 @@
+"""Settings of psc-idp: each declared once with its default and meaning, loaded in order
+defaults → TOML file (``PSC_IDP_CONFIG``) → ``PSC_IDP_*`` environment → test overrides,
+then validated; an insecure production configuration refuses to start."""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+class SettingsError(Exception):
+    """A setting is missing, malformed or insecure; the message names the key to change."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("mode", "development", "development or production (production refuses insecure settings)"),
+    Setting("issuer", "https://localhost:5443/auth/realms/esante-wallet", "issuer identifier (URL)"),
+    Setting("database_url", "sqlite:///var/psc-idp.sqlite3", "SQLAlchemy URL (SQLite or PostgreSQL)"),
+    Setting("secret_key", "", "secret for signing browser cookies (at least 32 characters)"),
+    Setting("realm_uuid", "550dc1c8-d97b-4b1e-ac8c-8eb4471cf9dd", "uuid in sub = f:<uuid>:<idNat>"),
+    Setting("keys_dir", "var/keys", "directory of the token-signing keys (encrypted PEM files)"),
+    Setting("keys_passphrase", "", "passphrase of the signing key files"),
+    Setting("access_token_lifetime", 120, "access token lifetime, seconds"),
+    Setting("id_token_lifetime", 120, "ID token lifetime, seconds"),
+    Setting("code_lifetime", 60, "authorization code lifetime, seconds"),
+    Setting("refresh_token_lifetime", 1800, "refresh token lifetime (sliding), seconds"),
+    Setting("session_lifetime", 28800, "single sign-on session lifetime, seconds"),
+    Setting("login_lifetime", 600, "seconds to finish a login once started"),
+    Setting("acr", {"card": "eidas1", "ecps": "eidas1"}, "acr value by login method"),
+    Setting("pkce_required_for_confidential", True, "PKCE default for confidential clients"),
+    Setting("card_login_url", "https://localhost:5444", "origin of the card login (TLS client cert)"),
+    Setting("card_trust_anchors", [], "PEM files of the CA certificates cards must chain to"),
+    Setting("card_intermediates", [], "PEM files of intermediate CA certificates"),
+    Setting("card_crls", [], "CRL files or URLs of the card CAs"),
+    Setting("crl_refresh_interval", 300, "seconds between background CRL refreshes"),
+    Setting("crl_grace", 3600, "seconds a CRL is still used past its nextUpdate"),
+    Setting("crl_stale_policy", "fail_closed", "fail_closed or fail_open when a CRL is stale"),
+    Setting("trusted_proxies", [], "networks whose client-certificate header is honoured"),
+    Setting("client_cert_header", "X-SSL-Client-Cert", "header carrying the proxy's client cert"),
+    Setting("listen", "127.0.0.1:5443", "embedded TLS listener of the IdP origin"),
+    Setting("card_listen", "127.0.0.1:5444", "embedded TLS listener of the card origin"),
+    Setting("tls_cert", "", "PEM certificate of the embedded listeners"),
+    Setting("tls_key", "", "PEM private key of the embedded listeners"),
+    Setting("cookie_secure", True, "mark cookies Secure (HTTPS only)"),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+ENV_PREFIX = "PSC_IDP_"
+
+
+def load(overrides: dict[str, Any] | None = None, environ=os.environ) -> dict[str, Any]:
+    """Merge defaults, the TOML file, the environment and ``overrides``, then validate."""
+    values = {s.name: s.default for s in SETTINGS}
+    path = environ.get("PSC_IDP_CONFIG")
+    if path:
+        values.update(_from_toml(Path(path)))
+    values.update(_from_environ(environ))
+    values.update(_checked(overrides or {}, "test overrides"))
+    validate(values)
+    return values
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"cannot read PSC_IDP_CONFIG file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{path} is not valid TOML: {exc}") from exc
+    return _checked(data, str(path))
+
+
+def _from_environ(environ) -> dict[str, Any]:
+    found = {}
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == "PSC_IDP_CONFIG":
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name not in _BY_NAME:
+            raise SettingsError(f"unknown setting {key}")
+        found[name] = _parse_env(name, raw)
+    return found
+
+
+def _parse_env(name: str, raw: str) -> Any:
+    default = _BY_NAME[name].default
+    if isinstance(default, bool):
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be an integer") from exc
+    if isinstance(default, list | dict):
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be JSON") from exc
+    return raw
+
+
+def _checked(data: dict[str, Any], origin: str) -> dict[str, Any]:
+    unknown = sorted(set(data) - set(_BY_NAME))
+    if unknown:
+        raise SettingsError(f"unknown setting(s) in {origin}: {', '.join(unknown)}")
+    for name, value in data.items():
+        default = _BY_NAME[name].default
+        if not isinstance(value, type(default)) and not (
+            isinstance(default, int) and not isinstance(default, bool) and isinstance(value, int)
+        ):
+            raise SettingsError(f"setting {name} in {origin} must be {type(default).__name__}")
+    return dict(data)
+
+
+def validate(values: dict[str, Any]) -> None:
+    if values["mode"] not in {"development", "production"}:
+        raise SettingsError("mode must be 'development' or 'production'")
+    if values["crl_stale_policy"] not in {"fail_closed", "fail_open"}:
+        raise SettingsError("crl_stale_policy must be 'fail_closed' or 'fail_open'")
+    if len(values["secret_key"]) < 32:
+        raise SettingsError("secret_key must be set to at least 32 random characters")
+    if values["mode"] == "production":
+        _refuse_insecure(values)
+
+
+def _refuse_insecure(values: dict[str, Any]) -> None:
+    problems = {
+        "issuer": not values["issuer"].startswith("https://"),
+        "card_login_url": not values["card_login_url"].startswith("https://"),
+        "cookie_secure": not values["cookie_secure"],
+        "crl_stale_policy": values["crl_stale_policy"] != "fail_closed",
+        "keys_passphrase": not values["keys_passphrase"],
+        "card_trust_anchors": not values["card_trust_anchors"],
+        "access_token_lifetime": values["access_token_lifetime"] > 3600,
+        "code_lifetime": values["code_lifetime"] > 600,
+    }
+    bad = [name for name, insecure in problems.items() if insecure]
+    if bad:
+        raise SettingsError(f"insecure setting(s) for production mode: {', '.join(bad)}")
