@@ -1,0 +1,109 @@
+"""The application factory: ``create_app()`` reads as the list of set-up steps; per-app
+state lives in ``app.extensions["psc_idp"]``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+from . import settings as settings_module
+from .extensions import db
+from .keys.ring import KeyRing, load_key_ring
+from .login.outcome import Failure
+
+log = logging.getLogger("psc_idp")
+csrf = CSRFProtect()
+
+
+@dataclass
+class Idp:
+    settings: dict[str, Any]
+    keys: KeyRing
+    cards: Any = None
+    server: Any = None
+    protector: Any = None
+
+
+def create_app(overrides: dict[str, Any] | None = None) -> Flask:
+    settings = settings_module.load(overrides)
+    app = Flask(__name__)
+    setup_config(app, settings)
+    setup_database(app, settings)
+    idp = Idp(settings=settings, keys=load_key_ring(Path(settings["keys_dir"]),
+                                                     settings["keys_passphrase"]))
+    app.extensions["psc_idp"] = idp
+    setup_cards(app, idp)
+    setup_protocol(app, idp)
+    setup_errors(app)
+    return app
+
+
+def setup_config(app: Flask, settings: dict[str, Any]) -> None:
+    app.config.update(
+        SECRET_KEY=settings["secret_key"],
+        SESSION_COOKIE_NAME="psc_idp_session",
+        SESSION_COOKIE_SECURE=settings["cookie_secure"],
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings["session_lifetime"]),
+        MAX_CONTENT_LENGTH=64 * 1024,
+        WTF_CSRF_SSL_STRICT=False,
+    )
+
+
+def setup_database(app: Flask, settings: dict[str, Any]) -> None:
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings["database_url"]
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    db.init_app(app)
+
+
+def setup_cards(app: Flask, idp: Idp) -> None:
+    from .cards.setup import build_verifier
+
+    idp.cards = build_verifier(idp.settings)
+
+
+def setup_protocol(app: Flask, idp: Idp) -> None:
+    from .login.views import bp as login_bp
+    from .login.views import card_bp
+    from .oidc.endpoints import protector
+    from .oidc.server import build_server
+    from .oidc.views import bp as oidc_bp
+
+    idp.server = build_server(app)
+    idp.protector = protector()
+    prefix = urlsplit(idp.settings["issuer"]).path.rstrip("/")
+    csrf.init_app(app)
+    csrf.exempt(oidc_bp)
+    app.register_blueprint(oidc_bp, url_prefix=prefix)
+    app.register_blueprint(login_bp, url_prefix=prefix)
+    app.register_blueprint(card_bp)
+
+
+def setup_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        return _error_response(error.code or 500, error.name.lower().replace(" ", "_"),
+                               error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return _error_response(500, "server_error", "internal error")
+
+
+def _error_response(status: int, code: str, description: str) -> Response:
+    if request.accept_mimetypes.best == "text/html" or request.method == "GET" and \
+            "text/html" in request.accept_mimetypes:
+        failure = Failure(code, f"Erreur : {description}", f"Error: {description}")
+        return render_template("failure.html", failure=failure), status
+    error = "invalid_request" if status < 500 else "server_error"
+    return jsonify(error=error, error_description=description), status

@@ -1,0 +1,69 @@
+"""The ``psc-idp`` command: one group, a subcommand per area."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import FlaskGroup, with_appcontext
+
+from .clients import clients_cli
+from .keys.cli import keys_cli
+from .settings import SettingsError
+
+
+def _create_app():
+    from .app import create_app
+    from .keys.ring import KeyRingError
+
+    try:
+        return create_app()
+    except (SettingsError, KeyRingError) as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+main = FlaskGroup(name="psc-idp", create_app=_create_app, add_default_commands=False,
+                  add_version_option=False, load_dotenv=False,
+                  help="psc-idp: OpenID Connect provider for health professionals.")
+
+
+@main.group("db", help="Database schema.")
+def db_cli():
+    pass
+
+
+@db_cli.command("upgrade")
+@with_appcontext
+def upgrade_cmd():
+    """Apply the migrations up to the latest schema."""
+    from .migrate import upgrade
+
+    upgrade()
+    click.echo("database schema is up to date")
+
+
+@main.command("run")
+@with_appcontext
+def run_cmd():
+    """Start the embedded TLS listeners (IdP origin and card origin)."""
+    from flask import current_app
+
+    from .serve import serve_forever
+
+    settings = current_app.extensions["psc_idp"].settings
+    click.echo(f"psc-idp: issuer {settings['issuer']}")
+    click.echo(f"psc-idp: card login on {settings['card_login_url']}")
+    serve_forever(current_app._get_current_object())
+
+
+main.add_command(clients_cli)
+main.add_command(keys_cli)
+
+
+def _optional_groups():
+    from .directory.cli import directory
+    from .sandbox.cli import sandbox_cli
+
+    main.add_command(directory)
+    main.add_command(sandbox_cli)
+
+
+_optional_groups()

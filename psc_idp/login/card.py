@@ -1,0 +1,52 @@
+"""CPS card login: the professional proves possession of their card through TLS
+client-certificate authentication on the card origin (psc.md §5); the certificate is
+validated (chain, usage, revocation) and its idNat looked up in the directory."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from .. import audit
+from ..cards.source import UntrustedCertificateSource, client_certificate
+from ..cards.verify import CardRejected
+from ..directory.lookup import find_active
+from .outcome import Failure, Success
+
+NO_CERTIFICATE = Failure(
+    "no_certificate",
+    "Aucune carte CPS n'a été présentée. Vérifiez que la carte est insérée dans le lecteur.",
+    "No CPS card was presented. Check that the card is in the reader.",
+)
+UNKNOWN = Failure(
+    "unknown_professional",
+    "Cette carte n'est associée à aucun professionnel actif de l'annuaire.",
+    "This card belongs to no active professional in the directory.",
+)
+
+
+def authenticate(req) -> Success | Failure:
+    """Authenticate the card that the TLS layer (or the trusted proxy) presented."""
+    outcome = _authenticate(req)
+    if isinstance(outcome, Failure):
+        audit.record("login", "failure", method="card", reason=outcome.reason,
+                     detail=outcome.detail[:200])
+    return outcome
+
+
+def _authenticate(req) -> Success | Failure:
+    settings = current_app.extensions["psc_idp"].settings
+    try:
+        pem = client_certificate(req.environ, trusted_proxies=settings["trusted_proxies"],
+                                 header=settings["client_cert_header"])
+    except UntrustedCertificateSource as exc:
+        return Failure(NO_CERTIFICATE.reason, NO_CERTIFICATE.message_fr,
+                       NO_CERTIFICATE.message_en, f"certificate header from untrusted {exc}")
+    if pem is None:
+        return NO_CERTIFICATE
+    try:
+        identity = current_app.extensions["psc_idp"].cards.verify(pem)
+    except CardRejected as exc:
+        return Failure(exc.reason, exc.message_fr, exc.message_en, exc.detail)
+    if find_active(identity.id_nat) is None:
+        return Failure(UNKNOWN.reason, UNKNOWN.message_fr, UNKNOWN.message_en, identity.id_nat)
+    return Success(identity.id_nat, "card", identity.fingerprint)

@@ -1,0 +1,101 @@
+"""The login flow: a pending authorization request becomes a login transaction bound
+to the browser; a method's success becomes an SSO session; the stored request is then
+replayed to issue the code. All state is in the database or the signed cookie."""
+
+from __future__ import annotations
+
+import secrets
+from urllib.parse import urlencode
+
+from flask import current_app, session
+from werkzeug.test import EnvironBuilder
+from werkzeug.wrappers import Request
+
+from .. import audit
+from ..extensions import db
+from ..oidc.consts import AMR, AUTH_MODE, PATHS
+from ..oidc.models import LoginSession, LoginTransaction, digest, now
+from ..oidc.subject import Subject
+from .outcome import Success
+
+MAX_PENDING = 5
+
+
+def settings():
+    return current_app.extensions["psc_idp"].settings
+
+
+def start(oauth_request) -> LoginTransaction:
+    data = oauth_request.payload.data
+    params = {key: data.get(key) for key in data}
+    tx = LoginTransaction(
+        id=secrets.token_urlsafe(24), client_id=oauth_request.client.client_id, params=params,
+        expires_at=now() + settings()["login_lifetime"],
+    )
+    db.session.add(tx)
+    db.session.commit()
+    session["tx"] = ([tx.id] + session.get("tx", []))[:MAX_PENDING]
+    return tx
+
+
+def pending(tx_id: str | None, *, bound: bool = True) -> LoginTransaction | None:
+    """The live transaction ``tx_id``; with ``bound``, only if this browser started it."""
+    if not tx_id or len(tx_id) > 64 or (bound and tx_id not in session.get("tx", [])):
+        return None
+    tx = db.session.get(LoginTransaction, tx_id)
+    if tx is None or tx.expires_at < now() or tx.completed_at is not None:
+        return None
+    return tx
+
+
+def authenticated(tx: LoginTransaction, outcome: Success) -> str:
+    """Record a method's success on the transaction; returns the one-time hand-off."""
+    handoff = secrets.token_urlsafe(32)
+    tx.id_nat, tx.method, tx.method_detail = outcome.id_nat, outcome.method, outcome.detail
+    tx.authenticated_at, tx.handoff_hash = now(), digest(handoff)
+    audit.record("login", id_nat=outcome.id_nat, client_id=tx.client_id, method=outcome.method)
+    db.session.commit()
+    return handoff
+
+
+def complete(tx: LoginTransaction, handoff: str) -> Subject | None:
+    """Consume the hand-off in the browser that started the login: open the SSO session."""
+    if not tx.handoff_hash or not secrets.compare_digest(tx.handoff_hash, digest(handoff)):
+        return None
+    tx.completed_at = now()
+    subject = open_session(tx.id_nat, tx.method, tx.method_detail, tx.authenticated_at)
+    session["tx"] = [t for t in session.get("tx", []) if t != tx.id]
+    return subject
+
+
+def open_session(id_nat: str, method: str, detail: str | None, auth_time: int) -> Subject:
+    row = LoginSession(
+        sid=secrets.token_urlsafe(24), id_nat=id_nat, auth_time=auth_time,
+        acr=settings()["acr"].get(method, "eidas1"), amr=AMR[method],
+        auth_mode=AUTH_MODE[method], method_detail=detail,
+        expires_at=now() + settings()["session_lifetime"],
+    )
+    db.session.add(row)
+    db.session.commit()
+    session["sid"] = row.sid
+    session.permanent = True
+    return Subject.of(row)
+
+
+def current_subject(max_age: int | None = None) -> Subject | None:
+    """The SSO session of this browser, if live and young enough for ``max_age``."""
+    sid = session.get("sid")
+    row = db.session.get(LoginSession, sid) if isinstance(sid, str) else None
+    if row is None or row.ended_at is not None or row.expires_at < now():
+        return None
+    if max_age is not None and now() - row.auth_time > max_age:
+        return None
+    return Subject.of(row)
+
+
+def replayed_request(tx: LoginTransaction) -> Request:
+    """The stored authorization request, as a request object Authlib can validate again."""
+    params = {k: v for k, v in tx.params.items() if v is not None}
+    path = settings()["issuer"] + PATHS["authorization_endpoint"]
+    builder = EnvironBuilder(method="GET", base_url=path, query_string=urlencode(params))
+    return Request(builder.get_environ())

@@ -1,0 +1,21 @@
+"""What a login method answers: success with who and how, or failure with a reason
+from a closed set (Keycloak's authenticator idea, STYLE.md §5)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Success:
+    id_nat: str
+    method: str  # "card" or "ecps"
+    detail: str  # e.g. the card certificate's SHA-256 fingerprint
+
+
+@dataclass(frozen=True)
+class Failure:
+    reason: str
+    message_fr: str
+    message_en: str
+    detail: str = ""

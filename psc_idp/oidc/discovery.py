@@ -1,0 +1,48 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414 §2): only what psc-idp
+implements, nothing more."""
+
+from __future__ import annotations
+
+from flask import current_app
+
+from .consts import CLIENT_AUTH_METHODS, GRANT_TYPES, PATHS, SCOPES, TOKEN_AUTH_METHODS
+
+CLAIMS = [
+    "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
+    "at_hash", "authMode", "preferred_username", "SubjectNameID", "given_name", "family_name",
+    "email_verified", "Palier_Authentification", "Secteur_Activite", "SubjectOrganization",
+    "SubjectOrganizationID", "SubjectRole", "PSI_Locale", "Mode_Acces_Raison",
+    "Acces_Regulation_Medicale", "UITVersion", "otherIds", "SubjectRefPro",
+]
+
+
+def metadata() -> dict:
+    idp = current_app.extensions["psc_idp"]
+    issuer, algs = idp.settings["issuer"], idp.keys.algorithms
+    endpoints = {name: issuer + path for name, path in PATHS.items()}
+    return {
+        "issuer": issuer,
+        **endpoints,
+        "scopes_supported": list(SCOPES),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": list(GRANT_TYPES),
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": algs,
+        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "token_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": CLAIMS,
+        "acr_values_supported": sorted(set(idp.settings["acr"].values())),
+        "prompt_values_supported": ["none", "login"],
+        "claims_parameter_supported": False,
+        "request_parameter_supported": False,
+        "request_uri_parameter_supported": False,
+        "authorization_response_iss_parameter_supported": True,
+        "ui_locales_supported": ["fr", "en"],
+    }

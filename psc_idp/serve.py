@@ -1,0 +1,42 @@
+"""The embedded listeners of ``psc-idp run``: the IdP origin over TLS, and the card
+origin over TLS asking for a client certificate from the configured card CAs. In
+production nginx terminates TLS instead (config/nginx) and gunicorn serves the app."""
+
+from __future__ import annotations
+
+import threading
+
+from flask import Flask
+from werkzeug.serving import make_server
+
+from .tls import server_ssl_context
+
+
+def _address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def listeners(app: Flask) -> list:
+    settings = app.extensions["psc_idp"].settings
+    plain = server_ssl_context(settings["tls_cert"], settings["tls_key"])
+    card = server_ssl_context(settings["tls_cert"], settings["tls_key"],
+                              client_ca_paths=settings["card_trust_anchors"],
+                              require_client_cert=True)
+    return [
+        make_server(*_address(settings["listen"]), app, threaded=True, ssl_context=plain),
+        make_server(*_address(settings["card_listen"]), app, threaded=True, ssl_context=card),
+    ]
+
+
+def serve_forever(app: Flask) -> None:
+    servers = listeners(app)
+    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        for thread in threads:
+            thread.join()
+    except KeyboardInterrupt:
+        for server in servers:
+            server.shutdown()
