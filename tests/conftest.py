@@ -1,1 +1,1 @@
-pytest_plugins = ["tests.plugins.postgres", "tests.plugins.idp"]
+pytest_plugins = ["tests.plugins.postgres", "tests.plugins.cards", "tests.plugins.idp"]

@@ -4,18 +4,27 @@ PostgreSQL), the app, registered clients and a live server on real TLS listeners
 from __future__ import annotations
 
 import itertools
+import secrets
 import shutil
 import socket
 import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from joserfc import jwt as joserfc_jwt
+from joserfc.jwk import RSAKey
 
 from psc_idp import create_app
 from psc_idp.keys.ring import generate_keys
 from psc_idp.migrate import upgrade
 
+from ..support import Browser, RelyingParty
+
 REPO = Path(__file__).resolve().parents[2]
+DEMO_DIRECTORY = REPO / "psc_idp" / "sandbox" / "demo_directory.txt"
 SECRET = "test-secret-key-0123456789-abcdefghijklmnop"
 _counter = itertools.count()
 
@@ -52,7 +61,10 @@ def _migrate(settings: dict) -> None:
     app = create_app(settings)
     with app.app_context():
         upgrade()
+        from psc_idp.directory.importer import import_files
         from psc_idp.extensions import db
+
+        import_files([DEMO_DIRECTORY])
 
         db.engine.dispose()
 
@@ -96,3 +108,82 @@ class LiveServer:
         for server in self.servers:
             server.shutdown()
             server.server_close()
+
+
+@dataclass
+class ClientKey:
+    """A relying party's own key pair for private_key_jwt (RFC 7523)."""
+
+    key: object
+    kid: str = "rp-key-1"
+
+    @property
+    def jwks(self) -> dict:
+        public = RSAKey.import_key(self.key.public_key()).as_dict(private=False)
+        return {"keys": [{**public, "kid": self.kid, "use": "sig", "alg": "RS256"}]}
+
+    def assertion(self, client_id: str, audience: str) -> str:
+        issued = int(time.time())
+        claims = {"iss": client_id, "sub": client_id, "aud": audience, "iat": issued,
+                  "exp": issued + 60, "jti": secrets.token_urlsafe(16)}
+        return joserfc_jwt.encode({"alg": "RS256", "kid": self.kid}, claims,
+                                  RSAKey.import_key(self.key))
+
+
+@pytest.fixture(scope="session")
+def client_key() -> ClientKey:
+    return ClientKey(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+
+
+class Idp:
+    """The live server as a test sees it: issuer, CA to trust, and a way to register RPs."""
+
+    def __init__(self, server: LiveServer, ca: Path):
+        self.server, self.app, self.ca = server, server.app, str(ca)
+        self.issuer, self.card_url = server.issuer, server.card_url
+        self.logout_uri = "https://rp.example/logged-out"
+
+    def rp(self, auth_method: str = "client_secret_basic", jwks=None, userinfo_alg=None,
+           id_token_alg: str = "RS256", **kwargs) -> RelyingParty:
+        from psc_idp.clients import create_client
+
+        with self.app.app_context():
+            client, secret = create_client(
+                name=f"rp {next(_counter)}", redirect_uris=["https://rp.example/cb"],
+                post_logout_redirect_uris=[self.logout_uri], auth_method=auth_method,
+                jwks=jwks, userinfo_alg=userinfo_alg, id_token_alg=id_token_alg, **kwargs)
+        return RelyingParty(self.issuer, client.client_id, secret, "https://rp.example/cb",
+                            self.ca)
+
+
+def live_settings(keys_dir: Path, database_url: str, cards, **extra) -> dict:
+    port, card_port = free_port(), free_port()
+    pki = cards.pki
+    return base_settings(
+        keys_dir, database_url,
+        issuer=f"https://localhost:{port}/auth/realms/esante-wallet",
+        card_login_url=f"https://localhost:{card_port}",
+        listen=f"127.0.0.1:{port}", card_listen=f"127.0.0.1:{card_port}",
+        tls_cert=str(pki.server_cert), tls_key=str(pki.server_key),
+        card_trust_anchors=[str(pki.trust_anchor)], card_intermediates=[str(pki.issuing_ca)],
+        card_crls=[str(pki.crl)], **extra)
+
+
+@pytest.fixture
+def idp(keys_dir, database_url, cards):
+    from psc_idp.serve import listeners
+
+    app = create_app(live_settings(keys_dir, database_url, cards))
+    server = LiveServer(app, listeners(app))
+    server.start()
+    yield Idp(server, cards.pki.tls_ca)
+    server.stop()
+    with app.app_context():
+        from psc_idp.extensions import db
+
+        db.engine.dispose()
+
+
+@pytest.fixture
+def browser(idp, card_curl):
+    return Browser(idp.ca, card_curl)

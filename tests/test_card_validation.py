@@ -1,0 +1,183 @@
+"""Card certificates that must be refused, each tried for real: a TLS handshake with the
+card's key in SoftHSM against the live card origin, and the verifier on its own for the
+revocation policy (stale or missing CRL, forged CRL, CRL refreshed while serving)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from psc_idp.cards.crl import CrlStore
+from psc_idp.cards.verify import CardRejected, CardVerifier, load_certificates
+from psc_idp.sandbox.pki import card_subject, new_root, pem
+
+from .support import code_from
+
+
+def reason(body: str) -> str | None:
+    found = re.search(r'id="failure" data-reason="([^"]+)"', body)
+    return found.group(1) if found else None
+
+
+def card_page(idp, browser, card, **kwargs):
+    card_url = browser.start(idp.rp().authorization_url())
+    return browser.card_curl(card, card_url, **kwargs)
+
+
+def test_revoked_card_is_refused(idp, browser, cards):
+    status, headers, body = card_page(idp, browser, cards["CPS-REVOKED"])
+    assert status == 403 and "location" not in headers
+    assert reason(body) == "revoked"
+    assert "opposition" in body
+
+
+def test_unknown_professional_is_refused(idp, browser, cards):
+    status, headers, body = card_page(idp, browser, cards["CPS-UNKNOWN"])
+    assert status == 403 and reason(body) == "unknown_professional"
+
+
+@pytest.mark.parametrize("label", ["CPS-EXPIRED", "CPS-UNTRUSTED"])
+def test_expired_and_untrusted_cards_fail_the_handshake(idp, browser, cards, label):
+    # The embedded card listener has OpenSSL check the chain and dates during the
+    # handshake: no HTTP exchange happens at all.
+    status, headers, body = card_page(idp, browser, cards[label])
+    assert status == 0, body
+
+
+def test_no_card_gets_a_page(idp, browser):
+    status, headers, body = card_page(idp, browser, None)
+    assert status == 403 and reason(body) == "no_certificate"
+
+
+def test_wrong_pin_does_not_log_in(idp, browser, demo_card):
+    status, headers, body = card_page(idp, browser, demo_card, pin="0000")
+    assert status == 0
+
+
+def test_certificate_header_from_an_untrusted_address(idp, browser, cards, demo_card):
+    forged = Path(demo_card.certificate).read_text().replace("\n", "%0A")
+    status, headers, body = card_page(idp, browser, None,
+                                      headers={"X-SSL-Client-Cert": forged})
+    assert status == 403 and "location" not in headers
+    assert reason(body) == "no_certificate"
+
+
+def test_card_login_through_the_trusted_proxy_header(idp, browser, cards):
+    """The production path as psc-idp sees it: the proxy terminated TLS and forwards the
+    URL-encoded PEM; here the proxy is the test client, trusted by configuration."""
+    settings = idp.app.extensions["psc_idp"].settings
+    settings["trusted_proxies"] = ["127.0.0.1/32"]
+    try:
+        card_url = browser.start(idp.rp().authorization_url())
+        for label, expected in (("CPS-EXPIRED", "expired"), ("CPS-UNTRUSTED", "untrusted")):
+            forged = Path(cards[label].certificate).read_text().replace("\n", "%0A")
+            status, _, body = browser.card_curl(None, card_url,
+                                                headers={"X-SSL-Client-Cert": forged})
+            assert status == 403 and reason(body) == expected
+        good = Path(cards["CPS-899700245667"].certificate).read_text().replace("\n", "%0A")
+        status, headers, _ = browser.card_curl(None, card_url,
+                                               headers={"X-SSL-Client-Cert": good})
+        assert status == 302
+        assert "code" in code_from(browser.get(headers["location"]))
+    finally:
+        settings["trusted_proxies"] = []
+
+
+# --- the verifier on its own -----------------------------------------------------------------
+
+def verifier(cards, crl_paths=None, policy="fail_closed", **kwargs) -> CardVerifier:
+    pki = cards.pki
+    anchors = load_certificates([pki.trust_anchor])
+    intermediates = load_certificates([pki.issuing_ca])
+    crls = CrlStore([str(p) for p in (crl_paths if crl_paths is not None else [pki.crl])],
+                    anchors + intermediates, refresh_interval=0, policy=policy, **kwargs)
+    return CardVerifier(anchors, intermediates, crls, stale_policy=policy)
+
+
+def card_pem(cards, label) -> str:
+    return Path(cards[label].certificate).read_text()
+
+
+def test_verifier_reads_the_identity(cards):
+    identity = verifier(cards).verify(card_pem(cards, "CPS-899700075122"))
+    assert identity.id_nat == "899700075122"
+    assert (identity.given_name, identity.family_name, identity.title) == (
+        "CAROLE", "PHARMACH0007512", "Pharmacien")
+
+
+@pytest.mark.parametrize("label,expected", [
+    ("CPS-REVOKED", "revoked"), ("CPS-EXPIRED", "expired"), ("CPS-UNTRUSTED", "untrusted"),
+])
+def test_verifier_refusals(cards, label, expected):
+    with pytest.raises(CardRejected) as refused:
+        verifier(cards).verify(card_pem(cards, label))
+    assert refused.value.reason == expected and refused.value.message_fr
+
+
+def test_garbage_is_malformed(cards):
+    with pytest.raises(CardRejected) as refused:
+        verifier(cards).verify("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----")
+    assert refused.value.reason == "malformed"
+
+
+def test_certificate_without_client_auth_is_refused(cards):
+    key = ec.generate_private_key(ec.SECP256R1())
+    server_cert = cards.pki.authority().issue(
+        card_subject("899700218896", "MEDECIN0021889", "JEAN", "Médecin"), key.public_key(),
+        usage="email")
+    with pytest.raises(CardRejected) as refused:
+        verifier(cards).verify(pem(server_cert))
+    assert refused.value.reason in {"untrusted", "wrong_usage"}
+
+
+def test_stale_crl_fails_closed_by_default_and_open_when_configured(cards, tmp_path):
+    stale = tmp_path / "stale.crl"
+    old = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
+    stale.write_bytes(pem(cards.pki.authority().crl({}, this_update=old, next_update_days=7)))
+    good = card_pem(cards, "CPS-899700218896")
+    with pytest.raises(CardRejected) as refused:
+        verifier(cards, [stale]).verify(good)
+    assert refused.value.reason == "revocation_unknown"
+    assert verifier(cards, [stale], policy="fail_open").verify(good).id_nat == "899700218896"
+
+
+def test_missing_crl_fails_closed(cards):
+    with pytest.raises(CardRejected) as refused:
+        verifier(cards, []).verify(card_pem(cards, "CPS-899700218896"))
+    assert refused.value.reason == "revocation_unknown"
+
+
+def test_crl_signed_by_another_key_is_ignored(cards, tmp_path):
+    """A CRL that does not verify must not be used (it could 'unrevoke' a card)."""
+    impostor = new_root("TEST AC IGC-SANTE FORT PERSONNES")
+    forged = x509.CertificateRevocationListBuilder().issuer_name(
+        cards.pki.authority().certificate.subject)
+    forged = forged.last_update(dt.datetime.now(dt.UTC)).next_update(
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).sign(impostor.key, hashes.SHA256())
+    path = tmp_path / "forged.crl"
+    path.write_bytes(pem(forged))
+    store = verifier(cards, [path]).crls
+    problems = store.refresh()
+    assert len(problems) == 1 and "signature" in problems[0]
+    assert store.snapshot() == []
+
+
+def test_crl_refresh_picks_up_a_new_revocation(cards, tmp_path):
+    pki = cards.pki
+    crl_path = tmp_path / "cards.crl"
+    crl_path.write_bytes(pki.crl.read_bytes())
+    v = verifier(cards, [crl_path])
+    label = "CPS-899700366240"
+    assert v.verify(card_pem(cards, label)).id_nat == "899700366240"
+    revoked = {**pki.revoked(), cards[label].serial: dt.datetime.now(dt.UTC)}
+    crl_path.write_bytes(pem(pki.authority().crl(revoked, this_update=dt.datetime.now(dt.UTC))))
+    v.crls.refresh()
+    with pytest.raises(CardRejected) as refused:
+        v.verify(card_pem(cards, label))
+    assert refused.value.reason == "revoked"
