@@ -1,1 +1,2 @@
-pytest_plugins = ["tests.plugins.postgres", "tests.plugins.cards", "tests.plugins.idp"]
+pytest_plugins = ["tests.plugins.postgres", "tests.plugins.cards", "tests.plugins.idp",
+                  "tests.plugins.nginx"]

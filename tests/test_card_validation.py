@@ -68,25 +68,39 @@ def test_certificate_header_from_an_untrusted_address(idp, browser, cards, demo_
     assert reason(body) == "no_certificate"
 
 
-def test_card_login_through_the_trusted_proxy_header(idp, browser, cards):
-    """The production path as psc-idp sees it: the proxy terminated TLS and forwards the
-    URL-encoded PEM; here the proxy is the test client, trusted by configuration."""
-    settings = idp.app.extensions["psc_idp"].settings
-    settings["trusted_proxies"] = ["127.0.0.1/32"]
-    try:
-        card_url = browser.start(idp.rp().authorization_url())
-        for label, expected in (("CPS-EXPIRED", "expired"), ("CPS-UNTRUSTED", "untrusted")):
-            forged = Path(cards[label].certificate).read_text().replace("\n", "%0A")
-            status, _, body = browser.card_curl(None, card_url,
-                                                headers={"X-SSL-Client-Cert": forged})
-            assert status == 403 and reason(body) == expected
-        good = Path(cards["CPS-899700245667"].certificate).read_text().replace("\n", "%0A")
-        status, headers, _ = browser.card_curl(None, card_url,
-                                               headers={"X-SSL-Client-Cert": good})
-        assert status == 302
-        assert "code" in code_from(browser.get(headers["location"]))
-    finally:
-        settings["trusted_proxies"] = []
+def card_page_via(proxied_idp, card_curl, card, **kwargs):
+    from .support import Browser
+
+    browser = Browser(proxied_idp.ca, card_curl)
+    return browser, browser.card_curl(card, browser.start(
+        proxied_idp.rp().authorization_url()), **kwargs)
+
+
+def test_card_login_through_nginx(proxied_idp, card_curl, demo_card):
+    browser, (status, headers, _) = card_page_via(proxied_idp, card_curl, demo_card)
+    assert status == 302
+    rp_response = browser.get(headers["location"])
+    assert "code" in code_from(rp_response)
+
+
+@pytest.mark.parametrize("label,expected", [
+    ("CPS-EXPIRED", "expired"), ("CPS-UNTRUSTED", "untrusted"), ("CPS-REVOKED", "revoked"),
+    ("CPS-UNKNOWN", "unknown_professional"), (None, "no_certificate"),
+])
+def test_refused_cards_through_nginx_get_a_reason(proxied_idp, card_curl, cards, label,
+                                                  expected):
+    card = cards[label] if label else None
+    _, (status, headers, body) = card_page_via(proxied_idp, card_curl, card)
+    assert status == 403 and "location" not in headers
+    assert reason(body) == expected
+
+
+def test_client_supplied_certificate_header_is_dropped_by_nginx(proxied_idp, card_curl,
+                                                                demo_card):
+    forged = Path(demo_card.certificate).read_text().replace("\n", "%0A")
+    _, (status, headers, body) = card_page_via(proxied_idp, card_curl, None,
+                                               headers={"X-SSL-Client-Cert": forged})
+    assert status == 403 and reason(body) == "no_certificate"
 
 
 # --- the verifier on its own -----------------------------------------------------------------

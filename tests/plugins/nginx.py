@@ -1,0 +1,102 @@
+"""nginx (the Debian package) in front of psc-idp, with the shipped site configuration
+``config/nginx/psc-idp.conf`` adapted to test ports and the sandbox PKI: the production
+path of the card login (nginx terminates TLS and forwards the client certificate)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from psc_idp import create_app
+
+from .idp import REPO, Idp, LiveServer, free_port, live_settings
+
+SITE = REPO / "config" / "nginx" / "psc-idp.conf"
+
+
+def render_site(pki, app_port: int, idp_port: int, card_port: int) -> str:
+    text = SITE.read_text()
+    replacements = {
+        "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
+        "listen 443 ssl;\n    server_name idp.example.org;":
+            f"listen 127.0.0.1:{idp_port} ssl;\n    server_name localhost;",
+        "listen 443 ssl;\n    server_name card.idp.example.org;":
+            f"listen 127.0.0.1:{card_port} ssl;\n    server_name localhost;",
+        "/etc/psc-idp/tls/server.pem": str(pki.server_cert),
+        "/etc/psc-idp/tls/server.key": str(pki.server_key),
+        "/etc/psc-idp/cards/trust-anchors.pem": str(pki.directory / "cards-chain.pem"),
+    }
+    for old, new in replacements.items():
+        assert old in text, f"{SITE} no longer contains {old!r}"
+        text = text.replace(old, new)
+    return text
+
+
+class Nginx:
+    def __init__(self, prefix: Path, site: str):
+        self.prefix = prefix
+        (prefix / "logs").mkdir(parents=True, exist_ok=True)
+        (prefix / "site.conf").write_text(site)
+        user = "user root root;\n" if os.geteuid() == 0 else ""
+        (prefix / "nginx.conf").write_text(
+            f"{user}daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\n"
+            f"error_log {prefix}/logs/error.log warn;\nevents {{}}\n"
+            f"http {{\n  access_log {prefix}/logs/access.log;\n"
+            f"  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n"
+            f"  include {prefix}/site.conf;\n}}\n")
+
+    def start(self, ports) -> None:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.process = subprocess.Popen(
+            [binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 10
+        import socket
+
+        for port in ports:
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if self.process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("nginx did not start: " + self.log()) from None
+                    time.sleep(0.05)
+
+    def log(self) -> str:
+        path = self.prefix / "logs" / "error.log"
+        return path.read_text() if path.exists() else ""
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+@pytest.fixture
+def proxied_idp(keys_dir, database_url, cards, tmp_path):
+    """psc-idp on plain HTTP behind nginx, trusting nginx's certificate header."""
+    idp_port, card_port, app_port = free_port(), free_port(), free_port()
+    settings = live_settings(keys_dir, database_url, cards, trusted_proxies=["127.0.0.1/32"])
+    settings.update(issuer=f"https://localhost:{idp_port}/auth/realms/esante-wallet",
+                    card_login_url=f"https://localhost:{card_port}")
+    app = create_app(settings)
+    server = LiveServer(app, [make_server("127.0.0.1", app_port, app, threaded=True)])
+    server.start()
+    nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, app_port, idp_port, card_port))
+    nginx.start([idp_port, card_port])
+    yield Idp(server, cards.pki.tls_ca)
+    nginx.stop()
+    server.stop()
+    with app.app_context():
+        from psc_idp.extensions import db
+
+        db.engine.dispose()
+
+
+__all__ = ["proxied_idp"]
