@@ -49,9 +49,15 @@ def run_cmd():
     from .serve import serve_forever
 
     settings = current_app.extensions["psc_idp"].settings
+    if not settings["tls_cert"] or not settings["tls_key"]:
+        raise click.ClickException("tls_cert and tls_key must be set for the embedded "
+                                   "listeners (psc-idp sandbox init writes them)")
     click.echo(f"psc-idp: issuer {settings['issuer']}")
     click.echo(f"psc-idp: card login on {settings['card_login_url']}")
-    serve_forever(current_app._get_current_object())
+    try:
+        serve_forever(current_app._get_current_object())
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot start the listeners: {exc}") from exc
 
 
 main.add_command(clients_cli)

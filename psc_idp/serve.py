@@ -21,8 +21,9 @@ def listeners(app: Flask) -> list:
     settings = app.extensions["psc_idp"].settings
     plain = server_ssl_context(settings["tls_cert"], settings["tls_key"])
     card = server_ssl_context(settings["tls_cert"], settings["tls_key"],
-                              client_ca_paths=settings["card_trust_anchors"],
-                              require_client_cert=True)
+                              client_ca_paths=settings["card_trust_anchors"]
+                              + settings["card_intermediates"])
+    app.extensions["psc_idp"].cards.crls.start()  # load the CRLs before the first login
     return [
         make_server(*_address(settings["listen"]), app, threaded=True, ssl_context=plain),
         make_server(*_address(settings["card_listen"]), app, threaded=True, ssl_context=card),
