@@ -176,7 +176,7 @@ def _check_header(path: Path, header: str) -> None:
 def _split(text: str) -> list[str]:
     """The fields of a line; the trailing ``|`` of the extract ends the last field."""
     fields = text.split("|")
-    if len(fields) == WIDTH + 1 and fields[-1].strip() == "":
+    if len(fields) > WIDTH and fields[-1].strip() == "":
         fields.pop()
     return fields
 

@@ -1,0 +1,170 @@
+"""Importing extracts into SQLite and PostgreSQL: figures on the real samples, idempotence,
+updates, whole-practitioner rejection, deactivation by a full extract, and login lookup."""
+
+import pytest
+from sqlalchemy import event, select
+
+from psc_idp.directory.claims import professional_claims
+from psc_idp.directory.importer import import_file, import_files
+from psc_idp.directory.lookup import find_active
+from psc_idp.directory.models import DirectoryImport, Practitioner
+from psc_idp.extensions import db
+from tests.directory_fixtures import (
+    DEMO,
+    KIT,
+    SAMPLES,
+    directory_app,
+    line,
+    row_counts,
+    write_extract,
+)
+
+JEAN, CLAIRE = "899700218896", "899700366240"
+MISMATCH = "idNat 810107592544 does not match identifier type 8 + identifier 10107582544"
+
+
+@pytest.fixture
+def app(keys_dir, database_url):
+    yield from directory_app(keys_dir, database_url)
+
+
+def figures(report):
+    return (report.lines, report.imported, report.updated, report.unchanged,
+            report.rejected_practitioners, report.rejected_lines)
+
+
+@pytest.mark.parametrize("sample, expected, rejected", [
+    (0, (10, 4, 0, 0, 1, 2), {10: MISMATCH, 11: MISMATCH}),
+    (1, (10, 4, 0, 0, 1, 2), {10: MISMATCH, 11: MISMATCH}),
+    (2, (8, 4, 0, 0, 0, 0), {}),
+])
+def test_real_samples(app, sample, expected, rejected):
+    report = import_file(SAMPLES[sample])
+    assert figures(report) == expected
+    assert {r.line: r.reason for r in report.rejections} == rejected
+    assert row_counts() == {"directory_practitioner": 4, "directory_exercice": 4,
+                            "directory_savoir_faire": 0, "directory_activity": 8}
+    assert db.session.get(Practitioner, "810107592544") is None
+
+
+def test_successive_daily_samples(app):
+    reports = [import_file(path) for path in SAMPLES]
+    assert [figures(r) for r in reports] == [
+        (10, 4, 0, 0, 1, 2), (10, 0, 0, 4, 1, 2), (8, 0, 0, 4, 0, 0)]
+    runs = db.session.scalars(select(DirectoryImport).order_by(DirectoryImport.id)).all()
+    assert [(run.lines, run.unchanged, run.rejected_lines) for run in runs] == [
+        (10, 0, 2), (10, 4, 2), (8, 4, 0)]
+    assert all(run.finished_at for run in runs)
+
+
+def test_sample_practitioners_as_stored(app):
+    import_file(SAMPLES[0])
+    evrard = find_active("0012800728")
+    assert (evrard.id_type, evrard.identifier, evrard.given_name) == ("0", "012800728", "Patrice")
+    (exercice,) = evrard.exercices
+    assert [a.structure_id for a in exercice.activities] == [
+        "C39806996300013", "C39806996300054", "C39806996300070", "C39806996300062"]
+    pingot = find_active("0010000206")
+    assert [a.mode_exercice for a in pingot.exercices[0].activities] == ["L", "S"]
+    roleau = find_active("810107592585")
+    (activity,) = roleau.exercices[0].activities
+    assert (activity.mode_exercice, activity.autorite_enregistrement) == ("", "CNOMK//")
+
+
+def test_reimport_is_idempotent(app):
+    first = import_files([DEMO])
+    counts, claims = row_counts(), claims_of(KIT, JEAN, CLAIRE)
+    second = import_files([DEMO])
+    assert (first.imported, second.imported, second.updated, second.unchanged) == (4, 0, 0, 4)
+    assert row_counts() == counts == {"directory_practitioner": 4, "directory_exercice": 4,
+                                      "directory_savoir_faire": 2, "directory_activity": 5}
+    assert claims_of(KIT, JEAN, CLAIRE) == claims
+
+
+def claims_of(*id_nats):
+    db.session.expire_all()
+    return [professional_claims(find_active(id_nat)) for id_nat in id_nats]
+
+
+def test_update_replaces_the_practitioner_as_a_whole(app, tmp_path):
+    import_file(DEMO)
+    created = db.session.get(Practitioner, JEAN).created_at
+    demo = DEMO.read_text(encoding="utf-8").splitlines()
+    jean = [text for text in demo if text.startswith("8|99700218896|")]
+    moved = jean[1].replace("CENTRE HOSPITALIER DE DEMONSTRATION", "CHU DE DEMONSTRATION")
+    lines = [moved if text == jean[1] else text for text in demo[1:] if text != jean[0]]
+    report = import_file(write_extract(tmp_path / "changed.txt", lines))
+    assert (report.imported, report.updated, report.unchanged) == (0, 1, 3)
+    db.session.expire_all()
+    practitioner = find_active(JEAN)
+    assert [(a.mode_exercice, a.raison_sociale) for a in practitioner.exercices[0].activities
+            ] == [("S", "CHU DE DEMONSTRATION")]
+    assert row_counts()["directory_activity"] == 4
+    assert practitioner.created_at == created
+
+
+def test_bad_line_leaves_no_half_written_practitioner(app, tmp_path):
+    import_file(DEMO)
+    before = claims_of(JEAN)
+    broken = line(JEAN, c13="10", c29="NOUVEAU CABINET").replace("|SA07|", "|SA07|x|", 1)
+    path = write_extract(tmp_path / "x.txt", [line(JEAN, c29="NOUVEAU CABINET"), broken,
+                                              line("899700000005")])
+    report = import_file(path)
+    assert (report.imported, report.updated, report.rejected_practitioners) == (1, 0, 1)
+    assert [r.line for r in report.rejections] == [2, 3]
+    assert claims_of(JEAN) == before
+    assert find_active("899700000005") is not None
+
+
+def test_new_practitioner_with_a_bad_line_is_not_created(app, tmp_path):
+    path = write_extract(tmp_path / "x.txt", [line(CLAIRE), line(CLAIRE, c29="B", c13="")])
+    report = import_file(path)
+    assert {r.line: r.reason for r in report.rejections} == {
+        2: f"rejected with practitioner {CLAIRE} (see line 3)", 3: "no profession code"}
+    assert report.imported == 0
+    assert row_counts()["directory_practitioner"] == 0
+
+
+@pytest.mark.parametrize("batch_size", [1, 500])
+def test_lines_of_a_practitioner_must_follow_each_other(app, tmp_path, batch_size):
+    path = write_extract(tmp_path / "x.txt", [line(JEAN), line(CLAIRE), line(JEAN, c29="B")])
+    report = import_file(path, batch_size=batch_size)
+    assert (report.imported, report.rejected_lines) == (2, 1)
+    assert report.rejections[0].line == 4
+    assert "already read earlier in this file" in report.rejections[0].reason
+
+
+def test_full_extract_deactivates_the_absent(app, tmp_path):
+    import_file(DEMO)
+    only_kit = write_extract(tmp_path / "full.txt", [DEMO.read_text().splitlines()[1]])
+    report = import_file(only_kit, full=True)
+    assert (report.unchanged, report.deactivated) == (1, 3)
+    assert find_active(JEAN) is None and find_active(CLAIRE) is None
+    assert find_active(KIT) is not None
+    assert db.session.get(Practitioner, JEAN).active is False
+    again = import_file(DEMO)
+    assert (again.updated, again.unchanged) == (3, 1)
+    assert find_active(JEAN) is not None
+
+
+def test_partial_import_deactivates_nobody(app, tmp_path):
+    import_file(DEMO)
+    import_file(write_extract(tmp_path / "one.txt", [line(CLAIRE, c3="INFIRMIER0036624")]))
+    assert all(find_active(i) for i in (KIT, JEAN, CLAIRE))
+
+
+def test_find_active_is_one_query_and_loads_what_claims_need(app):
+    import_file(DEMO)
+    db.session.expire_all()
+    statements = []
+
+    def listen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", listen)
+    try:
+        professional_claims(find_active(JEAN))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", listen)
+    assert len(statements) == 1
+    assert find_active("899700000005") is None
