@@ -14,6 +14,7 @@ import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import groupby
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class Entry:
         if any(activity):
             exercice.activities[activity] = None
 
+    @cached_property
     def digest(self) -> str:
         """sha256 of what is stored: equal digests mean an unchanged practitioner."""
         content = [self.person, [(e.fields, list(e.savoir_faire), list(e.activities))
@@ -184,8 +186,8 @@ def _split(text: str) -> list[str]:
 def entries(lines: Iterable[tuple[int, str]]) -> Iterator[Entry | Rejected]:
     """One Entry per practitioner (consecutive lines with the same idNat), or a Rejected
     listing each of their lines with its reason."""
-    parsed = ((number, _split(text)) for number, text in lines)
-    for id_nat, group in groupby(parsed, key=lambda line: _id_nat_of(line[1])):
+    parsed = ((number, text, _split(text)) for number, text in lines)
+    for id_nat, group in groupby(parsed, key=lambda line: _id_nat_of(line[2])):
         yield _entry(id_nat, list(group))
 
 
@@ -193,11 +195,11 @@ def _id_nat_of(fields: list[str]) -> str:
     return fields[2].strip() if len(fields) > 2 else ""
 
 
-def _entry(id_nat: str, lines: list[tuple[int, list[str]]]) -> Entry | Rejected:
+def _entry(id_nat: str, lines: list[tuple[int, str, list[str]]]) -> Entry | Rejected:
     reasons = {}
     entry = None
-    for number, raw in lines:
-        reason = _line_error(raw)
+    for number, text, raw in lines:
+        reason = _line_error(text, raw)
         if reason is None:
             fields = [value.strip() for value in raw]
             person = tuple(fields[i] for i in _PERSON_AT)
@@ -212,7 +214,7 @@ def _entry(id_nat: str, lines: list[tuple[int, list[str]]]) -> Entry | Rejected:
     if not reasons:
         return entry
     first_bad = min(reasons)
-    for number, _ in lines:
+    for number, _, _ in lines:
         reasons.setdefault(number, f"rejected with practitioner {id_nat} (see line "
                                    f"{first_bad})")
     return Rejected(id_nat, dict(sorted(reasons.items())))
@@ -223,12 +225,12 @@ def _person_differs(entry: Entry, person: tuple[str, ...]) -> str:
     return f"{name} differs from line {entry.lines[0]} of the same practitioner"
 
 
-def _line_error(fields: list[str]) -> str | None:
+def _line_error(text: str, fields: list[str]) -> str | None:
     if len(fields) != WIDTH:
         return f"expected {WIDTH} fields, found {len(fields)}"
-    if any("\ufffd" in value for value in fields):
+    if "\ufffd" in text:
         return "characters not valid in the file's encoding"
-    if any("\x00" in value for value in fields):
+    if "\x00" in text:
         return "NUL character"
     id_type, identifier, id_nat = (fields[i].strip() for i in range(3))
     if not id_nat:

@@ -166,7 +166,7 @@ def _plan(batch: list[Entry | Rejected], run_id: int, report: ImportReport) -> _
                 plan.seen.append(item.id_nat)
         elif row is None:
             plan.new.append(item)
-        elif row.digest != item.digest() or not row.active:
+        elif row.digest != item.digest or not row.active:
             plan.changed.append(item)
         else:
             plan.unchanged.append(item.id_nat)
@@ -197,7 +197,7 @@ def _write(plan: _Plan, run_id: int) -> None:
 
 def _practitioner_row(entry: Entry, run_id: int, now: int) -> dict:
     return {**dict(zip(PERSON, entry.person, strict=True)), "active": True,
-            "digest": entry.digest(), "last_import_id": run_id, "updated_at": now}
+            "digest": entry.digest, "last_import_id": run_id, "updated_at": now}
 
 
 def _insert_children(written: list[Entry]) -> None:
