@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -47,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
 
 def setup_config(app: Flask, settings: dict[str, Any]) -> None:
+    app.json.sort_keys = False  # keep PSC's claim order (psc.md §3): integrators diff it
     app.config.update(
         SECRET_KEY=settings["secret_key"],
         SESSION_COOKIE_NAME="psc_idp_session",
@@ -72,6 +73,8 @@ def setup_cards(app: Flask, idp: Idp) -> None:
 
 
 def setup_protocol(app: Flask, idp: Idp) -> None:
+    from .ecps.views import api as ecps_api
+    from .ecps.views import bp as ecps_bp
     from .login.views import bp as login_bp
     from .login.views import card_bp
     from .oidc.endpoints import protector
@@ -83,9 +86,17 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     prefix = urlsplit(idp.settings["issuer"]).path.rstrip("/")
     csrf.init_app(app)
     csrf.exempt(oidc_bp)
+    csrf.exempt(ecps_api)
     app.register_blueprint(oidc_bp, url_prefix=prefix)
     app.register_blueprint(login_bp, url_prefix=prefix)
+    app.register_blueprint(ecps_bp, url_prefix=prefix)
+    app.register_blueprint(ecps_api, url_prefix=prefix)
+    app.add_template_filter(_datetime, "datetime")
     app.register_blueprint(card_bp)
+
+
+def _datetime(timestamp: int) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%d/%m/%Y %H:%M UTC")
 
 
 def setup_errors(app: Flask) -> None:

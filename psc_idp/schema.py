@@ -1,7 +1,8 @@
 """Every table of psc-idp, imported in one place for migrations (Alembic autogenerate)."""
 
-from . import audit  # noqa: F401
+from . import audit, ratelimit  # noqa: F401
 from .directory import models as directory_models  # noqa: F401
+from .ecps import models as ecps_models  # noqa: F401
 from .extensions import db
 from .oidc import models as oidc_models  # noqa: F401
 

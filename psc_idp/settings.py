@@ -53,6 +53,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tls_cert", "", "PEM certificate of the embedded listeners"),
     Setting("tls_key", "", "PEM private key of the embedded listeners"),
     Setting("cookie_secure", True, "mark cookies Secure (HTTPS only)"),
+    Setting("ecps_request_lifetime", 120, "seconds an e-CPS login request waits for the phone"),
+    Setting("ecps_qr_lifetime", 90, "seconds an e-CPS activation QR code is valid"),
+    Setting("ecps_otp_lifetime", 600, "seconds the e-CPS activation codes (SMS, e-mail) are valid"),
+    Setting("ecps_otp_attempts", 5, "wrong activation-code attempts before the codes are void"),
+    Setting("ecps_max_failures", 5, "wrong picks or denials before e-CPS login is locked"),
+    Setting("ecps_lock_seconds", 900, "how long e-CPS login stays locked, seconds"),
+    Setting("ecps_rate_per_id_nat", 10, "e-CPS login requests per idNat per 10 minutes"),
+    Setting("ecps_rate_per_address", 60, "e-CPS login requests per client address per 10 minutes"),
+    Setting("ecps_push", "", "dotted path of a push channel factory (empty: built-in channel only)"),
+    Setting("smtp_host", "localhost", "SMTP server for e-CPS activation codes"),
+    Setting("smtp_port", 25, "SMTP port"),
+    Setting("smtp_starttls", False, "use STARTTLS"),
+    Setting("smtp_username", "", "SMTP login (empty: none)"),
+    Setting("smtp_password", "", "SMTP password"),
+    Setting("mail_from", "psc-idp <no-reply@localhost>", "From: of e-mails"),
+    Setting("sms_gateway", "outbox", "outbox (development: files people can read) or http"),
+    Setting("sms_outbox_dir", "var/sms-outbox", "directory of the development SMS outbox"),
+    Setting("sms_http_url", "", "URL the http SMS gateway POSTs {to, text} to"),
+    Setting("sms_http_token", "", "bearer token of the http SMS gateway"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -128,6 +147,8 @@ def validate(values: dict[str, Any]) -> None:
         raise SettingsError("mode must be 'development' or 'production'")
     if values["crl_stale_policy"] not in {"fail_closed", "fail_open"}:
         raise SettingsError("crl_stale_policy must be 'fail_closed' or 'fail_open'")
+    if values["sms_gateway"] not in {"outbox", "http"}:
+        raise SettingsError("sms_gateway must be 'outbox' or 'http'")
     if len(values["secret_key"]) < 32:
         raise SettingsError("secret_key must be set to at least 32 random characters")
     if values["mode"] == "production":
@@ -144,6 +165,7 @@ def _refuse_insecure(values: dict[str, Any]) -> None:
         "card_trust_anchors": not values["card_trust_anchors"],
         "access_token_lifetime": values["access_token_lifetime"] > 3600,
         "code_lifetime": values["code_lifetime"] > 600,
+        "sms_gateway": values["sms_gateway"] != "http",
     }
     bad = [name for name, insecure in problems.items() if insecure]
     if bad:

@@ -53,8 +53,8 @@ def line(id_nat: str = "899700218896", **values: str) -> str:
 
 def write_extract(path: Path, lines: list[str], *, newline: str = "\n",
                   encoding: str = "utf-8") -> Path:
-    path.write_bytes(newline.join(["|".join(HEADER) + "|", *lines]).encode(encoding)
-                     + newline.encode())
+    text = newline.join(["|".join(HEADER) + "|", *lines]) + newline
+    path.write_bytes(text.encode(encoding))
     return path
 
 

@@ -8,7 +8,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass, field
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import requests
 
@@ -90,6 +90,7 @@ class Browser:
 
     def __init__(self, ca: str, card_curl):
         self.session = requests.Session()
+        self.session.trust_env = False  # REQUESTS_CA_BUNDLE would override ``verify``
         self.session.verify = ca
         self.card_curl = card_curl
 
@@ -100,7 +101,7 @@ class Browser:
         """Follow the authorization request to the login page; returns the card URL."""
         response = self.get(authorization_url)
         assert response.status_code == 302, response.text
-        page = self.get(response.headers["Location"])
+        page = self.get(urljoin(response.url, response.headers["Location"]))
         assert page.status_code == 200, page.text
         return re.search(r'id="card-login" href="([^"]+)"', page.text).group(1).replace(
             "&amp;", "&")

@@ -30,10 +30,14 @@ def test_bom_crlf_and_no_final_newline_read_like_the_plain_file(tmp_path):
     assert read(variant) == read(SAMPLES[0])
 
 
-def test_windows_1252_file(tmp_path):
-    path = write_extract(tmp_path / "cp1252.txt", [line(c3="HÉLÈNE")], encoding="cp1252")
-    (entry,) = read(path)
-    assert entry.person[2] == "HÉLÈNE"
+@pytest.mark.parametrize("encoding, newline", [
+    ("cp1252", "\r\n"), ("utf-16", "\n"), ("utf-8", "\r"), ("utf-8-sig", "\r\n")])
+def test_other_encodings_and_line_ends(tmp_path, encoding, newline):
+    lines = [line(c3="HÉLÈNE"), line(c3="HÉLÈNE", c29="B"), line("899700366240")]
+    path = write_extract(tmp_path / "x.txt", lines, encoding=encoding, newline=newline)
+    helene, other = read(path)
+    assert helene.person[2] == "HÉLÈNE" and helene.lines == [2, 3]
+    assert other.lines == [4]
 
 
 def test_practitioner_with_one_bad_line_is_rejected_whole(tmp_path):

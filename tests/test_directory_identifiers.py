@@ -62,3 +62,10 @@ def test_consistent_lines_pass():
 def test_malformed_identifiers(id_type, identifier, message):
     with pytest.raises(IdentifierError, match=message):
         check_id_nat(id_type, identifier, id_type + identifier)
+
+
+def test_id_nat_fits_the_database_column():
+    identifier = "690000000/" + "1" * 29
+    check_id_nat("3", identifier, "3" + identifier)
+    with pytest.raises(IdentifierError, match="longer than 40"):
+        check_id_nat("3", identifier + "1", "3" + identifier + "1")

@@ -2,7 +2,7 @@
 updates, whole-practitioner rejection, deactivation by a full extract, and login lookup."""
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from psc_idp.directory.claims import professional_claims
 from psc_idp.directory.importer import import_file, import_files
@@ -167,4 +167,36 @@ def test_find_active_is_one_query_and_loads_what_claims_need(app):
     finally:
         event.remove(db.engine, "before_cursor_execute", listen)
     assert len(statements) == 1
+    assert find_active("899700000005") is None
+
+
+def refuse_structure(name: str) -> None:
+    """A real database trigger refusing activities at structure ``name``."""
+    if db.engine.dialect.name == "sqlite":
+        ddl = [f"CREATE TRIGGER refuse BEFORE INSERT ON directory_activity "
+               f"WHEN NEW.raison_sociale = '{name}' BEGIN SELECT RAISE(ABORT, 'refused'); END"]
+    else:
+        ddl = [f"CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               f"IF NEW.raison_sociale = '{name}' THEN RAISE EXCEPTION 'refused'; END IF; "
+               "RETURN NEW; END $$",
+               "CREATE TRIGGER refuse BEFORE INSERT ON directory_activity "
+               "FOR EACH ROW EXECUTE FUNCTION refuse()"]
+    for statement in ddl:
+        db.session.execute(text(statement))
+    db.session.commit()
+
+
+def test_practitioner_the_database_refuses_is_rejected_alone(app, tmp_path):
+    import_file(DEMO)
+    refuse_structure("REFUSED")
+    path = write_extract(tmp_path / "x.txt", [
+        line(KIT, c29="ACCEPTED"), line(JEAN, c29="REFUSED"), line(CLAIRE, c29="ACCEPTED"),
+        line("899700000005", c29="REFUSED")])
+    report = import_file(path)
+    assert (report.updated, report.imported, report.rejected_practitioners) == (2, 0, 2)
+    assert [r.line for r in report.rejections] == [3, 5]
+    assert report.rejections[0].reason.startswith("refused by the database: ")
+    db.session.expire_all()
+    assert claims_of(JEAN)[0]["SubjectOrganization"] == "CABINET MEDICAL DES TILLEULS"
+    assert claims_of(KIT)[0]["SubjectOrganization"] == "ACCEPTED"
     assert find_active("899700000005") is None

@@ -140,8 +140,8 @@ def _sniff(path: Path) -> str:
         return "utf-8-sig"
     if first.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    try:
-        first.decode("utf-8")
+    try:  # the first line may be cut in the middle of a character: not an error
+        codecs.getincrementaldecoder("utf-8")().decode(first, final=False)
     except UnicodeDecodeError:
         return "cp1252"
     return "utf-8"

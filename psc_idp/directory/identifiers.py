@@ -8,6 +8,7 @@ import re
 #: identifier type prefix (the extract's "Type d'identifiant PP") → origin name
 ADELI, RPPS, FINESS_STAFF, SIRET_STAFF = "0", "8", "3", "5"
 ORIGINS = {ADELI: "ADELI", RPPS: "RPPS", FINESS_STAFF: "FINESS", SIRET_STAFF: "SIRET"}
+ID_NAT_MAX_LENGTH = 40
 
 _RPPS = re.compile(r"[0-9]{11}")
 _ADELI = re.compile(r"(?:[0-9]{2}|2[AB])[0-9]{7}")  # 9 characters; Corsica is 2A / 2B
@@ -61,6 +62,8 @@ def make_id_nat(id_type: str, identifier: str) -> str:
 def check_id_nat(id_type: str, identifier: str, id_nat: str) -> None:
     """Raise IdentifierError unless ``id_nat`` is exactly ``id_type + identifier`` and
     ``identifier`` is valid for its type (one line of the directory extract)."""
+    if len(id_nat) > ID_NAT_MAX_LENGTH:
+        raise IdentifierError(f"idNat longer than {ID_NAT_MAX_LENGTH} characters")
     if id_type + identifier != id_nat:
         raise IdentifierError(f"idNat {id_nat} does not match identifier type {id_type} "
                               f"+ identifier {identifier}")

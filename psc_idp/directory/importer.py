@@ -222,20 +222,20 @@ def _insert_children(written: list[Entry]) -> None:
 def _write_one_by_one(plan: _Plan, run_id: int, report: ImportReport) -> None:
     """After a batch failed: write each practitioner in its own transaction, so that only
     the ones the database refuses are rejected."""
-    for kind, entries_ in (("new", plan.new), ("changed", plan.changed)):
-        for entry in entries_:
-            try:
-                _write(_Plan(**{kind: [entry]}), run_id)
-                db.session.commit()
-            except SQLAlchemyError as exc:
-                db.session.rollback()
-                reason = f"refused by the database: {_first_line(exc)}"
-                report.reject(Rejected(entry.id_nat, dict.fromkeys(entry.lines, reason)))
-                continue
-            if kind == "new":
-                report.imported += 1
-            else:
-                report.updated += 1
+    written = [("new", e) for e in plan.new] + [("changed", e) for e in plan.changed]
+    for kind, entry in sorted(written, key=lambda item: item[1].lines[0]):
+        try:
+            _write(_Plan(**{kind: [entry]}), run_id)
+            db.session.commit()
+        except SQLAlchemyError as exc:
+            db.session.rollback()
+            reason = f"refused by the database: {_first_line(exc)}"
+            report.reject(Rejected(entry.id_nat, dict.fromkeys(entry.lines, reason)))
+            continue
+        if kind == "new":
+            report.imported += 1
+        else:
+            report.updated += 1
     _write(_Plan(unchanged=plan.unchanged, seen=plan.seen), run_id)
     db.session.commit()
     report.unchanged += len(plan.unchanged)

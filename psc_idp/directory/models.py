@@ -26,8 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from .identifiers import ID_NAT_MAX_LENGTH
 
-ID_NAT = String(40)
+ID_NAT = String(ID_NAT_MAX_LENGTH)
 
 
 class Practitioner(db.Model):

@@ -28,8 +28,27 @@ def settings():
 def start(oauth_request) -> LoginTransaction:
     data = oauth_request.payload.data
     params = {key: data.get(key) for key in data}
+    return _start(oauth_request.client.client_id, params)
+
+
+#: psc-idp's own pages that a card login may lead back to (e-CPS activation, devices)
+ACCOUNT_PAGES = {"ecps.activate", "ecps.devices"}
+
+
+def start_account(page: str) -> LoginTransaction:
+    """A card login for one of psc-idp's own pages, outside any authorization request."""
+    assert page in ACCOUNT_PAGES
+    return _start("", {"_account_page": page})
+
+
+def account_page(tx: LoginTransaction) -> str | None:
+    page = (tx.params or {}).get("_account_page")
+    return page if page in ACCOUNT_PAGES else None
+
+
+def _start(client_id: str, params: dict) -> LoginTransaction:
     tx = LoginTransaction(
-        id=secrets.token_urlsafe(24), client_id=oauth_request.client.client_id, params=params,
+        id=secrets.token_urlsafe(24), client_id=client_id, params=params,
         expires_at=now() + settings()["login_lifetime"],
     )
     db.session.add(tx)

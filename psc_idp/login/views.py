@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, current_app, redirect, render_template, request, url_for
 
 from ..extensions import db
 from ..oidc.authorize import resume
@@ -31,9 +31,14 @@ def page():
     tx = flow.pending(request.args.get("tx"))
     if tx is None:
         return render_template("failure.html", failure=EXPIRED), 400
-    card_url = f"{settings()['card_login_url']}/card/login?{urlencode({'tx': tx.id})}"
-    client = db.session.get(Client, tx.client_id)
-    return render_template("login.html", card_url=card_url, client=client)
+    client = db.session.get(Client, tx.client_id) if tx.client_id else None
+    return render_template("login.html", card_url=card_url(tx), client=client, tx=tx,
+                           id_nat=request.args.get("id_nat", "")[:40],
+                           error=request.args.get("error"))
+
+
+def card_url(tx) -> str:
+    return f"{settings()['card_login_url']}/card/login?{urlencode({'tx': tx.id})}"
 
 
 @bp.get("/login/complete")
@@ -42,6 +47,10 @@ def complete():
     subject = flow.complete(tx, request.args.get("h", "")) if tx else None
     if subject is None:
         return render_template("failure.html", failure=EXPIRED), 400
+    page = flow.account_page(tx)
+    if page is not None:
+        db.session.commit()
+        return redirect(url_for(page))
     return resume(tx, subject)
 
 

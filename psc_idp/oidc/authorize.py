@@ -23,7 +23,8 @@ def server():
 def authorize():
     subject = None
     try:
-        grant = server().get_consent_grant(end_user=None)
+        # Authlib answers prompt=none with login_required unless it knows the user.
+        grant = server().get_consent_grant(end_user=flow.current_subject())
         data = grant.request.payload.data
         subject = flow.current_subject(_max_age(grant))
         prompts = set((data.get("prompt") or "").split())

@@ -50,7 +50,8 @@ class Client(db.Model, ClientMixin):
 
     @property
     def client_metadata(self) -> dict:
-        meta = {"userinfo_signed_response_alg": self.userinfo_signed_response_alg}
+        meta = {"userinfo_signed_response_alg": self.userinfo_signed_response_alg,
+                "post_logout_redirect_uris": list(self.post_logout_redirect_uris or [])}
         return {k: v for k, v in meta.items() if v}
 
     def get_client_id(self):

@@ -152,8 +152,8 @@ class Idp:
                 name=f"rp {next(_counter)}", redirect_uris=["https://rp.example/cb"],
                 post_logout_redirect_uris=[self.logout_uri], auth_method=auth_method,
                 jwks=jwks, userinfo_alg=userinfo_alg, id_token_alg=id_token_alg, **kwargs)
-        return RelyingParty(self.issuer, client.client_id, secret, "https://rp.example/cb",
-                            self.ca)
+            client_id = client.client_id
+        return RelyingParty(self.issuer, client_id, secret, "https://rp.example/cb", self.ca)
 
 
 def live_settings(keys_dir: Path, database_url: str, cards, **extra) -> dict:

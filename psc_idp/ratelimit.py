@@ -1,0 +1,43 @@
+"""Fixed-window rate limits shared by every psc-idp process through the database (the
+usual limiter libraries keep counters in memory, Redis or Memcached, none of which psc-idp
+runs: PostgreSQL is its only shared state)."""
+
+from __future__ import annotations
+
+import time
+
+from sqlalchemy import BigInteger, Integer, String, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, mapped_column
+
+from .extensions import db
+
+
+class RateCounter(db.Model):
+    __tablename__ = "rate_counter"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+def hit(name: str, subject: str, limit: int, window: int = 600) -> bool:
+    """Count one event for ``subject``; False once ``limit`` events happened in the current
+    window. Commits the counter in a nested transaction (savepoint) of the caller's."""
+    now = int(time.time())
+    start = now - now % window
+    key = f"{name}:{subject}:{start}"[:200]
+    for _ in range(2):
+        result = db.session.execute(
+            update(RateCounter).where(RateCounter.key == key)
+            .values(count=RateCounter.count + 1).returning(RateCounter.count))
+        count = result.scalar()
+        if count is not None:
+            return count <= limit
+        try:
+            with db.session.begin_nested():
+                db.session.add(RateCounter(key=key, count=1, expires_at=start + window))
+            return 1 <= limit
+        except IntegrityError:
+            continue  # another process created it: count again
+    return False
