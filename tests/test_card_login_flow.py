@@ -3,6 +3,7 @@ authorization request → card TLS login → code → token (PKCE + client auth)
 verified against the JWKS → userinfo shaped like psc.md §3 → refresh → introspection →
 revocation → logout."""
 
+import base64
 import json
 from pathlib import Path
 
@@ -113,7 +114,7 @@ def test_id_token_per_client_algorithm(idp, browser, demo_card):
         rp = idp.rp(id_token_alg=alg)
         params = code_from(browser.with_card(demo_card, rp.authorization_url()))
         id_token = rp.exchange(params["code"]).json()["id_token"]
-        header = json.loads(requests.utils.base64.urlsafe_b64decode(
+        header = json.loads(base64.urlsafe_b64decode(
             id_token.split(".")[0] + "=="))
         assert header["alg"] == alg
         assert rp.verify_id_token(id_token)["sub"].endswith(demo_card.id_nat)

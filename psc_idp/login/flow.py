@@ -107,7 +107,7 @@ def current_subject(max_age: int | None = None) -> Subject | None:
     row = db.session.get(LoginSession, sid) if isinstance(sid, str) else None
     if row is None or row.ended_at is not None or row.expires_at < now():
         return None
-    if max_age is not None and now() - row.auth_time > max_age:
+    if max_age is not None and (max_age == 0 or now() - row.auth_time > max_age):
         return None
     return Subject.of(row)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError
+from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
 from authlib.oidc.core.errors import LoginRequiredError
 from flask import current_app, redirect, render_template, url_for
 
@@ -26,6 +26,7 @@ def authorize():
         # Authlib answers prompt=none with login_required unless it knows the user.
         grant = server().get_consent_grant(end_user=flow.current_subject())
         data = grant.request.payload.data
+        _check_parameters(grant, data)
         subject = flow.current_subject(_max_age(grant))
         prompts = set((data.get("prompt") or "").split())
         if subject is not None and "login" in prompts:
@@ -48,6 +49,21 @@ def resume(tx: LoginTransaction, subject: Subject):
     except OAuth2Error as error:
         return authorization_error(error)
     return server().create_authorization_response(request, grant_user=subject, grant=grant)
+
+
+MAX_PARAMETER = 2048
+
+
+def _check_parameters(grant, data) -> None:
+    """What Authlib leaves to the provider: an OpenID request (``openid`` scope, PSC has no
+    plain OAuth flow) and parameters of sane size (they are stored until the login ends)."""
+    if "openid" not in (data.get("scope") or "").split():
+        raise InvalidScopeError("the 'openid' scope is required",
+                                redirect_uri=grant.redirect_uri)
+    for name, value in data.items():
+        if isinstance(value, str) and len(value) > MAX_PARAMETER:
+            raise InvalidRequestError(f"'{name[:40]}' is longer than {MAX_PARAMETER} characters",
+                                      redirect_uri=grant.redirect_uri)
 
 
 def _max_age(grant) -> int | None:

@@ -148,7 +148,9 @@ def userinfo_response(token: IssuedToken):
     alg = client.userinfo_signed_response_alg
     if not alg:
         return jsonify(claims)
-    claims |= {"iss": idp().settings["issuer"], "aud": client.client_id}
+    issued = now()
+    claims |= {"iss": idp().settings["issuer"], "aud": client.client_id, "iat": issued,
+               "exp": issued + idp().settings["access_token_lifetime"]}
     return Response(jws.encode(claims, idp().keys.signer(alg)), mimetype="application/jwt")
 
 

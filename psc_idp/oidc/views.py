@@ -43,8 +43,24 @@ def token():
 
 @bp.route(PATHS["userinfo_endpoint"], methods=["GET", "POST"])
 def userinfo():
-    token = idp().protector.acquire_token(["openid"])
+    try:
+        token = idp().protector.acquire_token(["openid"])
+    except OAuth2Error as error:
+        return bearer_error(error)
     return userinfo_response(token)
+
+
+def bearer_error(error: OAuth2Error):
+    """RFC 6750 §3: 401 with ``WWW-Authenticate`` (403 for a scope the token lacks)."""
+    code = "insufficient_scope" if error.error == "insufficient_scope" else "invalid_token"
+    status = 403 if code == "insufficient_scope" else 401
+    description = (error.description or "the access token is missing or invalid")[:200]
+    response = jsonify(error=code, error_description=description)
+    response.status_code = status
+    response.headers["WWW-Authenticate"] = (
+        f'Bearer realm="psc-idp", error="{code}", '
+        f'error_description="{description.replace(chr(34), chr(39))}"')
+    return response
 
 
 @bp.post(PATHS["introspection_endpoint"])
