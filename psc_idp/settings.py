@@ -165,7 +165,7 @@ def _refuse_insecure(values: dict[str, Any]) -> None:
         "card_trust_anchors": not values["card_trust_anchors"],
         "access_token_lifetime": values["access_token_lifetime"] > 3600,
         "code_lifetime": values["code_lifetime"] > 600,
-        "sms_gateway": values["sms_gateway"] != "http",
+        "sms_gateway": values["sms_gateway"] != "http" or not values["sms_http_url"],
     }
     bad = [name for name, insecure in problems.items() if insecure]
     if bad:

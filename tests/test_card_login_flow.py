@@ -110,9 +110,10 @@ def test_userinfo_as_signed_jwt(idp, browser, demo_card):
 
 
 def test_id_token_per_client_algorithm(idp, browser, demo_card):
+    code_from(browser.with_card(demo_card, idp.rp().authorization_url()))
     for alg in ("ES256", "PS256"):
         rp = idp.rp(id_token_alg=alg)
-        params = code_from(browser.with_card(demo_card, rp.authorization_url()))
+        params = code_from(browser.get(rp.authorization_url()))  # single sign-on
         id_token = rp.exchange(params["code"]).json()["id_token"]
         header = json.loads(base64.urlsafe_b64decode(
             id_token.split(".")[0] + "=="))

@@ -67,5 +67,6 @@ def test_production_refuses_insecure_settings():
 
 def test_production_accepts_a_secure_configuration():
     values = load({"secret_key": SECRET, "mode": "production", "keys_passphrase": "p" * 20,
-                   "card_trust_anchors": ["/etc/psc-idp/ca.pem"]}, environ={})
+                   "card_trust_anchors": ["/etc/psc-idp/ca.pem"], "sms_gateway": "http",
+                   "sms_http_url": "https://sms.example/send"}, environ={})
     assert values["mode"] == "production"
