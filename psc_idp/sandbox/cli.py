@@ -88,6 +88,7 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         "card_intermediates": [str(pki.issuing_ca)],
         "card_crls": [str(pki.crl)],
         "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key),
+        "sms_outbox_dir": str(directory / "sms-outbox"),
     }
     app = create_app(settings)
     with app.app_context():
@@ -107,6 +108,7 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
     config.chmod(0o600)
     tomllib.loads(config.read_text())
     echo(f"sandbox: configuration written to {config}")
+    echo(f"sandbox: demo client {DEMO_CLIENT_ID}, secret in {directory / 'demo-client.json'}")
     return config
 
 
