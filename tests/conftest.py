@@ -1,2 +1,2 @@
 pytest_plugins = ["tests.plugins.postgres", "tests.plugins.cards", "tests.plugins.idp",
-                  "tests.plugins.nginx"]
+                  "tests.plugins.smtp", "tests.plugins.nginx"]

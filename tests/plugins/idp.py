@@ -170,10 +170,12 @@ def live_settings(keys_dir: Path, database_url: str, cards, **extra) -> dict:
 
 
 @pytest.fixture
-def idp(keys_dir, database_url, cards):
+def idp(keys_dir, database_url, cards, smtp_server, tmp_path):
     from psc_idp.serve import listeners
 
-    app = create_app(live_settings(keys_dir, database_url, cards))
+    app = create_app(live_settings(keys_dir, database_url, cards, smtp_host="127.0.0.1",
+                                   smtp_port=smtp_server.port,
+                                   sms_outbox_dir=str(tmp_path / "sms-outbox")))
     server = LiveServer(app, listeners(app))
     server.start()
     yield Idp(server, cards.pki.tls_ca)
