@@ -6,7 +6,10 @@ import click
 from flask.cli import FlaskGroup, with_appcontext
 
 from .clients import clients_cli
+from .directory.cli import directory
+from .ecps.cli import ecps_cli
 from .keys.cli import keys_cli
+from .sandbox.cli import sandbox_cli
 from .settings import SettingsError
 
 
@@ -20,7 +23,18 @@ def _create_app():
         raise click.ClickException(str(exc)) from exc
 
 
-main = FlaskGroup(name="psc-idp", create_app=_create_app, add_default_commands=False,
+class PscGroup(FlaskGroup):
+    """Flask's group without its app-provided commands: listing the commands (``--help``)
+    must not need a valid configuration."""
+
+    def list_commands(self, ctx):
+        return sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        return click.Group.get_command(self, ctx, name)
+
+
+main = PscGroup(name="psc-idp", create_app=_create_app, add_default_commands=False,
                   add_version_option=False, load_dotenv=False,
                   help="psc-idp: OpenID Connect provider for health professionals.")
 
@@ -60,16 +74,5 @@ def run_cmd():
         raise click.ClickException(f"cannot start the listeners: {exc}") from exc
 
 
-main.add_command(clients_cli)
-main.add_command(keys_cli)
-
-
-def _optional_groups():
-    from .directory.cli import directory
-    from .sandbox.cli import sandbox_cli
-
-    main.add_command(directory)
-    main.add_command(sandbox_cli)
-
-
-_optional_groups()
+for group in (clients_cli, directory, ecps_cli, keys_cli, sandbox_cli):
+    main.add_command(group)

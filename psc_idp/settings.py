@@ -62,7 +62,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ecps_rate_per_id_nat", 10, "e-CPS login requests per idNat per 10 minutes"),
     Setting("ecps_rate_per_address", 60, "e-CPS login requests per client address per 10 minutes"),
     Setting("ecps_push", "", "dotted path of a push channel factory (empty: built-in channel only)"),
-    Setting("smtp_host", "localhost", "SMTP server for e-CPS activation codes"),
+    Setting("smtp_host", "localhost", "SMTP server for e-CPS activation codes (empty: mail outbox)"),
+    Setting("mail_outbox_dir", "var/mail-outbox", "development: e-mails written here when smtp_host is empty"),
     Setting("smtp_port", 25, "SMTP port"),
     Setting("smtp_starttls", False, "use STARTTLS"),
     Setting("smtp_username", "", "SMTP login (empty: none)"),
@@ -166,6 +167,7 @@ def _refuse_insecure(values: dict[str, Any]) -> None:
         "access_token_lifetime": values["access_token_lifetime"] > 3600,
         "code_lifetime": values["code_lifetime"] > 600,
         "sms_gateway": values["sms_gateway"] != "http" or not values["sms_http_url"],
+        "smtp_host": not values["smtp_host"],
     }
     bad = [name for name, insecure in problems.items() if insecure]
     if bad:

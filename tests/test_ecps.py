@@ -23,8 +23,8 @@ JEAN = "899700218896"
 
 
 @pytest.fixture
-def phone(tmp_path, idp):
-    return Phone(tmp_path / "phone", idp.ca)
+def phone(phone_factory):
+    return phone_factory("phone")
 
 
 @pytest.fixture

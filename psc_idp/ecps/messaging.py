@@ -62,6 +62,9 @@ def send_email(to: str, subject: str, body: str) -> None:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = s["mail_from"], to, subject
     message.set_content(body)
+    if not s["smtp_host"]:
+        OutboxGateway(s["mail_outbox_dir"]).send(to, f"Subject: {subject}\n\n{body}")
+        return
     with smtplib.SMTP(s["smtp_host"], s["smtp_port"], timeout=10) as smtp:
         if s["smtp_starttls"]:
             smtp.starttls(context=ssl.create_default_context())
@@ -71,8 +74,8 @@ def send_email(to: str, subject: str, body: str) -> None:
 
 
 class OutboxGateway:
-    """Development SMS gateway: each SMS is a JSON file in a directory people can read
-    (``psc-idp ecps outbox``)."""
+    """Development outbox (SMS, and e-mail without an SMTP server): each message is a JSON
+    file in a directory people can read (``psc-idp ecps outbox``)."""
 
     def __init__(self, directory: str):
         self.directory = Path(directory)

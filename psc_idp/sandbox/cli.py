@@ -89,6 +89,7 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         "card_crls": [str(pki.crl)],
         "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key),
         "sms_outbox_dir": str(directory / "sms-outbox"),
+        "smtp_host": "", "mail_outbox_dir": str(directory / "mail-outbox"),
     }
     app = create_app(settings)
     with app.app_context():
