@@ -1,0 +1,39 @@
+"""The demo's texts, French by default, English available (``?lang=en``)."""
+
+TEXTS = {
+    "fr": {
+        "title": "Application de démonstration", "login": "Se connecter avec Pro Santé Connect",
+        "intro": "Cette application montre ce qu'une application de santé reçoit de psc-idp.",
+        "timed_out": "Votre session dans l'application a expiré. La session Pro Santé Connect "
+                     "reste ouverte : reconnectez-vous sans ressaisir votre code.",
+        "identity": "Identité", "id_nat": "Identifiant national (idNat)", "rpps": "RPPS",
+        "professions": "Professions et savoir-faire", "profession": "Profession",
+        "category": "Catégorie", "savoir_faire": "Savoir-faire",
+        "activities": "Activités", "choose": "Choisissez l'activité sous laquelle vous "
+        "travaillez pendant cette session", "use": "Utiliser cette activité",
+        "chosen": "Activité choisie", "structure": "Structure", "address": "Adresse",
+        "mode": "Mode d'exercice", "sector": "Secteur", "role": "Rôle",
+        "developer": "Panneau développeur", "logout": "Se déconnecter",
+        "refresh": "Rafraîchir les jetons", "back": "Retour", "verified": "signature vérifiée",
+        "not_verified": "signature NON vérifiée", "source": "Provenance",
+        "auth": "Authentification", "error": "Erreur de connexion", "language": "English",
+        "other_lang": "en",
+    },
+    "en": {
+        "title": "Demo application", "login": "Sign in with Pro Santé Connect",
+        "intro": "This application shows what a health app receives from psc-idp.",
+        "timed_out": "Your session in the app expired. The Pro Santé Connect session is still "
+                     "open: sign in again without re-entering your PIN.",
+        "identity": "Identity", "id_nat": "National identifier (idNat)", "rpps": "RPPS",
+        "professions": "Professions and qualifications", "profession": "Profession",
+        "category": "Category", "savoir_faire": "Qualification",
+        "activities": "Activities", "choose": "Choose the activity you work under for this "
+        "session", "use": "Use this activity", "chosen": "Chosen activity",
+        "structure": "Organisation", "address": "Address", "mode": "Practice mode",
+        "sector": "Sector", "role": "Role", "developer": "Developer panel",
+        "logout": "Sign out", "refresh": "Refresh the tokens", "back": "Back",
+        "verified": "signature verified", "not_verified": "signature NOT verified",
+        "source": "Source", "auth": "Authentication", "error": "Sign-in error",
+        "language": "Français", "other_lang": "fr",
+    },
+}
