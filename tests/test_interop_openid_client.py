@@ -1,0 +1,47 @@
+"""openid-client (Node, OpenID-certified relying-party library, from the npm registry) run
+against a live psc-idp: discovery, code + PKCE, ID token validation, userinfo, refresh,
+introspection, revocation and logout. Any deviation it reports is a psc-idp bug."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from .support import query
+
+INTEROP = Path(__file__).with_name("interop")
+
+
+def node(*args: str, ca: str) -> dict:
+    env = {**os.environ, "NODE_EXTRA_CA_CERTS": ca}
+    done = subprocess.run([shutil.which("node") or "node", "openid_client.mjs", *args],
+                          cwd=INTEROP, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_openid_client_full_flow(idp, browser, demo_card, tmp_path):
+    rp = idp.rp()
+    common = [idp.issuer, rp.client_id, rp.client_secret, rp.redirect_uri,
+              str(tmp_path / "checks.json")]
+    url = node("start", *common, ca=idp.ca)["url"]
+    assert query(url)["code_challenge_method"] == "S256"
+
+    callback = browser.with_card(demo_card, url).headers["Location"]
+    result = node("finish", *common, callback, ca=idp.ca)
+
+    claims = result["id_token_claims"]
+    assert claims["preferred_username"] == demo_card.id_nat and claims["acr"] == "eidas1"
+    assert result["userinfo"]["SubjectRefPro"]["exercices"][0]["codeProfession"] == "10"
+    assert result["refreshed_sub"] == claims["sub"] and result["rotated"] is True
+    assert result["introspection"]["active"] is True
+    assert result["introspection"]["SubjectNameID"] == demo_card.id_nat
+    assert result["after_revocation"] == "invalid_grant"
+
+    logout = browser.get(result["end_session_url"])
+    assert logout.status_code == 302
+    assert logout.headers["Location"] == "https://rp.example/logged-out?state=bye"
