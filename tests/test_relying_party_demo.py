@@ -17,7 +17,8 @@ from .plugins.idp import free_port
 
 
 @pytest.fixture
-def demo_rp(idp):
+def demo_rp(idp, request):
+    timeout = getattr(request, "param", 900)
     port = free_port()
     base = f"http://localhost:{port}"
     with idp.app.app_context():
@@ -26,7 +27,7 @@ def demo_rp(idp):
             post_logout_redirect_uris=[base + "/"])
         client_id = client.client_id
     app = create_demo({"issuer": idp.issuer, "client_id": client_id, "client_secret": secret,
-                       "ca_file": idp.ca})
+                       "ca_file": idp.ca, "session_timeout": timeout})
     server = make_server("localhost", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield base
@@ -80,3 +81,18 @@ def test_demo_shows_the_professional(idp, browser, demo_card, phone_factory, chr
     # the IdP session is over too: logging in again asks who you are
     page.click("#login")
     page.wait_for_selector("#id_nat")
+
+
+@pytest.mark.parametrize("demo_rp", [-1], indirect=True)  # every app session has timed out
+def test_app_timeout_keeps_the_idp_session(idp, browser, demo_card, demo_rp):
+    """PSC's rule: an app session timeout ends the app session only."""
+    to_idp = browser.get(demo_rp + "/login")
+    back = browser.with_card(demo_card, to_idp.headers["Location"])
+    assert back.headers["Location"].startswith(demo_rp + "/callback?")
+    assert browser.get(back.headers["Location"]).status_code == 302
+    home = browser.get(demo_rp + "/")
+    assert 'id="timed-out"' in home.text and 'id="login"' in home.text
+    # logging in again is silent: the IdP session is still there
+    again = browser.get(browser.get(demo_rp + "/login").headers["Location"])
+    assert again.status_code == 302
+    assert again.headers["Location"].startswith(demo_rp + "/callback?code=")
