@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 from flask.cli import FlaskGroup, with_appcontext
 
-from .clients import clients_cli
+from .admin.cli import admin_cli
+from .clients.cli import clients_cli
 from .directory.cli import directory
 from .ecps.cli import ecps_cli
 from .keys.cli import keys_cli
@@ -74,5 +75,5 @@ def run_cmd():
         raise click.ClickException(f"cannot start the listeners: {exc}") from exc
 
 
-for group in (clients_cli, directory, ecps_cli, keys_cli, sandbox_cli):
+for group in (admin_cli, clients_cli, directory, ecps_cli, keys_cli, sandbox_cli):
     main.add_command(group)

@@ -1,6 +1,7 @@
 """Every table of psc-idp, imported in one place for migrations (Alembic autogenerate)."""
 
 from . import audit, ratelimit  # noqa: F401
+from .admin import models as admin_models  # noqa: F401
 from .directory import models as directory_models  # noqa: F401
 from .ecps import models as ecps_models  # noqa: F401
 from .extensions import db

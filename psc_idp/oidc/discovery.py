@@ -45,4 +45,6 @@ def metadata() -> dict:
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "ui_locales_supported": ["fr", "en"],
+        # RFC 7591, gated by initial access tokens
+        "registration_endpoint": issuer + "/clients-registrations/openid-connect",
     }

@@ -43,6 +43,15 @@ class Client(db.Model, ClientMixin):
     compat: Mapped[list] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
+    updated_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: after a secret rotation, the previous secret works until this time
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    contacts: Mapped[list] = mapped_column(JSON, default=list)
+    #: how it was registered: cli, admin-api or dynamic (RFC 7591)
+    registered_by: Mapped[str] = mapped_column(String(20), default="cli")
+    #: RFC 7592 registration access token (hash), for dynamically registered clients
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def is_public(self) -> bool:
@@ -72,7 +81,11 @@ class Client(db.Model, ClientMixin):
     def check_client_secret(self, client_secret):
         if not self.secret_hash or not client_secret:
             return False
-        return hmac.compare_digest(self.secret_hash, digest(client_secret))
+        given = digest(client_secret)
+        if hmac.compare_digest(self.secret_hash, given):
+            return True
+        return bool(self.previous_secret_hash and (self.previous_secret_expires_at or 0) > now()
+                    and hmac.compare_digest(self.previous_secret_hash, given))
 
     def check_endpoint_auth_method(self, method, endpoint):
         return method == self.token_endpoint_auth_method

@@ -1,0 +1,69 @@
+"""``psc-idp admin``: access tokens of the admin API; ``psc-idp clients issue-iat``: initial
+access tokens for dynamic registration."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from ..clients.cli import clients_cli
+from ..extensions import db
+from . import models
+
+
+def _lifetime(text: str) -> int:
+    try:
+        return models.parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
+@click.group("admin", help="Admin API access tokens.")
+def admin_cli():
+    pass
+
+
+@admin_cli.command("issue-token")
+@click.option("--label", required=True, help="who or what uses it (e.g. 'ci', 'alice')")
+@click.option("--expires", default="30d", show_default=True, help="lifetime: 3600, 12h, 30d")
+@with_appcontext
+def issue_token(label, expires):
+    """Issue an admin access token (printed once)."""
+    key, token = models.issue("admin", label, _lifetime(expires))
+    click.echo(f"id: {key.id}\ntoken: {token}  (shown once: store it now)")
+
+
+@admin_cli.command("tokens")
+@with_appcontext
+def list_tokens():
+    """List access keys (admin tokens and initial access tokens), never their values."""
+    for key in db.session.scalars(select(models.AccessKey).order_by(models.AccessKey.created_at)):
+        expires = dt.datetime.fromtimestamp(key.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
+        state = "revoked" if key.revoked_at else "active"
+        uses = "" if key.uses_left is None else f"\t{key.uses_left} use(s) left"
+        click.echo(f"{key.id}\t{key.scope}\t{key.label}\texpires {expires}\t{state}{uses}")
+
+
+@admin_cli.command("revoke-token")
+@click.argument("key_id")
+@with_appcontext
+def revoke_token(key_id):
+    """Revoke an admin token or an initial access token."""
+    if not models.revoke(key_id):
+        raise click.ClickException(f"no active access key {key_id!r}")
+    click.echo(f"revoked {key_id}")
+
+
+@clients_cli.command("issue-iat")
+@click.option("--label", default="vendor", show_default=True)
+@click.option("--expires", default="7d", show_default=True)
+@click.option("--uses", type=click.IntRange(1), default=1, show_default=True,
+              help="how many clients it may register")
+@with_appcontext
+def issue_iat(label, expires, uses):
+    """Issue an initial access token for dynamic registration (RFC 7591), printed once."""
+    key, token = models.issue("registration", label, _lifetime(expires), uses=uses)
+    click.echo(f"id: {key.id}\ninitial_access_token: {token}  (shown once)")

@@ -1,0 +1,263 @@
+"""Relying parties: validation of their metadata (RFC 7591 §2 fields, PSC's rules) and
+their whole life — create, update, rotate secret, disable/enable, delete. The CLI, the admin
+API and dynamic registration (RFC 7591/7592) all go through these functions, so the rules
+and the audit records are the same whatever the door. Secrets are shown once, stored hashed."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from urllib.parse import urlsplit
+
+from .. import audit
+from ..directory.claims import COMPAT_FLAGS
+from ..extensions import db
+from ..keys.signer import SUPPORTED_ALGS
+from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES, SCOPES
+from ..oidc.models import Client, digest, now
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
+MAX_URIS = 20
+
+#: what can be set or updated, with the client attribute it maps to
+FIELDS = {
+    "client_name": "name", "redirect_uris": "redirect_uris",
+    "post_logout_redirect_uris": "post_logout_redirect_uris",
+    "token_endpoint_auth_method": "token_endpoint_auth_method", "jwks": "jwks",
+    "scope": "scope", "grant_types": "grant_types",
+    "id_token_signed_response_alg": "id_token_signed_response_alg",
+    "userinfo_signed_response_alg": "userinfo_signed_response_alg",
+    "require_pkce": "require_pkce", "compat": "compat", "contacts": "contacts",
+}
+
+
+class RegistrationError(ValueError):
+    """Invalid client metadata; ``field`` names it, the message says why (RFC 7591 §3.2.2:
+    ``invalid_redirect_uri`` or ``invalid_client_metadata``)."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def error(self) -> str:
+        uri_fields = {"redirect_uris", "redirect_uri"}
+        return "invalid_redirect_uri" if self.field in uri_fields else "invalid_client_metadata"
+
+
+def check_uri(uri: str, field: str) -> str:
+    if not isinstance(uri, str) or len(uri) > 2000:
+        raise RegistrationError(f"{field}: must be a URL string", field)
+    parts = urlsplit(uri)
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        raise RegistrationError(f"{field}: {uri!r} is not an absolute http(s) URL", field)
+    if parts.fragment:
+        raise RegistrationError(f"{field}: {uri!r} must not have a fragment", field)
+    if parts.username or parts.password:
+        raise RegistrationError(f"{field}: {uri!r} must not carry credentials", field)
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
+        raise RegistrationError(f"{field}: {uri!r} must use https (http only for loopback)",
+                                field)
+    return uri
+
+
+def _uris(values, field: str, required: bool) -> list[str]:
+    if not isinstance(values, list | tuple) or (required and not values):
+        raise RegistrationError(f"{field}: a non-empty list of URLs is required" if required
+                                else f"{field}: must be a list of URLs", field)
+    if len(values) > MAX_URIS:
+        raise RegistrationError(f"{field}: at most {MAX_URIS}", field)
+    return [check_uri(v, field) for v in values]
+
+
+def validate(meta: dict) -> dict:
+    """Check every field of ``meta`` (client metadata names); returns the normalised values."""
+    unknown = set(meta) - set(FIELDS)
+    if unknown:
+        raise RegistrationError(f"unsupported field(s): {', '.join(sorted(unknown))}",
+                                sorted(unknown)[0])
+    out = {}
+    for field, value in meta.items():
+        out[field] = _check_field(field, value)
+    method = out.get("token_endpoint_auth_method")
+    if method == "private_key_jwt" and not (out.get("jwks") or {}).get("keys"):
+        raise RegistrationError("jwks: private_key_jwt needs the client's public keys", "jwks")
+    return out
+
+
+def _check_field(field: str, value):  # noqa: C901 - one branch per field reads best
+    if field == "client_name":
+        if not isinstance(value, str) or not value.strip() or len(value) > 200:
+            raise RegistrationError("client_name: required, at most 200 characters", field)
+        return value.strip()
+    if field in ("redirect_uris", "post_logout_redirect_uris"):
+        return _uris(value, field, required=field == "redirect_uris")
+    if field == "token_endpoint_auth_method":
+        if value not in CLIENT_AUTH_METHODS:
+            raise RegistrationError(f"{field}: one of {', '.join(CLIENT_AUTH_METHODS)}", field)
+        return value
+    if field == "jwks":
+        if value is not None and not (isinstance(value, dict) and
+                                      isinstance(value.get("keys"), list)):
+            raise RegistrationError("jwks: a JWK Set object {\"keys\": [...]}", field)
+        if value and any("d" in k for k in value["keys"] if isinstance(k, dict)):
+            raise RegistrationError("jwks: private keys must not be sent", field)
+        return value
+    if field == "scope":
+        scopes = value.split() if isinstance(value, str) else None
+        if not scopes or "openid" not in scopes or set(scopes) - set(SCOPES):
+            raise RegistrationError(f"scope: 'openid' plus any of {' '.join(SCOPES)}", field)
+        return " ".join(dict.fromkeys(scopes))
+    if field == "grant_types":
+        if not isinstance(value, list) or not value or set(value) - set(GRANT_TYPES) \
+                or "authorization_code" not in value:
+            raise RegistrationError("grant_types: authorization_code, optionally "
+                                    "refresh_token", field)
+        return list(dict.fromkeys(value))
+    if field in ("id_token_signed_response_alg", "userinfo_signed_response_alg"):
+        if value is None and field == "userinfo_signed_response_alg":
+            return None
+        if value not in SUPPORTED_ALGS:
+            raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
+        return value
+    if field == "require_pkce":
+        if not isinstance(value, bool):
+            raise RegistrationError("require_pkce: true or false", field)
+        return value
+    if field == "compat":
+        if not isinstance(value, list) or set(value) - set(COMPAT_FLAGS):
+            raise RegistrationError(f"compat: any of {', '.join(sorted(COMPAT_FLAGS))}", field)
+        return value
+    if field == "contacts":
+        if not isinstance(value, list) or len(value) > 10 or not all(
+                isinstance(c, str) and "@" in c and len(c) < 200 for c in value):
+            raise RegistrationError("contacts: a list of e-mail addresses", field)
+        return value
+    raise RegistrationError(f"unsupported field {field}", field)
+
+
+def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris=(),
+                  auth_method="client_secret_basic", client_id=None, jwks=None,
+                  id_token_alg="RS256", userinfo_alg=None, require_pkce=True,
+                  compat=(), actor: str = "cli", registered_by: str = "cli",
+                  contacts=(), grant_types=None, scope="openid scope_all",
+                  ) -> tuple[Client, str | None]:
+    """Validate and store a client; returns it with its secret (None if it has none)."""
+    meta = validate({
+        "client_name": name, "redirect_uris": list(redirect_uris),
+        "post_logout_redirect_uris": list(post_logout_redirect_uris),
+        "token_endpoint_auth_method": auth_method, "jwks": jwks,
+        "id_token_signed_response_alg": id_token_alg,
+        "userinfo_signed_response_alg": userinfo_alg, "require_pkce": require_pkce,
+        "compat": list(compat), "contacts": list(contacts), "scope": scope,
+        "grant_types": list(grant_types or GRANT_TYPES),
+    })
+    if client_id is not None and not CLIENT_ID.match(client_id):
+        raise RegistrationError("client_id: 3 to 64 characters among A-Z a-z 0-9 . _ -",
+                                "client_id")
+    client_id = client_id or _new_client_id(name)
+    if db.session.get(Client, client_id) is not None:
+        raise RegistrationError(f"client_id {client_id!r} is already registered", "client_id")
+    secret = _secret_for(auth_method)
+    client = Client(client_id=client_id, secret_hash=digest(secret) if secret else None,
+                    registered_by=registered_by)
+    _apply(client, meta)
+    db.session.add(client)
+    audit.record("client.created", client_id=client_id, actor=actor)
+    db.session.commit()
+    return client, secret
+
+
+def _secret_for(auth_method: str) -> str | None:
+    return secrets.token_urlsafe(32) if auth_method.startswith("client_secret") else None
+
+
+def _apply(client: Client, meta: dict) -> None:
+    for field, value in meta.items():
+        setattr(client, FIELDS[field], value)
+    if client.token_endpoint_auth_method == "none":
+        client.require_pkce = True  # public clients always use PKCE
+    client.updated_at = now()
+
+
+def update_client(client: Client, changes: dict, actor: str) -> str | None:
+    """Apply ``changes`` (metadata names). Returns a new secret if the auth method moved to a
+    secret-based one; changing away from secrets drops the stored ones."""
+    meta = validate(changes)
+    merged_method = meta.get("token_endpoint_auth_method", client.token_endpoint_auth_method)
+    merged_jwks = meta.get("jwks", client.jwks)
+    if merged_method == "private_key_jwt" and not (merged_jwks or {}).get("keys"):
+        raise RegistrationError("jwks: private_key_jwt needs the client's public keys", "jwks")
+    secret = None
+    if merged_method != client.token_endpoint_auth_method:
+        if merged_method.startswith("client_secret") and not client.secret_hash:
+            secret = _secret_for(merged_method)
+            client.secret_hash = digest(secret)
+        elif not merged_method.startswith("client_secret"):
+            client.secret_hash = client.previous_secret_hash = None
+    _apply(client, meta)
+    audit.record("client.updated", client_id=client.client_id, actor=actor,
+                 fields=sorted(meta))
+    db.session.commit()
+    return secret
+
+
+def rotate_secret(client: Client, grace_seconds: int, actor: str) -> str:
+    """A new secret; the old one keeps working for ``grace_seconds``."""
+    if not client.token_endpoint_auth_method.startswith("client_secret"):
+        raise RegistrationError("this client authenticates without a secret",
+                                "token_endpoint_auth_method")
+    secret = secrets.token_urlsafe(32)
+    client.previous_secret_hash = client.secret_hash if grace_seconds > 0 else None
+    client.previous_secret_expires_at = now() + grace_seconds if grace_seconds > 0 else None
+    client.secret_hash = digest(secret)
+    client.updated_at = now()
+    audit.record("client.secret_rotated", client_id=client.client_id, actor=actor,
+                 grace_seconds=grace_seconds)
+    db.session.commit()
+    return secret
+
+
+def set_enabled(client: Client, enabled: bool, actor: str) -> None:
+    client.enabled, client.updated_at = enabled, now()
+    audit.record("client.enabled" if enabled else "client.disabled",
+                 client_id=client.client_id, actor=actor)
+    db.session.commit()
+
+
+def delete_client(client: Client, actor: str) -> None:
+    client_id = client.client_id
+    db.session.delete(client)
+    audit.record("client.deleted", client_id=client_id, actor=actor)
+    db.session.commit()
+
+
+def _new_client_id(name: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:40] or "client"
+    return f"{slug}-{secrets.token_hex(4)}"
+
+
+def describe(client: Client) -> dict:
+    """The client as RFC 7591 metadata (plus psc-idp's own fields); never a secret."""
+    return {
+        "client_id": client.client_id, "client_name": client.name,
+        "redirect_uris": client.redirect_uris,
+        "post_logout_redirect_uris": client.post_logout_redirect_uris,
+        "token_endpoint_auth_method": client.token_endpoint_auth_method,
+        "grant_types": client.grant_types, "response_types": ["code"],
+        "scope": client.scope, "jwks": client.jwks,
+        "id_token_signed_response_alg": client.id_token_signed_response_alg,
+        "userinfo_signed_response_alg": client.userinfo_signed_response_alg,
+        "require_pkce": client.require_pkce, "enabled": client.enabled,
+        "compat": client.compat, "contacts": client.contacts or [],
+        "registered_by": client.registered_by, "client_id_issued_at": client.created_at,
+        "secret_rotation_ends_at": client.previous_secret_expires_at
+        if client.previous_secret_hash else None,
+    }
+
+
+def find(client_id) -> Client | None:
+    if not isinstance(client_id, str) or len(client_id) > 64:
+        return None
+    return db.session.get(Client, client_id)

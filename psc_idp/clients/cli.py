@@ -1,0 +1,193 @@
+"""``psc-idp clients``: the whole life of a relying party from the command line."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+
+from ..keys.signer import SUPPORTED_ALGS
+from ..oidc.consts import CLIENT_AUTH_METHODS
+from ..oidc.models import Client
+from . import (
+    RegistrationError,
+    create_client,
+    delete_client,
+    describe,
+    find,
+    rotate_secret,
+    set_enabled,
+    update_client,
+)
+
+
+@click.group("clients", help="Register and manage relying parties.")
+def clients_cli():
+    pass
+
+
+def _jwks(jwks_file):
+    try:
+        return json.load(jwks_file) if jwks_file else None
+    except ValueError as exc:
+        raise click.ClickException(f"--jwks: not JSON ({exc})") from exc
+
+
+def _get(client_id: str) -> Client:
+    client = find(client_id)
+    if client is None:
+        raise click.ClickException(f"no client {client_id!r}")
+    return client
+
+
+def _print(client: Client, secret: str | None, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps({**describe(client), "client_secret": secret}))
+        return
+    click.echo(f"client_id: {client.client_id}")
+    if secret:
+        click.echo(f"client_secret: {secret}  (shown once: store it now)")
+
+
+@clients_cli.command("create")
+@click.option("--name", required=True)
+@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True)
+@click.option("--auth-method", default="client_secret_basic",
+              type=click.Choice(CLIENT_AUTH_METHODS))
+@click.option("--client-id", default=None, help="default: derived from the name")
+@click.option("--jwks", "jwks_file", type=click.File("r"), help="public JWKS (private_key_jwt)")
+@click.option("--id-token-alg", default="RS256", type=click.Choice(SUPPORTED_ALGS))
+@click.option("--userinfo-alg", default=None, type=click.Choice(SUPPORTED_ALGS))
+@click.option("--no-pkce", is_flag=True, help="do not require PKCE (confidential clients)")
+@click.option("--compat", multiple=True, help="PSC compatibility flag (repeatable)")
+@click.option("--contact", "contacts", multiple=True, help="e-mail of the client's team")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
+               id_token_alg, userinfo_alg, no_pkce, compat, contacts, as_json):
+    """Register a client; prints its id and, once, its secret."""
+    try:
+        client, secret = create_client(
+            name=name, redirect_uris=list(redirect_uris), post_logout_redirect_uris=logout_uris,
+            auth_method=auth_method, client_id=client_id, jwks=_jwks(jwks_file),
+            id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, require_pkce=not no_pkce,
+            compat=compat, contacts=contacts)
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print(client, secret, as_json)
+
+
+@clients_cli.command("update")
+@click.argument("client_id")
+@click.option("--name")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, help="replaces the list")
+@click.option("--post-logout-redirect-uri", "logout_uris", multiple=True,
+              help="replaces the list")
+@click.option("--auth-method", type=click.Choice(CLIENT_AUTH_METHODS))
+@click.option("--jwks", "jwks_file", type=click.File("r"))
+@click.option("--id-token-alg", type=click.Choice(SUPPORTED_ALGS))
+@click.option("--userinfo-alg", type=click.Choice([*SUPPORTED_ALGS, "none"]))
+@click.option("--scope", help="e.g. 'openid scope_all'")
+@click.option("--refresh/--no-refresh", "refresh", default=None,
+              help="allow the refresh_token grant")
+@click.option("--pkce/--no-pkce", "pkce", default=None)
+@click.option("--compat", multiple=True, help="replaces the compatibility flags")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
+               id_token_alg, userinfo_alg, scope, refresh, pkce, compat, as_json):
+    """Change a client's metadata (only the options given)."""
+    client = _get(client_id)
+    changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
+               "id_token_signed_response_alg": id_token_alg, "scope": scope,
+               "require_pkce": pkce}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if redirect_uris:
+        changes["redirect_uris"] = list(redirect_uris)
+    if logout_uris:
+        changes["post_logout_redirect_uris"] = list(logout_uris)
+    if jwks_file:
+        changes["jwks"] = _jwks(jwks_file)
+    if userinfo_alg:
+        changes["userinfo_signed_response_alg"] = None if userinfo_alg == "none" else userinfo_alg
+    if refresh is not None:
+        changes["grant_types"] = ["authorization_code"] + (["refresh_token"] if refresh else [])
+    if compat:
+        changes["compat"] = list(compat)
+    if not changes:
+        raise click.ClickException("nothing to change: give at least one option")
+    try:
+        secret = update_client(client, changes, actor="cli")
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print(client, secret, as_json)
+
+
+@clients_cli.command("rotate-secret")
+@click.argument("client_id")
+@click.option("--grace", type=click.IntRange(0), default=None,
+              help="seconds the old secret keeps working (default: client_secret_grace)")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def rotate_cmd(client_id, grace, as_json):
+    """Issue a new secret; the old one works for the grace period."""
+    client = _get(client_id)
+    grace = current_app.extensions["psc_idp"].settings["client_secret_grace"] \
+        if grace is None else grace
+    try:
+        secret = rotate_secret(client, grace, actor="cli")
+    except RegistrationError as exc:
+        raise click.ClickException(str(exc)) from exc
+    _print(client, secret, as_json)
+
+
+@clients_cli.command("disable")
+@click.argument("client_id")
+@with_appcontext
+def disable_cmd(client_id):
+    """Refuse every request of the client until it is enabled again."""
+    set_enabled(_get(client_id), False, actor="cli")
+    click.echo(f"disabled {client_id}")
+
+
+@clients_cli.command("enable")
+@click.argument("client_id")
+@with_appcontext
+def enable_cmd(client_id):
+    """Accept the client's requests again."""
+    set_enabled(_get(client_id), True, actor="cli")
+    click.echo(f"enabled {client_id}")
+
+
+@clients_cli.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_appcontext
+def list_cmd(as_json):
+    """List registered clients."""
+    clients = Client.query.order_by(Client.client_id).all()
+    if as_json:
+        click.echo(json.dumps([describe(c) for c in clients]))
+        return
+    for c in clients:
+        state = "" if c.enabled else "\tdisabled"
+        click.echo(f"{c.client_id}\t{c.name}\t{c.token_endpoint_auth_method}{state}")
+
+
+@clients_cli.command("show")
+@click.argument("client_id")
+@with_appcontext
+def show_cmd(client_id):
+    """Show one client as JSON."""
+    click.echo(json.dumps(describe(_get(client_id)), indent=2))
+
+
+@clients_cli.command("delete")
+@click.argument("client_id")
+@with_appcontext
+def delete_cmd(client_id):
+    """Delete a client."""
+    delete_client(_get(client_id), actor="cli")
+    click.echo(f"deleted {client_id}")
