@@ -74,6 +74,7 @@ def setup_cards(app: Flask, idp: Idp) -> None:
 
 def setup_protocol(app: Flask, idp: Idp) -> None:
     from .admin.api import api as admin_api
+    from .admin.console import bp as console_bp
     from .admin.registration import bp as registration_bp
     from .ecps.views import api as ecps_api
     from .ecps.views import bp as ecps_bp
@@ -96,6 +97,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     app.add_template_filter(_datetime, "datetime")
     app.register_blueprint(card_bp)
     app.register_blueprint(admin_api)
+    app.register_blueprint(console_bp)
     app.register_blueprint(registration_bp, url_prefix=prefix)
     csrf.exempt(admin_api)
     csrf.exempt(registration_bp)

@@ -32,7 +32,8 @@ def start(oauth_request) -> LoginTransaction:
 
 
 #: psc-idp's own pages that a card login may lead back to (e-CPS activation, devices)
-ACCOUNT_PAGES = {"ecps.activate", "ecps.devices"}
+ACCOUNT_PAGES = {"ecps.activate", "ecps.devices", "console.home", "console.client_list",
+                 "console.practitioners", "console.audit_log"}
 
 
 def start_account(page: str) -> LoginTransaction:
