@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFProtect
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
 from . import settings as settings_module
@@ -43,6 +44,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     setup_cards(app, idp)
     setup_protocol(app, idp)
     setup_errors(app)
+    from . import ops
+
+    ops.setup(app)
     return app
 
 
@@ -62,7 +66,11 @@ def setup_config(app: Flask, settings: dict[str, Any]) -> None:
 
 def setup_database(app: Flask, settings: dict[str, Any]) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["database_url"]
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
+    options = {"pool_pre_ping": True}
+    if settings["database_url"].startswith("postgresql"):
+        options.update(pool_size=settings["db_pool_size"], max_overflow=settings["db_pool_size"],
+                       pool_timeout=5, connect_args={"connect_timeout": 5})
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
 
 
@@ -112,6 +120,25 @@ def setup_errors(app: Flask) -> None:
     def http_error(error: HTTPException):
         return _error_response(error.code or 500, error.name.lower().replace(" ", "_"),
                                error.description or error.name)
+
+    @app.errorhandler(DBAPIError)
+    def database_down(error: DBAPIError):
+        """The database is unreachable (restart, failover): a clean 503, nothing written."""
+        db.session.rollback()
+        log.error("database unavailable on %s %s: %s", request.method, request.path,
+                  type(error.orig).__name__ if error.orig else type(error).__name__)
+        if request.accept_mimetypes.best == "text/html":
+            failure = Failure("temporarily_unavailable",
+                              "Le service est momentanément indisponible. Réessayez dans "
+                              "quelques instants.",
+                              "The service is temporarily unavailable. Try again shortly.")
+            response = make_response(render_template("failure.html", failure=failure), 503)
+        else:
+            response = jsonify(error="temporarily_unavailable",
+                               error_description="the database is unavailable, retry later")
+            response.status_code = 503
+        response.headers["Retry-After"] = "5"
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):

@@ -9,6 +9,7 @@ from .admin.cli import admin_cli
 from .clients.cli import clients_cli
 from .directory.cli import directory
 from .ecps.cli import ecps_cli
+from .housekeeping import housekeeping_cli
 from .keys.cli import keys_cli
 from .sandbox.cli import sandbox_cli
 from .settings import SettingsError
@@ -75,5 +76,6 @@ def run_cmd():
         raise click.ClickException(f"cannot start the listeners: {exc}") from exc
 
 
-for group in (admin_cli, clients_cli, directory, ecps_cli, keys_cli, sandbox_cli):
+for group in (admin_cli, clients_cli, directory, ecps_cli, housekeeping_cli, keys_cli,
+              sandbox_cli):
     main.add_command(group)

@@ -55,6 +55,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cookie_secure", True, "mark cookies Secure (HTTPS only)"),
     Setting("client_secret_grace", 86400, "seconds an old client secret works after a rotation"),
     Setting("admins", [], "idNats allowed in the admin console"),
+    Setting("log_format", "text", "text or json (one JSON object per line, with the request id)"),
+    Setting("db_pool_size", 10, "database connections per process (PostgreSQL)"),
     Setting("ecps_request_lifetime", 120, "seconds an e-CPS login request waits for the phone"),
     Setting("ecps_qr_lifetime", 90, "seconds an e-CPS activation QR code is valid"),
     Setting("ecps_otp_lifetime", 600, "seconds the e-CPS activation codes (SMS, e-mail) are valid"),

@@ -13,6 +13,7 @@ from ..extensions import db
 from ..login import flow
 from ..login.outcome import Failure, Success
 from ..login.views import EXPIRED, card_url
+from ..net import client_address
 from ..oidc.authorize import resume
 from ..oidc.models import Client
 from . import service
@@ -38,7 +39,7 @@ def settings():
 
 
 def _limited(name: str, subject: str, setting: str) -> bool:
-    allowed = ratelimit.hit(name, subject, settings()[setting])
+    allowed = ratelimit.hit(name, subject, settings()[setting])  # subject: idNat or address
     db.session.commit()
     return not allowed
 
@@ -53,7 +54,7 @@ def login():
     id_nat = request.form.get("id_nat", "").strip()
     if not ID_NAT.match(id_nat):
         return redirect(url_for("login.page", tx=tx.id, error="id_nat"), 303)
-    if _limited("ecps-login-address", request.remote_addr or "?", "ecps_rate_per_address") \
+    if _limited("ecps-login-address", client_address() or "?", "ecps_rate_per_address") \
             or _limited("ecps-login-idnat", id_nat, "ecps_rate_per_id_nat"):
         return render_template("failure.html", failure=TOO_MANY), 429
     client = db.session.get(Client, tx.client_id)
@@ -143,7 +144,7 @@ def activate_codes():
     id_nat = request.form.get("id_nat", "").strip()
     if not ID_NAT.match(id_nat):
         return render_template("ecps_codes.html", sent=False, error=True), 400
-    if _limited("ecps-activation-address", request.remote_addr or "?",
+    if _limited("ecps-activation-address", client_address() or "?",
                 "ecps_rate_per_address") or _limited("ecps-activation-idnat", id_nat,
                                                      "ecps_rate_per_id_nat"):
         return render_template("failure.html", failure=TOO_MANY), 429

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from flask import current_app
 
-from .. import audit
+from .. import audit, ops
 from ..cards.source import UntrustedCertificateSource, client_certificate
 from ..cards.verify import CardRejected
 from ..directory.lookup import find_active
@@ -30,6 +30,7 @@ def authenticate(req) -> Success | Failure:
     if isinstance(outcome, Failure):
         audit.record("login", "failure", method="card", reason=outcome.reason,
                      detail=outcome.detail[:200])
+        ops.login("card", outcome.reason)
     return outcome
 
 

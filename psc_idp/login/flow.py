@@ -11,7 +11,7 @@ from flask import current_app, session
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
-from .. import audit
+from .. import audit, ops
 from ..extensions import db
 from ..oidc.consts import AMR, AUTH_MODE, PATHS
 from ..oidc.models import LoginSession, LoginTransaction, digest, now
@@ -74,6 +74,7 @@ def authenticated(tx: LoginTransaction, outcome: Success) -> str:
     tx.id_nat, tx.method, tx.method_detail = outcome.id_nat, outcome.method, outcome.detail
     tx.authenticated_at, tx.handoff_hash = now(), digest(handoff)
     audit.record("login", id_nat=outcome.id_nat, client_id=tx.client_id, method=outcome.method)
+    ops.login(outcome.method, "success")
     db.session.commit()
     return handoff
 

@@ -9,7 +9,7 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import current_app
 from flask import request as flask_request
 
-from .. import audit
+from .. import audit, ops
 from ..extensions import db
 from .client_auth import PrivateKeyJWT
 from .endpoints import EndSession, Introspection, Revocation
@@ -50,6 +50,7 @@ class PscAuthorizationServer(AuthorizationServer):
         audit.record("token.issued", id_nat=subject.id_nat, client_id=request.client.client_id,
                      grant_type=request.payload.grant_type)
         db.session.commit()
+        ops.token_issued(request.payload.grant_type)
 
 
 class Issuer(IssuerParameter):

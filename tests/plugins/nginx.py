@@ -20,10 +20,13 @@ from .idp import REPO, Idp, LiveServer, free_port, live_settings
 SITE = REPO / "config" / "nginx" / "psc-idp.conf"
 
 
-def render_site(pki, app_port: int, idp_port: int, card_port: int) -> str:
+def render_site(pki, app_ports: list[int], idp_port: int, card_port: int) -> str:
     text = SITE.read_text()
+    upstreams = "\n    ".join(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;"
+                              for port in app_ports)
     replacements = {
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{app_port};",
+        "server 127.0.0.1:8000 max_fails=1 fail_timeout=5s;\n"
+        "    server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;": upstreams,
         "listen 443 ssl;\n    server_name idp.example.org;":
             f"listen 127.0.0.1:{idp_port} ssl;\n    server_name localhost;",
         "listen 443 ssl;\n    server_name card.idp.example.org;":
@@ -88,7 +91,7 @@ def proxied_idp(keys_dir, database_url, cards, tmp_path):
     app = create_app(settings)
     server = LiveServer(app, [make_server("127.0.0.1", app_port, app, threaded=True)])
     server.start()
-    nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, app_port, idp_port, card_port))
+    nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, [app_port], idp_port, card_port))
     nginx.start([idp_port, card_port])
     yield Idp(server, cards.pki.tls_ca)
     nginx.stop()

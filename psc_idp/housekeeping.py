@@ -1,0 +1,71 @@
+"""Housekeeping: delete what has expired (codes, login transactions, e-CPS requests and
+activations, replay caches, rate counters, dead tokens and sessions) in small batches, each
+its own short transaction, so the hot tables are never locked for long and stay bounded.
+Run it every few minutes (``psc-idp housekeeping``, a systemd timer in config/systemd)."""
+
+from __future__ import annotations
+
+import click
+from flask.cli import with_appcontext
+from sqlalchemy import and_, delete, or_, select
+
+from .admin.models import AccessKey
+from .ecps.models import Activation, LoginRequest
+from .extensions import db
+from .oidc.models import AssertionJti, AuthorizationCode, LoginSession, LoginTransaction, Token, now
+from .ratelimit import RateCounter
+
+#: keep expired rows this long for investigations (seconds)
+KEEP = 3600
+
+
+def expired_rows(current: int) -> list[tuple[str, object, object]]:
+    """(name, model, condition) for every kind of expired row."""
+    cutoff = current - KEEP
+    return [
+        ("authorization codes", AuthorizationCode, AuthorizationCode.expires_at < cutoff),
+        ("login transactions", LoginTransaction, LoginTransaction.expires_at < cutoff),
+        ("e-CPS login requests", LoginRequest, LoginRequest.expires_at < cutoff),
+        ("e-CPS activations", Activation, Activation.expires_at < cutoff),
+        ("assertion jtis", AssertionJti, AssertionJti.expires_at < current),
+        ("rate counters", RateCounter, RateCounter.expires_at < current),
+        # a rotated refresh token is kept until it would have expired: presenting it again
+        # must still be recognised as reuse and revoke the chain
+        ("tokens", Token, and_(Token.access_expires_at < cutoff, or_(
+            Token.refresh_expires_at.is_(None), Token.refresh_expires_at < cutoff))),
+        ("sessions", LoginSession, or_(LoginSession.expires_at < cutoff,
+                                        LoginSession.ended_at < cutoff)),
+        ("access keys", AccessKey, AccessKey.expires_at < cutoff - 30 * 86400),
+    ]
+
+
+def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
+    counts = {}
+    for name, model, condition in expired_rows(current or now()):
+        key = list(model.__table__.primary_key.columns)
+        total = 0
+        while True:
+            rows = db.session.execute(select(*key).where(condition).limit(batch)).all()
+            if not rows:
+                break
+            if len(key) == 1:
+                db.session.execute(delete(model).where(key[0].in_([r[0] for r in rows])))
+            else:
+                db.session.execute(delete(model).where(or_(*[
+                    and_(*[col == value for col, value in zip(key, row, strict=True)])
+                    for row in rows])))
+            db.session.commit()
+            total += len(rows)
+            if len(rows) < batch:
+                break
+        counts[name] = total
+    return counts
+
+
+@click.command("housekeeping")
+@click.option("--batch", default=1000, show_default=True, help="rows per transaction")
+@with_appcontext
+def housekeeping_cli(batch: int):
+    """Delete expired codes, tokens, sessions, e-CPS requests and caches."""
+    for name, count in purge(batch).items():
+        click.echo(f"{name}: {count} deleted")

@@ -1,0 +1,146 @@
+"""Operability: ``/healthz`` (the process answers), ``/readyz`` (database, signing keys,
+CRL freshness), Prometheus ``/metrics``, a request id on every request (taken from a
+trusted proxy's ``X-Request-Id`` or made here, returned in the response, put in logs and
+audit records) and JSON logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from sqlalchemy import text
+
+from .cards.source import is_trusted_proxy
+from .extensions import db
+
+bp = Blueprint("ops", __name__)
+
+REQUESTS = Counter("psc_idp_http_requests_total", "HTTP requests",
+                   ["endpoint", "method", "status"])
+LATENCY = Histogram("psc_idp_http_request_seconds", "HTTP request latency", ["endpoint"],
+                    buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+LOGINS = Counter("psc_idp_logins_total", "logins by method and outcome",
+                 ["method", "outcome"])
+TOKENS = Counter("psc_idp_tokens_issued_total", "token responses by grant type",
+                 ["grant_type"])
+CRL_AGE = Gauge("psc_idp_crl_age_seconds", "seconds since thisUpdate of each CRL",
+                ["source"], multiprocess_mode="max")
+DB_POOL = Gauge("psc_idp_db_pool_checked_out", "database connections in use",
+                multiprocess_mode="livesum")
+
+
+def login(method: str, outcome: str) -> None:
+    LOGINS.labels(method, outcome).inc()
+
+
+def token_issued(grant_type: str) -> None:
+    TOKENS.labels(grant_type).inc()
+
+
+@bp.get("/healthz")
+def healthz():
+    return jsonify(status="ok")
+
+
+def readiness() -> dict:
+    idp = current_app.extensions["psc_idp"]
+    checks = {}
+    try:
+        db.session.execute(text("SELECT 1"))
+        checks["database"] = {"ok": True}
+    except Exception as exc:  # any driver error means not ready
+        db.session.rollback()
+        checks["database"] = {"ok": False, "error": type(exc).__name__}
+    health = getattr(idp.keys, "health", None)
+    if callable(health):
+        checks["keys"] = health()
+    else:
+        checks["keys"] = {"ok": bool(idp.keys.algorithms)}
+    now, grace = time.time(), idp.settings["crl_grace"]
+    crls = idp.cards.crls.snapshot() if idp.cards else []
+    stale = [c.source for c in crls if c.stale(now, grace)]
+    missing = idp.cards is not None and bool(idp.settings["card_crls"]) and not crls
+    checks["crl"] = {"ok": not stale and not missing, "stale": stale, "loaded": len(crls)}
+    return checks
+
+
+@bp.get("/readyz")
+def readyz():
+    checks = readiness()
+    ready = all(c.get("ok") for c in checks.values())
+    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+
+
+@bp.get("/metrics")
+def metrics():
+    idp = current_app.extensions["psc_idp"]
+    for crl in idp.cards.crls.snapshot() if idp.cards else []:
+        CRL_AGE.labels(crl.source).set(time.time() - crl.this_update)
+    pool = db.engine.pool
+    DB_POOL.set(pool.checkedout() if hasattr(pool, "checkedout") else 0)
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        data = generate_latest(registry)
+    else:
+        data = generate_latest()
+    return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def setup(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+    @app.before_request
+    def start():
+        g.started = time.perf_counter()
+        given = request.headers.get("X-Request-Id", "")
+        trusted = is_trusted_proxy(request.environ.get("REMOTE_ADDR", ""),
+                                   app.extensions["psc_idp"].settings["trusted_proxies"])
+        g.request_id = given[:64] if given and trusted and given.isprintable() else \
+            secrets.token_hex(8)
+
+    @app.after_request
+    def finish(response):
+        endpoint = request.endpoint or "unknown"
+        REQUESTS.labels(endpoint, request.method, str(response.status_code)).inc()
+        LATENCY.labels(endpoint).observe(time.perf_counter() - g.get("started", 0))
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    if app.extensions["psc_idp"].settings["log_format"] == "json":
+        handler = logging.StreamHandler()
+        handler.setFormatter(JsonFormatter())
+        root = logging.getLogger("psc_idp")
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+        root.propagate = False
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request id when there is a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from flask import has_request_context
+
+        entry = {"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+                 "level": record.levelname, "logger": record.name,
+                 "message": record.getMessage()}
+        if has_request_context():
+            entry.update(request_id=g.get("request_id"), method=request.method,
+                         path=request.path)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
