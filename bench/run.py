@@ -171,8 +171,8 @@ class PscIdp:
 class Peer:
     auth = base64.b64encode(b"bench:bench-secret-0123456789").decode()
 
-    def __init__(self, tmp: Path, mint: int):
-        self.tmp, self.port, self.mint = tmp, free_port(), mint
+    def __init__(self, tmp: Path, mint: int, access_tokens: str):
+        self.tmp, self.port, self.mint, self.access_tokens = tmp, free_port(), mint, access_tokens
         self.base = f"http://127.0.0.1:{self.port}"
         self.codes_file = tmp / "peer-codes.txt"
 
@@ -182,7 +182,7 @@ class Peer:
                            capture_output=True)
         self.process = subprocess.Popen(
             ["taskset", "-c", "0", "node", "server.mjs", str(self.port), str(self.mint),
-             str(self.codes_file)], cwd=PEER, stdout=subprocess.DEVNULL,
+             str(self.codes_file), self.access_tokens], cwd=PEER, stdout=subprocess.DEVNULL,
             stderr=open(self.tmp / "peer.log", "wb"))  # noqa: SIM115
         wait_http(self.base + "/.well-known/openid-configuration", timeout=600)
 
@@ -247,10 +247,14 @@ def main() -> None:
         finally:
             idp.stop()
         if not args.no_peer:
-            peer = Peer(tmp, codes_needed if args.workload == "token" else args.connections + 1)
+            # oidc-provider cannot introspect JWT access tokens nor take resource-bound ones at
+            # userinfo: those two workloads use its opaque access tokens
+            formats = "jwt" if args.workload in ("token", "refresh") else "opaque"
+            peer = Peer(tmp, codes_needed if args.workload == "token" else args.connections + 1,
+                        formats)
             peer.start()
             try:
-                results["oidc-provider (memory)"] = measure(peer, args.workload, args.duration,
+                results[f"oidc-provider ({formats} AT)"] = measure(peer, args.workload, args.duration,
                                                             args.connections, codes_needed, tmp)
             finally:
                 peer.stop()
