@@ -150,7 +150,8 @@ class PscIdp:
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["taskset", "-c", "0", str(REPO / ".venv" / "bin" / "gunicorn"),
-             "-b", f"127.0.0.1:{self.port}", "-w", "1", "-k", "gthread", "--threads", "8",
+             "-b", f"127.0.0.1:{self.port}", "-w", "1", "-k", "gthread",
+             "--threads", os.environ.get("BENCH_THREADS", "4"),
              "--no-control-socket", "--log-level", "warning", "psc_idp.wsgi:app"],
             cwd=REPO, env=self.env, stdout=subprocess.DEVNULL, stderr=open(
                 self.tmp / "gunicorn.log", "wb"))  # noqa: SIM115
@@ -254,8 +255,8 @@ def main() -> None:
                         formats)
             peer.start()
             try:
-                results[f"oidc-provider ({formats} AT)"] = measure(peer, args.workload, args.duration,
-                                                            args.connections, codes_needed, tmp)
+                results[f"oidc-provider ({formats} AT)"] = measure(
+                    peer, args.workload, args.duration, args.connections, codes_needed, tmp)
             finally:
                 peer.stop()
     finally:

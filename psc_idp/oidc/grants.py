@@ -50,8 +50,9 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return row
 
     def delete_authorization_code(self, authorization_code):
+        # committed with the tokens once the whole response, ID token included, is built
+        # (oidc.views.token): a failure on the way leaves the code unused, nothing issued
         authorization_code.used_at = now()
-        db.session.commit()
 
     def authenticate_user(self, authorization_code):
         return Subject.of(authorization_code, grant_id=authorization_code.grant_id)
@@ -112,8 +113,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return Subject.of(credential.row, grant_id=credential.row.grant_id)
 
     def revoke_old_credential(self, credential):
-        credential.row.rotated_at = now()
-        db.session.commit()
+        credential.row.rotated_at = now()  # committed with the new token (oidc.views.token)
 
 
 class RefreshCredential:

@@ -49,7 +49,6 @@ class PscAuthorizationServer(AuthorizationServer):
         ))
         audit.record("token.issued", id_nat=subject.id_nat, client_id=request.client.client_id,
                      grant_type=request.payload.grant_type)
-        db.session.commit()
         ops.token_issued(request.payload.grant_type)
 
 

@@ -8,7 +8,7 @@ import secrets
 from authlib.oidc.core.util import create_half_hash
 from flask import current_app
 
-from ..directory.lookup import find_active
+from ..directory.lookup import find_identity
 from ..keys import jws
 from .claims import identity_claims, login_claims
 from .consts import ACCESS_TOKEN_TYP
@@ -44,7 +44,7 @@ class TokenGenerator:
 
 def access_token(client, subject: Subject, scope: str, jti: str, lifetime: int) -> str:
     issued = now()
-    practitioner = find_active(subject.id_nat)
+    practitioner = find_identity(subject.id_nat)
     claims = {
         "iss": idp().settings["issuer"], "sub": subject.get_user_id(), "aud": client.client_id,
         "client_id": client.client_id, "exp": issued + lifetime, "iat": issued, "jti": jti,
@@ -57,7 +57,7 @@ def id_token(client, subject: Subject, *, nonce=None, access_token_value=None) -
     """OIDC Core §2 ID token; ``at_hash`` per §3.1.3.6."""
     issued = now()
     signer = idp().keys.signer(client.id_token_signed_response_alg or "RS256")
-    practitioner = find_active(subject.id_nat)
+    practitioner = find_identity(subject.id_nat)
     claims = {
         "iss": idp().settings["issuer"], "sub": subject.get_user_id(), "aud": client.client_id,
         "exp": issued + idp().settings["id_token_lifetime"], "iat": issued,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, current_app, jsonify, render_template, request
 
+from ..extensions import db
 from ..login.outcome import Failure
 from . import authorize as authorize_endpoint
 from .consts import PATHS
@@ -38,7 +39,12 @@ def authorize():
 
 @bp.post(PATHS["token_endpoint"])
 def token():
-    return idp().server.create_token_response()
+    """One transaction per token request: the code marked used (or the refresh token
+    rotated), the new token rows and their audit record are committed together, after the
+    whole response — ID token included — has been built."""
+    response = idp().server.create_token_response()
+    db.session.commit()
+    return response
 
 
 @bp.route(PATHS["userinfo_endpoint"], methods=["GET", "POST"])
