@@ -195,3 +195,36 @@ def test_crl_refresh_picks_up_a_new_revocation(cards, tmp_path):
     with pytest.raises(CardRejected) as refused:
         v.verify(card_pem(cards, label))
     assert refused.value.reason == "revoked"
+
+
+def test_large_crl_is_indexed_in_a_child_process(cards, tmp_path, monkeypatch):
+    """Big CRLs are parsed outside the serving process (no interpreter-lock stall) and
+    looked up in a packed sorted index; same answers as the in-process path."""
+    from psc_idp.cards import crl as crl_module
+
+    monkeypatch.setattr(crl_module, "CHILD_PARSE_BYTES", 0)  # every CRL takes the child path
+    pki = cards.pki
+    revoked_serial = cards["CPS-899700366240"].serial
+    big = (1 << 158) + 12345
+    path = tmp_path / "cards.crl"
+    path.write_bytes(pem(pki.authority().crl(
+        {**{s: dt.datetime.now(dt.UTC) for s in range(1, 2000)},
+         revoked_serial: dt.datetime.now(dt.UTC), big: dt.datetime.now(dt.UTC)})))
+    v = verifier(cards, [path])
+    assert v.crls.refresh() == []
+    indexed = v.crls.snapshot()[0]
+    assert isinstance(indexed.serials, crl_module.SerialSet) and indexed.entries == 2001
+    assert big in indexed.serials and 1999 in indexed.serials and 2000 not in indexed.serials
+    with pytest.raises(CardRejected) as refused:
+        v.verify(card_pem(cards, "CPS-899700366240"))
+    assert refused.value.reason == "revoked"
+    assert v.verify(card_pem(cards, "CPS-899700245667")).id_nat == "899700245667"
+
+    impostor = new_root("TEST AC IGC-SANTE FORT PERSONNES")
+    forged = x509.CertificateRevocationListBuilder().issuer_name(
+        pki.authority().certificate.subject).last_update(dt.datetime.now(dt.UTC)).next_update(
+        dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).sign(impostor.key, hashes.SHA256())
+    bad = tmp_path / "forged.crl"
+    bad.write_bytes(pem(forged))
+    problems = verifier(cards, [bad]).crls.refresh()
+    assert len(problems) == 1 and "signature" in problems[0]

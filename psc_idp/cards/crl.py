@@ -24,7 +24,7 @@ log = logging.getLogger("psc_idp.crl")
 @dataclass(frozen=True)
 class IndexedCrl:
     issuer: bytes  # DER of the issuer name
-    serials: frozenset[int]
+    serials: frozenset[int] | SerialSet
     this_update: float
     next_update: float | None
     source: str
@@ -52,6 +52,77 @@ def read(source: str, timeout: float = 30) -> bytes:
         with urllib.request.urlopen(source, timeout=timeout) as response:  # noqa: S310
             return response.read()
     return Path(source).read_bytes()
+
+
+#: above this size a CRL is parsed and indexed in a child process: parsing 30 MB holds the
+#: interpreter lock for hundreds of milliseconds, which would stall the logins in progress
+CHILD_PARSE_BYTES = 1_000_000
+SERIAL_BYTES = 20  # RFC 5280 §4.1.2.2: serial numbers are at most 20 octets
+
+
+class SerialSet:
+    """Revoked serial numbers as sorted fixed-width big-endian records in one bytes object:
+    built in a child process, handed over as bytes (no per-entry Python objects to create in
+    the serving process), looked up by binary search (about 20 comparisons for 10^6)."""
+
+    def __init__(self, records: bytes):
+        self.records, self.count = records, len(records) // SERIAL_BYTES
+
+    def __contains__(self, serial: int) -> bool:
+        if serial < 0 or serial.bit_length() > SERIAL_BYTES * 8:
+            return False
+        key, low, high = serial.to_bytes(SERIAL_BYTES, "big"), 0, self.count
+        while low < high:
+            middle = (low + high) // 2
+            start = middle * SERIAL_BYTES
+            record = self.records[start:start + SERIAL_BYTES]
+            if record < key:
+                low = middle + 1
+            elif record > key:
+                high = middle
+            else:
+                return True
+        return False
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def pack(serials) -> bytes:
+    return b"".join(sorted(s.to_bytes(SERIAL_BYTES, "big") for s in serials
+                           if 0 <= s and s.bit_length() <= SERIAL_BYTES * 8))
+
+
+def index_in_child(data: bytes, issuers: dict[bytes, x509.Certificate],
+                   source: str) -> IndexedCrl:
+    """Parse, verify and index in ``python -m psc_idp.cards.crl``; only bytes come back."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+
+    from cryptography.hazmat.primitives import serialization
+
+    with tempfile.TemporaryDirectory(prefix="psc-idp-crl-") as tmp:
+        crl_path, out_path = os.path.join(tmp, "crl"), os.path.join(tmp, "index")
+        with open(crl_path, "wb") as handle:
+            handle.write(data)
+        with open(os.path.join(tmp, "issuers.pem"), "wb") as handle:
+            for certificate in issuers.values():
+                handle.write(certificate.public_bytes(serialization.Encoding.PEM))
+        done = subprocess.run(
+            [sys.executable, "-m", "psc_idp.cards.crl", crl_path,
+             os.path.join(tmp, "issuers.pem"), out_path, source],
+            capture_output=True, text=True, timeout=600, check=False)
+        if done.returncode != 0:
+            raise CrlError(done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                           else f"{source}: indexing failed")
+        with open(out_path, "rb") as handle:
+            header = json.loads(handle.readline())
+            records = handle.read()
+    return IndexedCrl(issuer=bytes.fromhex(header["issuer"]), serials=SerialSet(records),
+                      this_update=header["this_update"], next_update=header["next_update"],
+                      source=source, entries=header["entries"])
 
 
 def index(crl: x509.CertificateRevocationList, issuers: dict[bytes, x509.Certificate],
@@ -141,7 +212,10 @@ class CrlStore:
                     mtime = os.stat(source).st_mtime
                     if self._mtimes.get(source) == mtime:
                         continue
-                crl = index(parse(read(source), source), self.issuers, source)
+                data = read(source)
+                crl = index_in_child(data, self.issuers, source) \
+                    if len(data) > CHILD_PARSE_BYTES else \
+                    index(parse(data, source), self.issuers, source)
             except (OSError, CrlError) as exc:
                 problems.append(str(exc))
                 log.warning("CRL %s not refreshed: %s", source, exc)
@@ -155,3 +229,30 @@ class CrlStore:
                      crl.next_update)
         self._by_issuer = updated
         return problems
+
+
+def _child(crl_path: str, issuers_path: str, out_path: str, source: str) -> None:
+    """The child process of ``index_in_child``: writes a JSON header line, then the records."""
+    import json
+    import sys
+
+    with open(issuers_path, "rb") as handle:
+        certificates = x509.load_pem_x509_certificates(handle.read())
+    issuers = {c.subject.public_bytes(): c for c in certificates}
+    try:
+        with open(crl_path, "rb") as handle:
+            crl = parse(handle.read(), source)
+        indexed = index(crl, issuers, source)
+    except CrlError as exc:
+        sys.exit(str(exc))
+    with open(out_path, "wb") as handle:
+        handle.write(json.dumps({
+            "issuer": indexed.issuer.hex(), "this_update": indexed.this_update,
+            "next_update": indexed.next_update, "entries": indexed.entries}).encode() + b"\n")
+        handle.write(pack(indexed.serials))
+
+
+if __name__ == "__main__":
+    import sys
+
+    _child(*sys.argv[1:5])
