@@ -25,10 +25,13 @@ VENV = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv"))
 
 
 class Production:
-    def __init__(self, tmp: Path, keys_dir, cards, database_url: str):
-        self.tmp, self.cards = tmp, cards
+    def __init__(self, tmp: Path, keys_dir, cards, database_url: str, processes: int = 2,
+                 prefix: tuple[str, ...] = ()):
+        """``processes`` gunicorn process groups; ``prefix`` wraps the server commands
+        (the benchmarks pin them with taskset)."""
+        self.tmp, self.cards, self.prefix = tmp, cards, list(prefix)
         self.idp_port, self.card_port = free_port(), free_port()
-        self.app_ports = [free_port(), free_port()]
+        self.app_ports = [free_port() for _ in range(processes)]
         self.issuer = f"https://localhost:{self.idp_port}/auth/realms/esante-wallet"
         self.ca = str(cards.pki.tls_ca)
         pki = cards.pki
@@ -50,8 +53,9 @@ class Production:
             metrics.mkdir()
             log = open(self.tmp / f"gunicorn-{port}.log", "wb")  # noqa: SIM115
             self.processes.append(subprocess.Popen(
-                [str(VENV / "bin" / "gunicorn"), "-c", str(REPO / "config" / "gunicorn.conf.py"),
-                 "psc_idp.wsgi:app"], cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                [*self.prefix, str(VENV / "bin" / "gunicorn"), "-c",
+                 str(REPO / "config" / "gunicorn.conf.py"), "psc_idp.wsgi:app"],
+                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                 env={**self.env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1",
                      "GUNICORN_THREADS": "4", "PROMETHEUS_MULTIPROC_DIR": str(metrics),
                      "GUNICORN_CONTROL_SOCKET": str(self.tmp / f"gunicorn-{port}.ctl")}))
@@ -60,7 +64,7 @@ class Production:
             self._wait(f"http://127.0.0.1:{port}/healthz")
         self.nginx = Nginx(self.tmp / "nginx", render_site(
             self.cards.pki, self.app_ports, self.idp_port, self.card_port))
-        self.nginx.start([self.idp_port, self.card_port])
+        self.nginx.start([self.idp_port, self.card_port], prefix=self.prefix)
 
     def _wait(self, url: str) -> None:
         deadline = time.monotonic() + 30
@@ -68,7 +72,7 @@ class Production:
             try:
                 if requests.get(url, timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or still booting
                 time.sleep(0.1)
         raise RuntimeError(f"{url} did not come up: " + self.logs())
 

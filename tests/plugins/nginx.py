@@ -54,10 +54,10 @@ class Nginx:
             f"  client_body_temp_path {prefix}/body;\n  proxy_temp_path {prefix}/proxy;\n"
             f"  include {prefix}/site.conf;\n}}\n")
 
-    def start(self, ports) -> None:
+    def start(self, ports, prefix=()) -> None:
         binary = shutil.which("nginx") or "/usr/sbin/nginx"
         self.process = subprocess.Popen(
-            [binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
+            [*prefix, binary, "-p", str(self.prefix), "-c", str(self.prefix / "nginx.conf")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         import socket
