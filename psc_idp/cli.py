@@ -6,6 +6,7 @@ import click
 from flask.cli import FlaskGroup, with_appcontext
 
 from .admin.cli import admin_cli
+from .audit_cli import audit_cli
 from .clients.cli import clients_cli
 from .directory.cli import directory
 from .ecps.cli import ecps_cli
@@ -76,6 +77,6 @@ def run_cmd():
         raise click.ClickException(f"cannot start the listeners: {exc}") from exc
 
 
-for group in (admin_cli, clients_cli, directory, ecps_cli, housekeeping_cli, keys_cli,
+for group in (admin_cli, audit_cli, clients_cli, directory, ecps_cli, housekeeping_cli, keys_cli,
               sandbox_cli):
     main.add_command(group)

@@ -55,6 +55,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cookie_secure", True, "mark cookies Secure (HTTPS only)"),
     Setting("client_secret_grace", 86400, "seconds an old client secret works after a rotation"),
     Setting("admins", [], "idNats allowed in the admin console"),
+    Setting("audit_retention_days", 400, "days of audit records kept by 'psc-idp audit purge'"),
     Setting("log_format", "text", "text or json (one JSON object per line, with the request id)"),
     Setting("db_pool_size", 10, "database connections per process (PostgreSQL)"),
     Setting("ecps_request_lifetime", 120, "seconds an e-CPS login request waits for the phone"),

@@ -1,0 +1,79 @@
+"""``psc-idp audit``: verify the hash chain, export records as JSON lines, purge old ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from sqlalchemy import select
+
+from . import audit
+from .extensions import db
+
+
+def _moment(text: str) -> int:
+    """A date (2026-11-23), a date-time (2026-11-23T10:00) or epoch seconds."""
+    if text.isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise click.BadParameter(f"{text!r}: use 2026-11-23, 2026-11-23T10:00 or epoch "
+                                 "seconds") from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp())
+
+
+@click.group("audit", help="The audit trail: verify, export, purge.")
+def audit_cli():
+    pass
+
+
+@audit_cli.command("verify")
+@with_appcontext
+def verify_cmd():
+    """Check the hash chain; exit 1 naming the first bad record."""
+    result = audit.verify()
+    if not result.ok:
+        raise click.ClickException(f"audit chain broken after {result.checked} good "
+                                   f"record(s): {result.problem}")
+    click.echo(f"audit chain intact: {result.checked} record(s)")
+
+
+@audit_cli.command("export")
+@click.option("--since", required=True, help="date, date-time or epoch seconds")
+@click.option("--until", default=None)
+@click.option("--event", default=None)
+@click.option("--id-nat", default=None)
+@click.option("--client-id", default=None)
+@with_appcontext
+def export_cmd(since, until, event, id_nat, client_id):
+    """Print the records as JSON lines (oldest first)."""
+    query = select(audit.AuditEvent).where(audit.AuditEvent.at >= _moment(since))
+    if until:
+        query = query.where(audit.AuditEvent.at <= _moment(until))
+    for column, value in (("event", event), ("id_nat", id_nat), ("client_id", client_id)):
+        if value:
+            query = query.where(getattr(audit.AuditEvent, column) == value)
+    query = query.order_by(audit.AuditEvent.seq).execution_options(yield_per=2000)
+    result = db.session.execute(query)
+    try:
+        for entry in result.scalars():
+            click.echo(json.dumps({**entry.content(), "hash": entry.hash}, ensure_ascii=False))
+    finally:
+        result.close()
+
+
+@audit_cli.command("purge")
+@click.option("--older-than", "days", type=click.IntRange(1), default=None,
+              help="days to keep (default: the audit_retention_days setting)")
+@with_appcontext
+def purge_cmd(days):
+    """Delete records older than the retention period; the rest stays verifiable."""
+    days = days or current_app.extensions["psc_idp"].settings["audit_retention_days"]
+    before = int(dt.datetime.now(dt.UTC).timestamp()) - days * 86400
+    click.echo(f"{audit.purge(before)} record(s) older than {days} days deleted")
