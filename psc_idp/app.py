@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import settings as settings_module
 from .extensions import db
+from .keys.pkcs11 import KeyUnavailable
 from .keys.ring import KeyRing, load_key_ring
 from .login.outcome import Failure
 
@@ -38,8 +39,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     setup_config(app, settings)
     setup_database(app, settings)
-    idp = Idp(settings=settings, keys=load_key_ring(Path(settings["keys_dir"]),
-                                                     settings["keys_passphrase"]))
+    idp = Idp(settings=settings, keys=load_key_ring(Path(settings["keys_dir"]), settings))
     app.extensions["psc_idp"] = idp
     setup_cards(app, idp)
     setup_protocol(app, idp)
@@ -121,29 +121,40 @@ def setup_errors(app: Flask) -> None:
         return _error_response(error.code or 500, error.name.lower().replace(" ", "_"),
                                error.description or error.name)
 
+    @app.errorhandler(KeyUnavailable)
+    def keys_down(error: KeyUnavailable):
+        """The HSM (or a key in it) cannot sign now: 503, nothing issued, retry later."""
+        db.session.rollback()
+        log.error("signing key unavailable on %s %s: %s", request.method, request.path, error)
+        return _unavailable("the signing service is unavailable, retry later")
+
     @app.errorhandler(DBAPIError)
     def database_down(error: DBAPIError):
         """The database is unreachable (restart, failover): a clean 503, nothing written."""
         db.session.rollback()
         log.error("database unavailable on %s %s: %s", request.method, request.path,
                   type(error.orig).__name__ if error.orig else type(error).__name__)
-        if request.accept_mimetypes.best == "text/html":
-            failure = Failure("temporarily_unavailable",
-                              "Le service est momentanément indisponible. Réessayez dans "
-                              "quelques instants.",
-                              "The service is temporarily unavailable. Try again shortly.")
-            response = make_response(render_template("failure.html", failure=failure), 503)
-        else:
-            response = jsonify(error="temporarily_unavailable",
-                               error_description="the database is unavailable, retry later")
-            response.status_code = 503
-        response.headers["Retry-After"] = "5"
-        return response
+        return _unavailable("the database is unavailable, retry later")
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error_response(500, "server_error", "internal error")
+
+
+def _unavailable(description: str) -> Response:
+    """RFC 6749's ``temporarily_unavailable`` as a 503 (a page for people)."""
+    if request.accept_mimetypes.best == "text/html":
+        failure = Failure("temporarily_unavailable",
+                          "Le service est momentanément indisponible. Réessayez dans "
+                          "quelques instants.",
+                          "The service is temporarily unavailable. Try again shortly.")
+        response = make_response(render_template("failure.html", failure=failure), 503)
+    else:
+        response = jsonify(error="temporarily_unavailable", error_description=description)
+        response.status_code = 503
+    response.headers["Retry-After"] = "5"
+    return response
 
 
 def _error_response(status: int, code: str, description: str) -> Response:

@@ -3,6 +3,7 @@ PostgreSQL), the app, registered clients and a live server on real TLS listeners
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import secrets
 import shutil
@@ -169,23 +170,37 @@ def live_settings(keys_dir: Path, database_url: str, cards, **extra) -> dict:
         card_crls=[str(pki.crl)], **extra)
 
 
-@pytest.fixture
-def idp(keys_dir, database_url, cards, smtp_server, tmp_path):
+@contextlib.contextmanager
+def running_idp(keys_dir, database_url, cards, smtp_server, tmp_path, **extra):
+    """A live psc-idp on its two TLS listeners (``extra``: settings)."""
     from psc_idp.serve import listeners
 
     app = create_app(live_settings(keys_dir, database_url, cards, smtp_host="127.0.0.1",
                                    smtp_port=smtp_server.port,
-                                   sms_outbox_dir=str(tmp_path / "sms-outbox")))
+                                   sms_outbox_dir=str(tmp_path / "sms-outbox"), **extra))
     server = LiveServer(app, listeners(app))
     server.start()
-    yield Idp(server, cards.pki.tls_ca)
-    server.stop()
-    with app.app_context():
-        from psc_idp.extensions import db
+    try:
+        yield Idp(server, cards.pki.tls_ca)
+    finally:
+        server.stop()
+        with app.app_context():
+            from psc_idp.extensions import db
 
-        db.engine.dispose()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def idp(keys_dir, database_url, cards, smtp_server, tmp_path):
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path) as live:
+        yield live
 
 
 @pytest.fixture
 def browser(idp, card_curl):
     return Browser(idp.ca, card_curl)
+
+
+@pytest.fixture
+def browser_factory(card_curl):
+    return lambda live: Browser(live.ca, card_curl)
