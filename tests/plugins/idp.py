@@ -100,6 +100,10 @@ class LiveServer:
         self.card_url = self.settings["card_login_url"]
 
     def start(self):
+        for server in self.servers:
+            # request threads are joined by server_close(): no request outlives the test
+            # (its database connection would then outlive the engine)
+            server.daemon_threads = False
         self.threads = [threading.Thread(target=s.serve_forever, daemon=True)
                         for s in self.servers]
         for thread in self.threads:
