@@ -5,6 +5,7 @@ cards."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import tomllib
 from pathlib import Path
@@ -91,7 +92,13 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         "sms_outbox_dir": str(directory / "sms-outbox"),
         "smtp_host": "", "mail_outbox_dir": str(directory / "mail-outbox"),
     }
-    app = create_app(settings)
+    # the configuration being written here is the one PSC_IDP_CONFIG may already name
+    saved = os.environ.pop("PSC_IDP_CONFIG", None)
+    try:
+        app = create_app(settings)
+    finally:
+        if saved is not None:
+            os.environ["PSC_IDP_CONFIG"] = saved
     with app.app_context():
         upgrade()
         report = import_files([Path(__file__).with_name("demo_directory.txt")])
