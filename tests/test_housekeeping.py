@@ -56,4 +56,5 @@ def test_purge_removes_only_what_expired(keys_dir, database_url):
         assert sorted(tok.jti for tok in db.session.scalars(db.select(Token))) == [
             "live", "rotated-but-live"]
         assert purge()["tokens"] == 0  # nothing left to do
-        db.engine.dispose()
+    with app.app_context():
+        db.engine.dispose()  # after the request-less context gave its connection back
