@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from flask import g, has_request_context
@@ -23,6 +24,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from .extensions import db
 
 GENESIS = "0" * 64
+#: what a record's hash covers (with the previous record's hash)
+CONTENT = ("seq", "at", "event", "outcome", "id_nat", "client_id", "address", "request_id",
+           "detail")
 
 
 class AuditEvent(db.Model):
@@ -42,9 +46,7 @@ class AuditEvent(db.Model):
     hash: Mapped[str | None] = mapped_column(String(64))
 
     def content(self) -> dict:
-        return {"seq": self.seq, "at": self.at, "event": self.event, "outcome": self.outcome,
-                "id_nat": self.id_nat, "client_id": self.client_id, "address": self.address,
-                "request_id": self.request_id, "detail": self.detail}
+        return {name: getattr(self, name) for name in CONTENT}
 
 
 class AuditHead(db.Model):
@@ -68,22 +70,39 @@ def chain_hash(prev_hash: str, content: dict) -> str:
 
 def record(event: str, outcome: str = "success", *, id_nat=None, client_id=None, **detail):
     """Add an audit record to the current transaction (the caller commits)."""
+    _append([_entry(event, outcome, id_nat, client_id, detail)])
+
+
+def record_many(event: str, subjects: Iterable[tuple[str | None, dict]],
+                outcome: str = "success") -> None:
+    """One record per ``(id_nat, detail)``, appended together (bulk operations: the chain
+    head is taken once)."""
+    _append([_entry(event, outcome, id_nat, None, detail) for id_nat, detail in subjects])
+
+
+def _entry(event, outcome, id_nat, client_id, detail) -> AuditEvent:
     from .net import client_address
 
+    return AuditEvent(
+        at=int(time.time()), event=event, outcome=outcome, id_nat=id_nat,
+        client_id=client_id, address=client_address(),
+        request_id=g.get("request_id") if has_request_context() else None, detail=detail)
+
+
+def _append(entries: list[AuditEvent]) -> None:
+    if not entries:
+        return
     row = db.session.execute(text(
-        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, last_hash")).first()
+        "UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, last_hash"),
+        {"n": len(entries)}).first()
     if row is None:
         raise RuntimeError("audit_head is missing: run 'psc-idp db upgrade'")
-    seq, prev = row
-    entry = AuditEvent(
-        seq=seq, at=int(time.time()), event=event, outcome=outcome, id_nat=id_nat,
-        client_id=client_id, address=client_address(),
-        request_id=g.get("request_id") if has_request_context() else None, detail=detail,
-        prev_hash=prev)
-    entry.hash = chain_hash(prev, entry.content())
-    db.session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"),
-                       {"h": entry.hash})
-    db.session.add(entry)
+    last, prev = row
+    for seq, entry in enumerate(entries, last - len(entries) + 1):
+        entry.seq, entry.prev_hash = seq, prev
+        entry.hash = prev = chain_hash(prev, entry.content())
+    db.session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
+    db.session.add_all(entries)
 
 
 @dataclass
@@ -95,26 +114,53 @@ class Verification:
 
 def verify(batch: int = 5000) -> Verification:
     """Walk the chain from its anchor: contiguous ``seq``, each hash recomputed, the last
-    equal to the head."""
-    head = db.session.get(AuditHead, 1)
+    equal to the head, no record outside the chain. Reads one snapshot (its own
+    connection), so that records appended meanwhile do not count as tampering."""
+    with db.engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        else:  # the driver would not open a transaction for reads: one snapshot
+            conn.exec_driver_sql("BEGIN")
+        try:
+            return _verify(conn, batch)
+        finally:
+            conn.rollback()
+
+
+def _verify(conn, batch: int) -> Verification:
+    table = AuditEvent.__table__
+    head = conn.execute(select(AuditHead.__table__).where(AuditHead.id == 1)).one()
+    stray = conn.execute(select(table.c.id).where(table.c.seq.is_(None))
+                         .order_by(table.c.id).limit(1)).scalar()
+    if stray is not None:
+        return Verification(False, 0, f"record id {stray} is outside the chain (no seq)")
     expected_seq, prev, checked = head.anchor_seq + 1, head.anchor_hash, 0
-    query = select(AuditEvent).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq)
-    result = db.session.execute(query.execution_options(yield_per=batch))
+    rows = conn.execution_options(yield_per=batch).execute(
+        select(table).order_by(table.c.seq))
     try:
-        for entry in result.scalars():
-            if entry.seq != expected_seq:
-                return Verification(False, checked, f"record seq {expected_seq} is missing "
-                                                    f"(found seq {entry.seq}, id {entry.id})")
-            if entry.prev_hash != prev or chain_hash(prev, entry.content()) != entry.hash:
-                return Verification(False, checked, f"record seq {entry.seq} (id {entry.id}) "
-                                                    "was altered")
-            prev, expected_seq, checked = entry.hash, expected_seq + 1, checked + 1
+        for entry in rows.mappings():
+            problem = _problem(entry, expected_seq, prev, head.seq)
+            if problem:
+                return Verification(False, checked, problem)
+            prev, expected_seq, checked = entry["hash"], expected_seq + 1, checked + 1
     finally:
-        result.close()
+        rows.close()
     if expected_seq - 1 != head.seq or prev != head.last_hash:
         return Verification(False, checked, f"the chain ends at seq {expected_seq - 1} but the "
                                             f"head says {head.seq}: records were removed")
     return Verification(True, checked)
+
+
+def _problem(entry, expected_seq: int, prev: str, head_seq: int) -> str | None:
+    where = f"seq {entry['seq']} (id {entry['id']})"
+    if entry["seq"] > head_seq:
+        return f"record {where} is beyond the chain's head (seq {head_seq})"
+    if entry["seq"] != expected_seq:
+        return f"record seq {expected_seq} is missing (found {where})"
+    content = {name: entry[name] for name in CONTENT}
+    if entry["prev_hash"] != prev or chain_hash(prev, content) != entry["hash"]:
+        return f"record {where} was altered"
+    return None
 
 
 def purge(before: int) -> int:

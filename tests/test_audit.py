@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import text
@@ -53,8 +54,8 @@ def _tamper(app, sql: str) -> None:
                 conn.execute(text("ALTER TABLE audit_event DISABLE TRIGGER "
                                   "audit_event_append_only"))
             else:
-                conn.execute(text("DROP TRIGGER audit_event_no_update"))
-                conn.execute(text("DROP TRIGGER audit_event_no_delete"))
+                conn.execute(text("DROP TRIGGER IF EXISTS audit_event_no_update"))
+                conn.execute(text("DROP TRIGGER IF EXISTS audit_event_no_delete"))
             conn.execute(text(sql))
 
 
@@ -83,6 +84,52 @@ def test_detects_the_last_rows_removed(app):
     assert code == 1 and "removed" in out
 
 
+def test_detects_rows_inserted_out_of_chain(app):
+    before = _count(app)
+    _write(app, 2)
+    insert = ("INSERT INTO audit_event (seq, at, event, outcome, detail, prev_hash, hash) "
+              "VALUES ({seq}, 0, 'login', 'success', '{{}}', 'x', 'y')")
+    _tamper(app, insert.format(seq="NULL"))
+    code, out = run(app, "audit", "verify")
+    assert code == 1 and "is outside the chain (no seq)" in out
+    with app.app_context():
+        db.session.execute(text("DELETE FROM audit_event WHERE seq IS NULL"))
+        db.session.commit()
+        assert audit.verify().ok
+    _tamper(app, insert.format(seq=before + 3))
+    code, out = run(app, "audit", "verify")
+    assert code == 1 and f"seq {before + 3}" in out and "beyond the chain's head" in out
+
+
+def test_verify_while_others_append(app):
+    """Records committed during a verification are not mistaken for tampering."""
+    done = threading.Event()
+
+    def writer():
+        while not done.is_set():
+            _write(app, 1)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        with app.app_context():
+            results = [audit.verify(batch=1) for _ in range(20)]
+    finally:
+        done.set()
+        thread.join()
+    assert all(result.ok for result in results), [r.problem for r in results]
+
+
+def test_bulk_records_chain_like_single_ones(app):
+    before = _count(app)
+    with app.app_context():
+        audit.record_many("test.bulk", [(f"89970000000{i}", {"n": i}) for i in range(3)])
+        audit.record("test.single")
+        db.session.commit()
+        assert audit.verify().ok
+    assert _count(app) == before + 4
+
+
 def test_database_refuses_edits_and_deletes(app):
     _write(app, 2)
     with app.app_context():
@@ -90,6 +137,15 @@ def test_database_refuses_edits_and_deletes(app):
             with pytest.raises(DBAPIError, match="append-only"):
                 db.session.execute(text(sql))
             db.session.rollback()
+
+
+def test_postgresql_refuses_truncate(app):
+    with app.app_context():
+        if db.engine.dialect.name != "postgresql":
+            pytest.skip("SQLite has no TRUNCATE")
+        with pytest.raises(DBAPIError, match="append-only"):
+            db.session.execute(text("TRUNCATE audit_event"))
+        db.session.rollback()
 
 
 def test_purge_keeps_the_rest_verifiable(app):
@@ -131,14 +187,21 @@ def test_a_real_login_leaves_records_without_secrets(idp, browser, demo_card):
     tokens = rp.exchange(code).json()
     refreshed = rp.refresh(tokens["refresh_token"]).json()
     rp.post("revocation_endpoint", {"token": refreshed["refresh_token"]})
+    logout = browser.get(rp.url("end_session_endpoint") + "?" + urlencode({
+        "id_token_hint": tokens["id_token"], "post_logout_redirect_uri": idp.logout_uri}))
+    assert logout.status_code == 302
     secrets_seen = [code, rp.client_secret, rp.verifier, tokens["access_token"],
-                    tokens["refresh_token"], tokens["id_token"], refreshed["refresh_token"]]
+                    tokens["refresh_token"], tokens["id_token"], refreshed["refresh_token"],
+                    refreshed["access_token"], refreshed["id_token"]]
     with idp.app.app_context():
         rows = db.session.scalars(db.select(audit.AuditEvent)).all()
-        events = {r.event for r in rows}
-        dump = json.dumps([r.content() for r in rows])
+        events = {(r.event, r.detail.get("grant_type") or r.detail.get("reason"))
+                  for r in rows}
+        dump = json.dumps([{**r.content(), "hash": r.hash} for r in rows])
         assert audit.verify().ok
-    assert {"login", "token.issued"} <= events
+    assert {("login", None), ("token.issued", "authorization_code"),
+            ("token.issued", "refresh_token"), ("tokens.revoked", "client_revocation"),
+            ("logout", None)} <= events
     assert all(r.request_id for r in rows if r.event == "token.issued")
     for secret in secrets_seen:
         assert secret[:16] not in dump
