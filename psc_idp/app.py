@@ -17,8 +17,8 @@ from werkzeug.exceptions import HTTPException
 
 from . import settings as settings_module
 from .extensions import db
-from .keys.pkcs11 import KeyUnavailable
 from .keys.ring import KeyRing, load_key_ring
+from .keys.signer import KeyUnavailable
 from .login.outcome import Failure
 
 log = logging.getLogger("psc_idp")

@@ -55,10 +55,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("cookie_secure", True, "mark cookies Secure (HTTPS only)"),
     Setting("client_secret_grace", 86400, "seconds an old client secret works after a rotation"),
     Setting("admins", [], "idNats allowed in the admin console"),
-    Setting("key_publish_delay", 600, "seconds a rotated-in key is published before it signs"),
-    Setting("pkcs11_module", "", "PKCS#11 module of the HSM holding pkcs11 signing keys"),
-    Setting("pkcs11_token_label", "", "label of the HSM token holding the signing keys"),
-    Setting("pkcs11_pin", "", "user PIN of that token"),
     Setting("audit_retention_days", 400, "days of audit records kept by 'psc-idp audit purge'"),
     Setting("log_format", "text", "text or json (one JSON object per line, with the request id)"),
     Setting("db_pool_size", 10, "database connections per process (PostgreSQL)"),
@@ -82,6 +78,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sms_outbox_dir", "var/sms-outbox", "directory of the development SMS outbox"),
     Setting("sms_http_url", "", "URL the http SMS gateway POSTs {to, text} to"),
     Setting("sms_http_token", "", "bearer token of the http SMS gateway"),
+    Setting("keys_backend", "file", "where 'psc-idp keys' creates keys: file or pkcs11 (HSM)"),
+    Setting("key_publish_delay", 600, "seconds a new key is in the JWKS before it signs "
+            "(the JWKS is cached at most that long, up to 300 s)"),
+    Setting("key_retire_margin", 300, "seconds a retired key stays published beyond the "
+            "longest token lifetime (clock skew)"),
+    Setting("pkcs11_module", "", "PKCS#11 module (.so) of the HSM holding pkcs11 keys"),
+    Setting("pkcs11_token_label", "", "label of the HSM token holding the signing keys"),
+    Setting("pkcs11_pin", "", "user PIN of that token"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -159,6 +163,11 @@ def validate(values: dict[str, Any]) -> None:
         raise SettingsError("crl_stale_policy must be 'fail_closed' or 'fail_open'")
     if values["sms_gateway"] not in {"outbox", "http"}:
         raise SettingsError("sms_gateway must be 'outbox' or 'http'")
+    if values["keys_backend"] not in {"file", "pkcs11"}:
+        raise SettingsError("keys_backend must be 'file' or 'pkcs11'")
+    if values["keys_backend"] == "pkcs11" and not (values["pkcs11_module"] and
+                                                    values["pkcs11_token_label"]):
+        raise SettingsError("keys_backend 'pkcs11' needs pkcs11_module and pkcs11_token_label")
     if len(values["secret_key"]) < 32:
         raise SettingsError("secret_key must be set to at least 32 random characters")
     if values["mode"] == "production":
@@ -172,6 +181,7 @@ def _refuse_insecure(values: dict[str, Any]) -> None:
         "cookie_secure": not values["cookie_secure"],
         "crl_stale_policy": values["crl_stale_policy"] != "fail_closed",
         "keys_passphrase": not values["keys_passphrase"],
+        "pkcs11_pin": values["keys_backend"] == "pkcs11" and not values["pkcs11_pin"],
         "card_trust_anchors": not values["card_trust_anchors"],
         "access_token_lifetime": values["access_token_lifetime"] > 3600,
         "code_lifetime": values["code_lifetime"] > 600,

@@ -1,16 +1,23 @@
 """The ``Signer`` interface every JWT goes through, and its file-key implementation
-(RFC 7518 §3: RS256, PS256, ES256). An HSM signer plugs in behind the same interface."""
+(RFC 7518 §3: RS256, PS256, ES256): encrypted PKCS#8 PEM files in ``keys_dir``. The HSM
+signer (``keys.pkcs11``) plugs in behind the same interface."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.jwk import ECKey, RSAKey
 
 SUPPORTED_ALGS = ("RS256", "PS256", "ES256")
+
+
+class KeyUnavailable(Exception):
+    """The key cannot sign right now (HSM unreachable, token removed, PIN refused...): the
+    request is answered 503 ``temporarily_unavailable`` and nothing is issued."""
 
 
 class Signer(Protocol):
@@ -19,7 +26,8 @@ class Signer(Protocol):
 
     def public_jwk(self) -> dict: ...
 
-    def sign(self, data: bytes) -> bytes: ...
+    def sign(self, data: bytes) -> bytes:
+        """The JWS signature of ``data`` (RFC 7518 §3); raises ``KeyUnavailable``."""
 
 
 class FileSigner:
@@ -62,3 +70,22 @@ def generate_private_key(alg: str):
     if alg == "ES256":
         return ec.generate_private_key(ec.SECP256R1())
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def load_file_signer(keys_dir: Path, entry: dict, passphrase: str) -> FileSigner:
+    pem = (keys_dir / entry["file"]).read_bytes()
+    key = serialization.load_pem_private_key(
+        pem, password=passphrase.encode() if passphrase else None)
+    return FileSigner(entry["kid"], entry["alg"], key)
+
+
+def create_file_key(keys_dir: Path, kid: str, alg: str, passphrase: str) -> dict:
+    """A new key in ``keys_dir/<kid>.pem`` (mode 0600); returns its index fields."""
+    encryption = (serialization.BestAvailableEncryption(passphrase.encode()) if passphrase
+                  else serialization.NoEncryption())
+    pem = generate_private_key(alg).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    path = keys_dir / f"{kid}.pem"
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
+    return {"file": path.name}
