@@ -57,7 +57,8 @@ def hsm_settings(**extra) -> dict:
 
 def keys_cmd(keys_dir: Path, *args: str, **settings) -> subprocess.CompletedProcess:
     """``psc-idp keys ...`` in its own process, configured by a TOML file."""
-    values = {"secret_key": SECRET, "keys_dir": str(keys_dir), "keys_passphrase": "",
+    values = {"secret_key": SECRET, "keys_dir": str(keys_dir),
+              "keys_passphrase": "test-passphrase",
               **hsm_settings(), **settings}
     config = keys_dir.parent / f"{keys_dir.name}.toml"
     config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in values.items()))
@@ -71,6 +72,18 @@ def hsm_keys(hsm_token, tmp_path) -> Path:
     done = keys_cmd(keys, "generate")
     assert done.returncode == 0, done.stderr
     return keys
+
+
+@pytest.fixture(params=["hsm", "id-token-key-in-hsm"])
+def outage_keys(request, hsm_token, tmp_path) -> tuple[Path, str]:
+    """Keys whose token goes away, and the ID token algorithm of the relying party: with
+    the access token key on file, the failure comes after the first signature."""
+    if request.param == "hsm":
+        return request.getfixturevalue("hsm_keys"), "RS256"
+    keys = tmp_path / "mixed-keys"
+    assert keys_cmd(keys, "generate", "--alg", "RS256", "--backend", "file").returncode == 0
+    assert keys_cmd(keys, "generate", "--alg", "ES256", key_publish_delay=0).returncode == 0
+    return keys, "ES256"
 
 
 def kids(keys_dir: Path) -> dict[str, str]:
@@ -134,7 +147,7 @@ def test_private_keys_never_leave_the_token(hsm_keys):
     """).strip() == "sensitive"
 
 
-def test_hsm_outage_is_a_clean_503_and_recovers(hsm_token, hsm_keys, database_url, cards,
+def test_hsm_outage_is_a_clean_503_and_recovers(hsm_token, outage_keys, database_url, cards,
                                                smtp_server, tmp_path, browser_factory,
                                                demo_card):
     from psc_idp.audit import AuditEvent
@@ -148,9 +161,11 @@ def test_hsm_outage_is_a_clean_503_and_recovers(hsm_token, hsm_keys, database_ur
                         AuditEvent.event == "token.issued")),
                     db.session.get(AuthorizationCode, digest(code)).used_at)
 
-    with running_idp(hsm_keys, database_url, cards, smtp_server, tmp_path,
+    keys, id_token_alg = outage_keys
+    with running_idp(keys, database_url, cards, smtp_server, tmp_path,
                      **hsm_settings()) as idp:
-        rp, ready_url = idp.rp(), idp.issuer.split("/auth/")[0] + "/readyz"
+        rp = idp.rp(id_token_alg=id_token_alg)
+        ready_url = idp.issuer.split("/auth/")[0] + "/readyz"
         code = code_from(browser_factory(idp).with_card(
             demo_card, rp.authorization_url()))["code"]
         before = issued()
@@ -164,7 +179,7 @@ def test_hsm_outage_is_a_clean_503_and_recovers(hsm_token, hsm_keys, database_ur
             assert ready.status_code == 503
             assert ready.json()["checks"]["keys"]["ok"] is False
             # the JWKS does not need the token: relying parties keep verifying
-            assert len(rp.jwks()["keys"]) == 3
+            assert len(rp.jwks()["keys"]) == len(kids(keys))
         finally:
             shutil.move(hsm_token / "unplugged", hsm_token / "tokens")
         deadline = time.monotonic() + 20
@@ -173,7 +188,9 @@ def test_hsm_outage_is_a_clean_503_and_recovers(hsm_token, hsm_keys, database_ur
             time.sleep(0.5)
         after = rp.exchange(code)  # the code survived the failed attempt
         assert after.status_code == 200, after.text
-        assert rp.verify_id_token(after.json()["id_token"])["nonce"] == rp.nonce
+        id_token = after.json()["id_token"]
+        assert header(id_token)["kid"] == kids(keys)[id_token_alg]
+        assert rp.verify_id_token(id_token)["nonce"] == rp.nonce
         assert rp.exchange(code).json()["error"] == "invalid_grant"  # still single use
 
 

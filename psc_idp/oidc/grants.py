@@ -8,6 +8,7 @@ import secrets
 from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
+from authlib.oidc.core.grants.util import is_openid_scope
 from flask import current_app
 
 from ..extensions import db
@@ -20,6 +21,18 @@ TOKEN_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt", "n
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH
+
+    def generate_token(self, **kwargs):
+        """Both tokens are signed here, before ``save_token`` writes anything: a key that
+        cannot sign (HSM away) leaves no row and holds no lock (the ID token is only
+        attached to the response later, by ``PscOpenIDCode``)."""
+        token = super().generate_token(**kwargs)
+        if is_openid_scope(token.get("scope")):
+            token["_id_token"] = tokens.id_token(
+                self.request.client, kwargs["user"],
+                nonce=self.request.authorization_code.nonce,
+                access_token_value=token["access_token"])
+        return token
 
     def save_authorization_code(self, code, request):
         subject: Subject = request.user
@@ -83,11 +96,7 @@ class PscOpenIDCode(OpenIDCode):
         return False  # a nonce is the client's; replay shows up as a replayed code instead
 
     def encode_id_token(self, token, request):
-        code = request.authorization_code
-        return tokens.id_token(
-            request.client, request.user, nonce=code.nonce if code else None,
-            access_token_value=token.get("access_token"),
-        )
+        return token.pop("_id_token")  # signed with the access token (generate_token)
 
 
 class RefreshTokenGrant(grants.RefreshTokenGrant):
@@ -112,6 +121,14 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_user(self, credential):
         return Subject.of(credential.row, grant_id=credential.row.grant_id)
 
+    def issue_token(self, user, refresh_token):
+        """As for the code grant: every signature before the first write."""
+        token = super().issue_token(user, refresh_token)
+        if is_openid_scope(token.get("scope")):
+            token["_id_token"] = tokens.id_token(
+                self.request.client, user, access_token_value=token["access_token"])
+        return token
+
     def revoke_old_credential(self, credential):
         credential.row.rotated_at = now()  # committed with the new token (oidc.views.token)
 
@@ -132,7 +149,5 @@ class RefreshCredential:
 def add_id_token_on_refresh(grant, response):
     """OIDC Core §12.2: a refresh may return a new ID token (PSC does)."""
     _, token, _ = response
-    if "openid" in token.get("scope", "").split():
-        token["id_token"] = tokens.id_token(
-            grant.request.client, grant.request.user, access_token_value=token["access_token"]
-        )
+    if "_id_token" in token:  # signed in RefreshTokenGrant.issue_token
+        token["id_token"] = token.pop("_id_token")
