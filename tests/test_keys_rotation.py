@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from psc_idp import create_app
@@ -68,6 +69,8 @@ def test_rotation_publishes_first_keeps_old_tokens_valid_then_removes(
         new = rotated.stdout.split("\t")[0]
         published = {k["kid"] for k in rp.jwks()["keys"]}
         assert {old, new} <= published  # in the JWKS before it signs...
+        jwks = requests.get(rp.url("jwks_uri"), verify=idp.ca, timeout=10)
+        assert jwks.headers["Cache-Control"] == "max-age=0"  # cached < key_publish_delay
         second = rp.exchange(code_from(browser.get(rp.authorization_url()))["code"]).json()
         assert header(second["id_token"])["kid"] == old  # ...which it does not do yet
 

@@ -28,7 +28,8 @@ def discovery():
 @bp.get(PATHS["jwks_uri"])
 def jwks():
     response = jsonify(idp().keys.jwks())
-    response.cache_control.max_age = 300
+    # cached no longer than a new key is published before it signs (keys.lifecycle)
+    response.cache_control.max_age = min(300, idp().settings["key_publish_delay"])
     return response
 
 
