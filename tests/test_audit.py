@@ -139,13 +139,17 @@ def test_database_refuses_edits_and_deletes(app):
             db.session.rollback()
 
 
-def test_postgresql_refuses_truncate(app):
+def test_postgresql_refuses_truncate(keys_dir, postgres_server, postgres_template):
+    """TRUNCATE exists on PostgreSQL only (SQLite has no such statement)."""
+    name = f"audit_truncate_{time.time_ns()}"
+    postgres_server.execute(f"CREATE DATABASE {name} TEMPLATE {postgres_template}")
+    app = create_app(base_settings(keys_dir, postgres_server.url(name)))
     with app.app_context():
-        if db.engine.dialect.name != "postgresql":
-            pytest.skip("SQLite has no TRUNCATE")
         with pytest.raises(DBAPIError, match="append-only"):
             db.session.execute(text("TRUNCATE audit_event"))
         db.session.rollback()
+        db.session.remove()
+        db.engine.dispose()
 
 
 def test_purge_keeps_the_rest_verifiable(app):
