@@ -5,6 +5,7 @@ serving process picks its changes up without a restart."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -24,7 +25,6 @@ from psc_idp.keys.ring import KeyRingError, load_key_ring
 
 from .plugins.idp import SECRET, base_settings, running_idp
 from .support import code_from
-from .test_keys_hsm import header
 
 PSC_IDP = str(Path(sys.executable).with_name("psc-idp"))
 LIFETIMES = {"access_token_lifetime": 10, "id_token_lifetime": 10, "key_retire_margin": 1}
@@ -34,6 +34,10 @@ LIFETIMES = {"access_token_lifetime": 10, "id_token_lifetime": 10, "key_retire_m
 def keys(keys_dir, tmp_path) -> Path:
     """A private copy of the session's file keys (RS256, PS256, ES256)."""
     return Path(shutil.copytree(keys_dir, tmp_path / "keys"))
+
+
+def header(token: str) -> dict:
+    return json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
 
 
 def keys_cmd(keys_dir: Path, *args: str, **settings) -> subprocess.CompletedProcess:
