@@ -56,6 +56,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("client_secret_grace", 86400, "seconds an old client secret works after a rotation"),
     Setting("admins", [], "idNats allowed in the admin console"),
     Setting("audit_retention_days", 400, "days of audit records kept by 'psc-idp audit purge'"),
+    Setting("directory_sync_max_deactivated_percent", 5, "largest share (%) of the active practitioners 'psc-idp directory sync' deactivates without --force"),
     Setting("log_format", "text", "text or json (one JSON object per line, with the request id)"),
     Setting("db_pool_size", 10, "database connections per process (PostgreSQL)"),
     Setting("ecps_request_lifetime", 120, "seconds an e-CPS login request waits for the phone"),

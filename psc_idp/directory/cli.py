@@ -1,7 +1,9 @@
-"""``psc-idp directory import FILE…``: load national directory extracts (psc.md §8).
+"""``psc-idp directory import FILE…`` and ``directory sync FILE``: load national directory
+extracts (psc.md §8).
 
 Exit status: 0 every line was imported; 1 some lines were rejected (listed); 2 a file
-could not be imported at all (unreadable, not an extract, database unavailable)."""
+could not be imported at all (unreadable, not an extract, database unavailable); 3 (sync)
+the deactivations were refused by the safeguard."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
-OK, REJECTED_LINES, FAILED = 0, 1, 2
+OK, REJECTED_LINES, FAILED, REFUSED = 0, 1, 2, 3
 
 
 @click.group("directory", help="The practitioner directory (national RPPS/ADELI extract).")
@@ -36,12 +38,64 @@ def import_cmd(files: tuple[Path, ...], full: bool):
 
 
 def _import_one(path: Path, full: bool) -> int:
-    from ..extensions import db
-    from .extract import ExtractError
     from .importer import import_file
 
+    return _run(path, lambda: _print(path, import_file(path, full=full)))
+
+
+@directory.command("sync")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+@click.option("--force", is_flag=True,
+              help="Deactivate even more than directory_sync_max_deactivated_percent of the "
+                   "active practitioners.")
+@with_appcontext
+def sync_cmd(file: Path, dry_run: bool, force: bool):
+    """Apply FILE, the complete national extract, as a difference: creations, updates, then
+    deactivation of the practitioners absent from it (their sessions end, their tokens are
+    revoked). An interrupted sync of the same file resumes where it stopped.
+
+    Exit status: 0 done, 1 some lines rejected (the rest applied), 2 FILE could not be
+    read (nobody deactivated), 3 deactivations refused by the safeguard (nobody
+    deactivated; check the file, then run again with --force)."""
+    action = _dry_run if dry_run else _sync
+    click.get_current_context().exit(_run(file, lambda: action(file, force)))
+
+
+def _sync(path: Path, force: bool) -> int:
+    from .sync import TooManyDeactivations, sync_file
+
     try:
-        report = import_file(path, full=full)
+        report = sync_file(path, force=force)
+    except TooManyDeactivations as exc:
+        _print(path, exc.report)
+        click.echo(f"Error: {exc}", err=True)
+        return REFUSED
+    if report.resumed_after is not None:
+        click.echo(f"{path}: resumed the interrupted sync after line {report.resumed_after}")
+    return _print(path, report)
+
+
+def _dry_run(path: Path, force: bool) -> int:
+    from .sync import dry_run
+
+    report, allowed = dry_run(path)
+    code = _print(path, report, " (dry run, nothing written)")
+    if allowed or force:
+        return code
+    click.echo(f"{path}: the safeguard would refuse to deactivate {report.deactivated} of "
+               f"{report.active} active practitioners (see --force)")
+    return REFUSED
+
+
+def _run(path: Path, action) -> int:
+    """Run one import or sync of ``path``: its exit status, or FAILED with a one-line
+    error if the file or the database could not be used."""
+    from ..extensions import db
+    from .extract import ExtractError
+
+    try:
+        return action()
     except ExtractError as exc:
         click.echo(f"Error: {exc}", err=True)
         return FAILED
@@ -51,7 +105,11 @@ def _import_one(path: Path, full: bool) -> int:
         click.echo(f"Error: {path}: database error ({cause}); is the schema up to date? "
                    "(psc-idp db upgrade)", err=True)
         return FAILED
-    click.echo(f"{path}: {report.summary()}")
+
+
+def _print(path: Path, report, label: str = "") -> int:
+    """The summary line and the rejected lines."""
+    click.echo(f"{path}{label}: {report.summary()}")
     for rejection in report.rejections:
         click.echo(f"  line {rejection.line}: {rejection.reason}")
     unlisted = report.rejected_lines - len(report.rejections)

@@ -2,7 +2,8 @@
 written in batches of practitioners, one transaction per batch: a practitioner is always
 replaced as a whole (or not at all), logins keep working during an import, and importing
 the same file again changes nothing. With ``full=True`` the file is the complete national
-extract: practitioners absent from it are deactivated (they can no longer log in)."""
+extract: practitioners absent from it are deactivated (``deactivation``). Each batch commits
+a checkpoint with it, which ``sync`` uses to resume an interrupted run."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import bindparam, delete, insert, or_, select, true, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Table, bindparam, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from .. import audit
 from ..extensions import db
+from .deactivation import deactivate_absent
 from .extract import (
     ACTIVITY,
     DEFAULT_GENRE_ACTIVITE,
@@ -34,6 +36,9 @@ BATCH_SIZE = 500
 MAX_LISTED = 10_000
 
 _P = Practitioner.__table__
+_RUN = DirectoryImport.__table__
+#: the figures an import keeps in its ``directory_import`` row
+FIGURES = ("lines", "imported", "updated", "unchanged", "deactivated", "rejected_lines")
 
 
 @dataclass(frozen=True)
@@ -96,24 +101,31 @@ def import_file(path: Path, *, full: bool = False, batch_size: int = BATCH_SIZE)
     extract. Lines that are wrong are rejected and listed in the report."""
     report = ImportReport(str(path))
     with open_extract(Path(path)) as lines:
-        run = DirectoryImport(source=str(path), full=full, started_at=int(time.time()))
-        db.session.add(run)
-        db.session.commit()
-        for batch in _batches(entries(_counted(lines, report)), batch_size):
-            _import_batch(batch, run.id, report)
+        run_id = start_run(path, full=full)
+        apply_lines(lines, run_id, report, batch_size)
     if full:
-        report.deactivated = _deactivate_absent(run.id)
-    _finish(run, report)
+        report.deactivated = deactivate_absent(run_id)
+    finish(run_id, report, full=full)
     return report
 
 
-def _counted(lines: Iterator, report: ImportReport) -> Iterator:
-    for line in lines:
-        report.lines += 1
-        yield line
+def start_run(path: Path, *, full: bool, file_sha256: str | None = None) -> int:
+    run = DirectoryImport(source=str(path), full=full, started_at=int(time.time()),
+                          file_sha256=file_sha256)
+    db.session.add(run)
+    db.session.commit()
+    return run.id
 
 
-def _batches(items: Iterator, size: int) -> Iterator[list]:
+def apply_lines(lines: Iterator[tuple[int, str]], run_id: int, report: ImportReport,
+                batch_size: int = BATCH_SIZE) -> None:
+    """Write the practitioners of ``lines``, one transaction per batch, each with the run's
+    checkpoint (its last line) and figures."""
+    for batch in batches(entries(lines), batch_size):
+        _import_batch(batch, run_id, report)
+
+
+def batches(items: Iterator, size: int) -> Iterator[list]:
     batch = []
     for item in items:
         batch.append(item)
@@ -124,38 +136,61 @@ def _batches(items: Iterator, size: int) -> Iterator[list]:
         yield batch
 
 
+def line_numbers(item: Entry | Rejected) -> list[int]:
+    return item.lines if isinstance(item, Entry) else list(item.reasons)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What a batch needs to know of a practitioner already stored; ``seen``: this run
+    already read them (their lines must follow each other)."""
+
+    digest: str | None
+    active: bool
+    seen: bool
+
+
 @dataclass
-class _Plan:
+class Plan:
     new: list[Entry] = field(default_factory=list)
     changed: list[Entry] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     seen: list[str] = field(default_factory=list)  # rejected, kept as they were
 
+    def marked(self) -> list[str]:
+        """The practitioners the run has now seen (none of them is absent)."""
+        return [e.id_nat for e in self.new + self.changed] + self.unchanged + self.seen
+
 
 def _import_batch(batch: list[Entry | Rejected], run_id: int, report: ImportReport) -> None:
-    plan = _plan(batch, run_id, report)
+    ids = [item.id_nat for item in batch if item.id_nat]
+    query = select(_P.c.id_nat, _P.c.digest, _P.c.active, _P.c.last_import_id).where(
+        _P.c.id_nat.in_(ids))
+    stored = {row.id_nat: Stored(row.digest, row.active, row.last_import_id == run_id)
+              for row in db.session.execute(query)}
+    plan = plan_batch(batch, stored, report)
     try:
         _write(plan, run_id)
-        db.session.commit()
+        written = len(plan.new), len(plan.changed)
     except SQLAlchemyError:
         db.session.rollback()
-        _write_one_by_one(plan, run_id, report)
-        return
-    report.imported += len(plan.new)
-    report.updated += len(plan.changed)
+        written = _write_one_by_one(plan, run_id, report)
+    report.imported += written[0]
+    report.updated += written[1]
     report.unchanged += len(plan.unchanged)
+    report.lines += sum(len(line_numbers(item)) for item in batch)
+    checkpoint(run_id, report, max(line_numbers(batch[-1])))
+    db.session.commit()
 
 
-def _plan(batch: list[Entry | Rejected], run_id: int, report: ImportReport) -> _Plan:
-    """Sort the batch by outcome with one query on the practitioners already stored."""
-    ids = [item.id_nat for item in batch if item.id_nat]
-    stored = {row.id_nat: row for row in db.session.execute(
-        select(_P.c.id_nat, _P.c.digest, _P.c.active, _P.c.last_import_id)
-        .where(_P.c.id_nat.in_(ids)))}
-    plan, in_batch = _Plan(), set()
+def plan_batch(batch: list[Entry | Rejected], stored: dict[str, Stored],
+               report: ImportReport) -> Plan:
+    """Sort the batch by outcome, given what is ``stored`` of its practitioners; count the
+    rejected in ``report``."""
+    plan, in_batch = Plan(), set()
     for item in batch:
         row = stored.get(item.id_nat)
-        again = item.id_nat in in_batch or (row is not None and row.last_import_id == run_id)
+        again = item.id_nat in in_batch or (row is not None and row.seen)
         if isinstance(item, Entry) and again:
             item = Rejected(item.id_nat, {line: (
                 f"practitioner {item.id_nat} already read earlier in this file (the lines "
@@ -174,7 +209,14 @@ def _plan(batch: list[Entry | Rejected], run_id: int, report: ImportReport) -> _
     return plan
 
 
-def _write(plan: _Plan, run_id: int) -> None:
+def checkpoint(run_id: int, report: ImportReport, line: int | None = None) -> None:
+    values = {name: getattr(report, name) for name in FIGURES}
+    if line is not None:
+        values["checkpoint_line"] = line
+    db.session.execute(update(_RUN).where(_RUN.c.id == run_id).values(**values))
+
+
+def _write(plan: Plan, run_id: int) -> None:
     now = int(time.time())
     changed = [entry.id_nat for entry in plan.changed]
     if changed:
@@ -185,9 +227,8 @@ def _write(plan: _Plan, run_id: int) -> None:
             update(_P).where(_P.c.id_nat == bindparam("key")),
             [{"key": e.id_nat, **_practitioner_row(e, run_id, now)} for e in plan.changed])
     if plan.new:
-        db.session.execute(insert(_P), [
-            {"id_nat": e.id_nat, "created_at": now, **_practitioner_row(e, run_id, now)}
-            for e in plan.new])
+        insert_rows(_P, [{"id_nat": e.id_nat, "created_at": now,
+                      **_practitioner_row(e, run_id, now)} for e in plan.new])
     _insert_children(plan.new + plan.changed)
     touched = plan.unchanged + plan.seen
     if touched:
@@ -215,53 +256,64 @@ def _insert_children(written: list[Entry]) -> None:
                               for i, values in enumerate(exercice.activities))
     for model, rows in ((Exercice, exercices), (SavoirFaire, savoir_faire),
                         (Activity, activities)):
-        if rows:
-            db.session.execute(insert(model.__table__), rows)
+        insert_rows(model.__table__, rows)
 
 
-def _write_one_by_one(plan: _Plan, run_id: int, report: ImportReport) -> None:
-    """After a batch failed: write each practitioner in its own transaction, so that only
-    the ones the database refuses are rejected."""
-    written = [("new", e) for e in plan.new] + [("changed", e) for e in plan.changed]
-    for kind, entry in sorted(written, key=lambda item: item[1].lines[0]):
+def insert_rows(table: Table, rows: list[dict], connection: Connection | None = None) -> None:
+    """Insert ``rows`` (all with the same keys), on the session's connection by default.
+    On PostgreSQL through COPY: one round trip instead of one per row, in the same
+    transaction."""
+    if not rows:
+        return
+    connection = connection or db.session.connection()
+    if connection.dialect.name != "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = list(rows[0])
+    sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    with connection.connection.cursor() as cursor:
         try:
-            _write(_Plan(**{kind: [entry]}), run_id)
-            db.session.commit()
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row([row[name] for name in columns])
+        except dbapi_error as exc:  # as SQLAlchemy would raise it
+            raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
+
+
+def _write_one_by_one(plan: Plan, run_id: int, report: ImportReport) -> tuple[int, int]:
+    """After a batch failed: write each practitioner under its own savepoint, so that only
+    the ones the database refuses are rejected; the batch still commits as one, with its
+    checkpoint. Returns how many were created and updated."""
+    _write(Plan(unchanged=plan.unchanged, seen=plan.seen), run_id)
+    # a first statement opens the transaction: with SQLite's driver, a SAVEPOINT would
+    # open it instead, and releasing that savepoint would commit it
+    checkpoint(run_id, report)
+    written = {"new": 0, "changed": 0}
+    for kind, entry in sorted([("new", e) for e in plan.new] +
+                              [("changed", e) for e in plan.changed],
+                              key=lambda item: item[1].lines[0]):
+        try:
+            with db.session.begin_nested():
+                _write(Plan(**{kind: [entry]}), run_id)
         except SQLAlchemyError as exc:
-            db.session.rollback()
             reason = f"refused by the database: {_first_line(exc)}"
             report.reject(Rejected(entry.id_nat, dict.fromkeys(entry.lines, reason)))
             continue
-        if kind == "new":
-            report.imported += 1
-        else:
-            report.updated += 1
-    _write(_Plan(unchanged=plan.unchanged, seen=plan.seen), run_id)
-    db.session.commit()
-    report.unchanged += len(plan.unchanged)
+        written[kind] += 1
+    return written["new"], written["changed"]
 
 
 def _first_line(exc: SQLAlchemyError) -> str:
     return str(getattr(exc, "orig", None) or exc).splitlines()[0]
 
 
-def _deactivate_absent(run_id: int) -> int:
-    """Deactivate the active practitioners this import did not see (full extracts)."""
-    result = db.session.execute(
-        update(_P).where(_P.c.active == true(),
-                         or_(_P.c.last_import_id.is_(None), _P.c.last_import_id != run_id))
-        .values(active=False, updated_at=int(time.time())))
-    db.session.commit()
-    return result.rowcount
-
-
-def _finish(run: DirectoryImport, report: ImportReport) -> None:
-    for name in ("lines", "imported", "updated", "unchanged", "deactivated",
-                 "rejected_lines"):
-        setattr(run, name, getattr(report, name))
-    run.finished_at = int(time.time())
-    audit.record("directory.imported", source=report.source, full=run.full,
-                 lines=report.lines, imported=report.imported, updated=report.updated,
-                 unchanged=report.unchanged, deactivated=report.deactivated,
-                 rejected_lines=report.rejected_lines)
+def finish(run_id: int, report: ImportReport, *, full: bool, event: str = "directory.imported",
+           **detail) -> None:
+    """Close the run with its figures, and its audit record."""
+    checkpoint(run_id, report)
+    db.session.execute(update(_RUN).where(_RUN.c.id == run_id)
+                       .values(finished_at=int(time.time())))
+    audit.record(event, source=report.source, full=full,
+                 **{name: getattr(report, name) for name in FIGURES}, **detail)
     db.session.commit()

@@ -149,7 +149,10 @@ class Activity(db.Model):
 
 
 class DirectoryImport(db.Model):
-    """One run of ``psc-idp directory import`` on one file, with its figures."""
+    """One run of ``psc-idp directory import`` or ``sync`` on one file, with its figures.
+    A sync commits ``checkpoint_line`` (the last line applied) and the figures with each
+    batch, and sets ``read_at`` once the whole file is applied: an interrupted sync of the
+    same file (``file_sha256``) resumes from there."""
 
     __tablename__ = "directory_import"
 
@@ -164,3 +167,6 @@ class DirectoryImport(db.Model):
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     deactivated: Mapped[int] = mapped_column(Integer, default=0)
     rejected_lines: Mapped[int] = mapped_column(Integer, default=0)
+    file_sha256: Mapped[str | None] = mapped_column(String(64))
+    checkpoint_line: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    read_at: Mapped[int | None] = mapped_column(BigInteger)

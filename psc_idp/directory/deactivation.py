@@ -1,0 +1,70 @@
+"""Deactivating the practitioners a complete extract no longer lists (psc.md §8): they can
+no longer log in, their SSO sessions end and their tokens are revoked, in small batches,
+each one transaction with an audit record per practitioner. Their data is kept: a later
+extract that lists them again brings them back."""
+
+from __future__ import annotations
+
+from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
+
+from .. import audit
+from ..extensions import db
+from ..oidc.models import LoginSession, Token, now
+from .models import DirectoryImport, Practitioner
+
+BATCH_SIZE = 500
+
+_P = Practitioner.__table__
+
+
+def absent(run_id: int) -> ColumnElement[bool]:
+    """Active practitioners that run ``run_id`` did not see (nor any later run)."""
+    return and_(_P.c.active == true(),
+                or_(_P.c.last_import_id.is_(None), _P.c.last_import_id < run_id))
+
+
+def count_absent(run_id: int) -> int:
+    return db.session.scalar(select(func.count()).where(absent(run_id)))
+
+
+def count_active() -> int:
+    return db.session.scalar(select(func.count()).where(_P.c.active == true()))
+
+
+def deactivate_absent(run_id: int, batch_size: int = BATCH_SIZE) -> int:
+    """Deactivate everyone ``run_id`` did not see, in idNat order; returns how many."""
+    total, after = 0, ""
+    while ids := db.session.scalars(
+            select(_P.c.id_nat).where(absent(run_id), _P.c.id_nat > after)
+            .order_by(_P.c.id_nat).limit(batch_size)).all():
+        total += _deactivate(ids, run_id)
+        after = ids[-1]
+    return total
+
+
+def _deactivate(ids: list[str], run_id: int) -> int:
+    current = now()
+    live_session = and_(LoginSession.id_nat.in_(ids), LoginSession.ended_at.is_(None))
+    live_token = and_(Token.id_nat.in_(ids), Token.revoked_at.is_(None), or_(
+        Token.access_expires_at >= current, Token.refresh_expires_at >= current))
+    sessions = _per_practitioner(LoginSession.id_nat, live_session)
+    tokens = _per_practitioner(Token.id_nat, live_token)
+    db.session.execute(update(_P).where(_P.c.id_nat.in_(ids))
+                       .values(active=False, updated_at=current))
+    db.session.execute(update(LoginSession).where(live_session).values(ended_at=current)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(update(Token).where(live_token).values(revoked_at=current)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(update(DirectoryImport).where(DirectoryImport.id == run_id)
+                       .values(deactivated=DirectoryImport.deactivated + len(ids))
+                       .execution_options(synchronize_session=False))
+    audit.record_many("directory.deactivated", [
+        (id_nat, {"run": run_id, "sessions_ended": sessions.get(id_nat, 0),
+                  "tokens_revoked": tokens.get(id_nat, 0)}) for id_nat in ids])
+    db.session.commit()
+    return len(ids)
+
+
+def _per_practitioner(column, condition) -> dict[str, int]:
+    return dict(db.session.execute(
+        select(column, func.count()).where(condition).group_by(column)).all())

@@ -1,0 +1,77 @@
+"""Synthetic national directory extracts of any size, written line by line (the tests of
+``directory sync`` and ``bench/directory_import.py``).
+
+Practitioner ``i`` has the RPPS number ``998`` + ``i`` on 7 digits + its Luhn check digit
+(idNat ``8`` + RPPS), one profession and two or three activities (one line each: 2.5 lines
+per practitioner on average). ``removed`` leaves practitioners out, ``changed`` moves their
+first activity to another structure, ``added`` appends new practitioners after the others:
+the second extract of a test is the first one with a known difference."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from psc_idp.directory.extract import HEADER
+from psc_idp.directory.identifiers import luhn_valid
+
+PREFIX = "998"  # the demo and test practitioners use 997…
+LINES_PER_PRACTITIONER = 2.5
+
+
+def id_nat(index: int) -> str:
+    body = f"{PREFIX}{index:07d}"
+    return "8" + next(body + digit for digit in "0123456789" if luhn_valid(body + digit))
+
+
+@dataclass(frozen=True)
+class Synthetic:
+    path: Path
+    lines: int
+    practitioners: int
+
+
+def practitioners_for(lines: int) -> int:
+    """How many practitioners make about ``lines`` lines."""
+    return max(1, round(lines / LINES_PER_PRACTITIONER))
+
+
+def write_synthetic(path: Path, practitioners: int, *, removed: Collection[int] = (),
+                    changed: Collection[int] = (), added: int = 0,
+                    extra: Iterable[str] = ()) -> Synthetic:
+    """Write an extract of practitioners ``0 … practitioners + added - 1`` minus
+    ``removed``, then the ``extra`` lines as they are; streams, whatever the size.
+    ``lines`` and ``practitioners`` count the synthetic ones only."""
+    removed, changed = set(removed), set(changed)
+    written = count = 0
+    with open(path, "w", encoding="utf-8", newline="\n") as out:
+        out.write("|".join(HEADER) + "|\n")
+        for index in range(practitioners + added):
+            if index in removed:
+                continue
+            count += 1
+            for text in _lines(index, index in changed):
+                out.write(text)
+                written += 1
+        out.writelines(text + "\n" for text in extra)
+    return Synthetic(path, written, count)
+
+
+def _lines(index: int, changed: bool) -> list[str]:
+    nat = id_nat(index)
+    person = [nat[0], nat[1:], nat, f"NOM{index}", f"PRENOM{index}'SECOND", "01/01/1970", "",
+              "", "", "M", f"01{index:08d}", f"p{index}@example.org", "M"]
+    exercice = ["10", "C", "DR", f"NOM{index}", f"PRENOM{index}"]
+    lines = []
+    for rank in range(2 + index % 2):
+        structure = f"R{index}-{rank}" + ("-MOVED" if changed and rank == 0 else "")
+        savoir_faire = ["S", "SM54"] if rank == 0 else ["", ""]
+        activity = ["L" if rank else "S", "SA07", "", "FON-01", "", "", "", "", structure,
+                    f"CABINET {structure}", "", "", "", str(rank + 1), "", "R",
+                    "DE LA PAIX", "", "75001 PARIS", "75001", "75101", "", "", "", "", "",
+                    "75", "", "ARS/ONI/ONI"]
+        fields = person + exercice + savoir_faire + activity
+        assert len(fields) == len(HEADER)
+        lines.append("|".join(fields) + "|\n")
+    return lines
