@@ -25,9 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from psc_idp.keys.ring import generate_keys  # noqa: E402
-from tests.directory_synthetic import practitioners_for, write_synthetic  # noqa: E402
+from tests.directory_synthetic import Operator, practitioners_for, write_synthetic  # noqa: E402
 from tests.plugins.postgres import PostgresServer  # noqa: E402
-from tests.test_directory_sync_large import Operator  # noqa: E402
 
 
 def bench(label: str, operator: Operator, files: list) -> None:

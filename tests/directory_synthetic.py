@@ -5,16 +5,23 @@ Practitioner ``i`` has the RPPS number ``998`` + ``i`` on 7 digits + its Luhn ch
 (idNat ``8`` + RPPS), one profession and two or three activities (one line each: 2.5 lines
 per practitioner on average). ``removed`` leaves practitioners out, ``changed`` moves their
 first activity to another structure, ``added`` appends new practitioners after the others:
-the second extract of a test is the first one with a known difference."""
+the second extract of a test is the first one with a known difference. ``Operator`` runs
+``psc-idp`` commands in child processes, as an operator does, and measures them."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from psc_idp.directory.extract import HEADER
 from psc_idp.directory.identifiers import luhn_valid
+from tests.plugins.idp import SECRET
 
 PREFIX = "998"  # the demo and test practitioners use 997…
 LINES_PER_PRACTITIONER = 2.5
@@ -75,3 +82,38 @@ def _lines(index: int, changed: bool) -> list[str]:
         assert len(fields) == len(HEADER)
         lines.append("|".join(fields) + "|\n")
     return lines
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+    rss_mb: float
+
+
+class Operator:
+    """Runs ``psc-idp`` commands in child processes, configured by environment."""
+
+    def __init__(self, keys_dir, database_url, passphrase: str = "test-passphrase"):
+        self.env = {**os.environ, "PSC_IDP_SECRET_KEY": SECRET,
+                    "PSC_IDP_KEYS_DIR": str(keys_dir), "PSC_IDP_KEYS_PASSPHRASE": passphrase,
+                    "PSC_IDP_DATABASE_URL": database_url}
+
+    def start(self, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
+        command = [sys.executable, "-c", "from psc_idp.cli import main; main()", *map(str, args)]
+        return subprocess.Popen(command, env=self.env, stdout=stdout, stderr=stderr, text=True)
+
+    def run(self, *args) -> Run:
+        """Run to the end; wait4 gives this child's own peak RSS."""
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            started = time.monotonic()
+            child = self.start(*args, stdout=out, stderr=err)
+            _, status, usage = os.wait4(child.pid, 0)
+            child.returncode = os.waitstatus_to_exitcode(status)
+            seconds = time.monotonic() - started
+            out.seek(0)
+            err.seek(0)
+            return Run(child.returncode, out.read(), err.read(), seconds,
+                       usage.ru_maxrss / 1024)

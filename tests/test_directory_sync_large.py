@@ -9,13 +9,8 @@ The two extracts are generated once per module (about 2 s)."""
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import tempfile
 import time
-from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
@@ -24,8 +19,7 @@ from psc_idp import audit
 from psc_idp.directory.models import DirectoryImport, Practitioner
 from psc_idp.extensions import db
 from tests.directory_fixtures import DEMO, KIT
-from tests.directory_synthetic import practitioners_for, write_synthetic
-from tests.plugins.idp import SECRET
+from tests.directory_synthetic import Operator, Run, practitioners_for, write_synthetic
 from tests.support import code_from
 
 LINES = 200_000
@@ -47,41 +41,6 @@ def extracts(tmp_path_factory):
                              extra=[text for text in demo if f"|{KIT}|" not in text])
     assert first.lines == LINES
     return first, second
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: str
-    stderr: str
-    seconds: float
-    rss_mb: float
-
-
-class Operator:
-    """Runs ``psc-idp`` commands in child processes, configured by environment."""
-
-    def __init__(self, keys_dir, database_url, passphrase: str = "test-passphrase"):
-        self.env = {**os.environ, "PSC_IDP_SECRET_KEY": SECRET,
-                    "PSC_IDP_KEYS_DIR": str(keys_dir), "PSC_IDP_KEYS_PASSPHRASE": passphrase,
-                    "PSC_IDP_DATABASE_URL": database_url}
-
-    def start(self, *args, stdout=subprocess.PIPE, stderr=subprocess.PIPE):
-        command = [sys.executable, "-c", "from psc_idp.cli import main; main()", *map(str, args)]
-        return subprocess.Popen(command, env=self.env, stdout=stdout, stderr=stderr, text=True)
-
-    def run(self, *args) -> Run:
-        """Run to the end; wait4 gives this child's own peak RSS."""
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            started = time.monotonic()
-            child = self.start(*args, stdout=out, stderr=err)
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
-            seconds = time.monotonic() - started
-            out.seek(0)
-            err.seek(0)
-            return Run(child.returncode, out.read(), err.read(), seconds,
-                       usage.ru_maxrss / 1024)
 
 
 @pytest.fixture
