@@ -6,8 +6,10 @@ Records are hash-chained: each carries ``seq``, the hash of the previous record 
 hash over its content and that previous hash. Appends are serialised by the one-row
 ``audit_head`` table, updated first thing (row lock on PostgreSQL, the write lock on
 SQLite), so several processes never fork the chain. The database refuses UPDATE and DELETE on
-``audit_event`` (triggers) except during ``psc-idp audit purge``, which keeps an anchor (the
-hash the first remaining record chains from) so the rest still verifies."""
+``audit_event`` (triggers; TRUNCATE too on PostgreSQL) except during ``psc-idp audit purge``,
+which keeps an anchor (the hash the first remaining record chains from) so the rest still
+verifies. ``verify`` reads one snapshot, so appends made meanwhile are not tampering; a row
+outside the chain (no ``seq``, or beyond the head) is."""
 
 from __future__ import annotations
 
