@@ -103,6 +103,7 @@ class Browser:
         assert response.status_code == 302, response.text
         page = self.get(urljoin(response.url, response.headers["Location"]))
         assert page.status_code == 200, page.text
+        assert "<title>Connexion — psc-idp</title>" in page.text
         return re.search(r'id="card-login" href="([^"]+)"', page.text).group(1).replace(
             "&amp;", "&")
 
