@@ -29,12 +29,20 @@ def invalid(error: RegistrationError):
     return jsonify(error=error.error, error_description=str(error)), 400
 
 
-def _not_found(client_id: str):
-    return jsonify(error="not_found", error_description=f"no client {client_id[:64]!r}"), 404
+class UnknownClient(Exception):
+    pass
 
 
-def _client_or_404(client_id: str):
-    return clients.find(client_id)
+@api.errorhandler(UnknownClient)
+def not_found(error: UnknownClient):
+    return jsonify(error="not_found", error_description=f"no client {str(error)[:64]!r}"), 404
+
+
+def _client(client_id: str):
+    client = clients.find(client_id)
+    if client is None:
+        raise UnknownClient(client_id)
+    return client
 
 
 @api.get("/openapi.json")
@@ -55,34 +63,21 @@ def list_clients():
 def create_client():
     body = _body()
     client_id = body.pop("client_id", None)
-    meta = clients.validate(body)
-    client, secret = clients.create_client(
-        name=meta.get("client_name", ""), redirect_uris=meta.get("redirect_uris", []),
-        post_logout_redirect_uris=meta.get("post_logout_redirect_uris", []),
-        auth_method=meta.get("token_endpoint_auth_method", "client_secret_basic"),
-        client_id=client_id, jwks=meta.get("jwks"),
-        id_token_alg=meta.get("id_token_signed_response_alg", "RS256"),
-        userinfo_alg=meta.get("userinfo_signed_response_alg"),
-        require_pkce=meta.get("require_pkce", True), compat=meta.get("compat", ()),
-        contacts=meta.get("contacts", ()), grant_types=meta.get("grant_types"),
-        scope=meta.get("scope", "openid scope_all"), actor=_actor(),
-        registered_by="admin-api")
+    client, secret = clients.register(body, client_id=client_id, actor=_actor(),
+                                      registered_by="admin-api")
     return jsonify({**clients.describe(client), "client_secret": secret}), 201
 
 
 @api.get("/clients/<client_id>")
 @require_key("admin")
 def get_client(client_id):
-    client = _client_or_404(client_id)
-    return jsonify(clients.describe(client)) if client else _not_found(client_id)
+    return jsonify(clients.describe(_client(client_id)))
 
 
 @api.patch("/clients/<client_id>")
 @require_key("admin")
 def update_client(client_id):
-    client = _client_or_404(client_id)
-    if client is None:
-        return _not_found(client_id)
+    client = _client(client_id)
     secret = clients.update_client(client, _body(), actor=_actor())
     answer = clients.describe(client)
     if secret:
@@ -93,9 +88,7 @@ def update_client(client_id):
 @api.delete("/clients/<client_id>")
 @require_key("admin")
 def delete_client(client_id):
-    client = _client_or_404(client_id)
-    if client is None:
-        return _not_found(client_id)
+    client = _client(client_id)
     clients.delete_client(client, actor=_actor())
     return "", 204
 
@@ -103,9 +96,7 @@ def delete_client(client_id):
 @api.post("/clients/<client_id>/secret")
 @require_key("admin")
 def rotate_secret(client_id):
-    client = _client_or_404(client_id)
-    if client is None:
-        return _not_found(client_id)
+    client = _client(client_id)
     body = request.get_json(silent=True) or {}
     grace = body.get("grace_seconds", current_app.extensions["psc_idp"].settings[
         "client_secret_grace"]) if isinstance(body, dict) else None
@@ -118,8 +109,6 @@ def rotate_secret(client_id):
 @api.post("/clients/<client_id>/<any(enable, disable):action>")
 @require_key("admin")
 def toggle(client_id, action):
-    client = _client_or_404(client_id)
-    if client is None:
-        return _not_found(client_id)
+    client = _client(client_id)
     clients.set_enabled(client, action == "enable", actor=_actor())
     return jsonify(clients.describe(client))

@@ -4,7 +4,6 @@ SHA-256 hashes of 256-bit random values; shown once."""
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 
@@ -55,7 +54,6 @@ def find_valid(token: str, scope: str) -> AccessKey | None:
         return None
     if key.uses_left is not None and key.uses_left <= 0:
         return None
-    assert hmac.compare_digest(key.token_hash, digest(token))
     return key
 
 

@@ -8,7 +8,7 @@ import secrets
 
 from flask import Blueprint, current_app, jsonify, request
 
-from .. import audit, clients
+from .. import clients
 from ..clients import RegistrationError
 from ..extensions import db
 from ..oidc.models import digest
@@ -64,17 +64,9 @@ def register():
     key = models.find_valid(bearer(), "registration")
     if key is None:
         return unauthorized("a valid initial access token is required")
-    meta = clients.validate(_metadata(request.get_json(silent=True)))
-    client, secret = clients.create_client(
-        name=meta.get("client_name") or "unnamed client",
-        redirect_uris=meta["redirect_uris"],
-        post_logout_redirect_uris=meta.get("post_logout_redirect_uris", []),
-        auth_method=meta.get("token_endpoint_auth_method", "client_secret_basic"),
-        jwks=meta.get("jwks"), id_token_alg=meta.get("id_token_signed_response_alg", "RS256"),
-        userinfo_alg=meta.get("userinfo_signed_response_alg"),
-        contacts=meta.get("contacts", ()), grant_types=meta.get("grant_types"),
-        scope=meta.get("scope", "openid scope_all"), actor=f"dynamic:{key.id}",
-        registered_by="dynamic")
+    meta = _metadata(request.get_json(silent=True))
+    meta.setdefault("client_name", "unnamed client")
+    client, secret = clients.register(meta, actor=f"dynamic:{key.id}", registered_by="dynamic")
     token = secrets.token_urlsafe(32)
     client.registration_token_hash = digest(token)
     if key.uses_left is not None:
@@ -83,29 +75,34 @@ def register():
     return _answer(client, secret, token, 201)
 
 
+class InvalidRegistrationToken(Exception):
+    pass
+
+
+@bp.errorhandler(InvalidRegistrationToken)
+def invalid_token(error: InvalidRegistrationToken):
+    return unauthorized("invalid registration access token")
+
+
 def _managed(client_id: str):
     """The client whose registration access token the request presents (RFC 7592 §3)."""
     client = clients.find(client_id)
     token = bearer()
     if client is None or not client.registration_token_hash or not token or \
             not secrets.compare_digest(client.registration_token_hash, digest(token)):
-        return None
+        raise InvalidRegistrationToken
     return client
 
 
 @bp.get(f"{PATH}/<client_id>")
 def read(client_id):
     client = _managed(client_id)
-    if client is None:
-        return unauthorized("invalid registration access token")
     return _answer(client, None, None, 200)
 
 
 @bp.put(f"{PATH}/<client_id>")
 def replace(client_id):
     client = _managed(client_id)
-    if client is None:
-        return unauthorized("invalid registration access token")
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or body.get("client_id") != client_id:
         raise RegistrationError("the body must be the client's metadata with its client_id")
@@ -113,13 +110,11 @@ def replace(client_id):
             client.secret_hash or "", digest(str(body["client_secret"]))):
         raise RegistrationError("client_secret does not match", "client_secret")
     meta = _metadata({k: v for k, v in body.items() if k not in READ_ONLY})
-    # RFC 7592 §2.2: omitted fields are reset to their defaults
-    full = {"post_logout_redirect_uris": [], "contacts": [], "jwks": None,
-            "userinfo_signed_response_alg": None, "id_token_signed_response_alg": "RS256",
-            "grant_types": ["authorization_code", "refresh_token"],
-            "scope": "openid scope_all", "client_name": client.name, **meta}
-    if "token_endpoint_auth_method" in meta:
-        full["token_endpoint_auth_method"] = meta["token_endpoint_auth_method"]
+    # RFC 7592 §2.2: omitted fields are reset to their defaults (the authentication
+    # method, PKCE and compatibility flags, which RFC 7591 clients do not send, are kept)
+    reset = {k: v for k, v in clients.DEFAULTS.items()
+             if k not in ("token_endpoint_auth_method", "require_pkce", "compat")}
+    full = {**reset, "client_name": client.name, **meta}
     secret = clients.update_client(client, full, actor=f"dynamic:{client_id}")
     return _answer(client, secret, None, 200)
 
@@ -127,9 +122,5 @@ def replace(client_id):
 @bp.delete(f"{PATH}/<client_id>")
 def deregister(client_id):
     client = _managed(client_id)
-    if client is None:
-        return unauthorized("invalid registration access token")
     clients.delete_client(client, actor=f"dynamic:{client_id}")
-    audit.record("client.deregistered", client_id=client_id)
-    db.session.commit()
     return "", 204

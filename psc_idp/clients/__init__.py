@@ -137,6 +137,15 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
     raise RegistrationError(f"unsupported field {field}", field)
 
 
+#: the metadata of a client registered without saying otherwise
+DEFAULTS = {
+    "post_logout_redirect_uris": [], "token_endpoint_auth_method": "client_secret_basic",
+    "jwks": None, "id_token_signed_response_alg": "RS256",
+    "userinfo_signed_response_alg": None, "require_pkce": True, "compat": [],
+    "contacts": [], "scope": "openid scope_all", "grant_types": list(GRANT_TYPES),
+}
+
+
 def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris=(),
                   auth_method="client_secret_basic", client_id=None, jwks=None,
                   id_token_alg="RS256", userinfo_alg=None, require_pkce=True,
@@ -144,7 +153,7 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
                   contacts=(), grant_types=None, scope="openid scope_all",
                   ) -> tuple[Client, str | None]:
     """Validate and store a client; returns it with its secret (None if it has none)."""
-    meta = validate({
+    return register({
         "client_name": name, "redirect_uris": list(redirect_uris),
         "post_logout_redirect_uris": list(post_logout_redirect_uris),
         "token_endpoint_auth_method": auth_method, "jwks": jwks,
@@ -152,7 +161,20 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
         "userinfo_signed_response_alg": userinfo_alg, "require_pkce": require_pkce,
         "compat": list(compat), "contacts": list(contacts), "scope": scope,
         "grant_types": list(grant_types or GRANT_TYPES),
-    })
+    }, client_id=client_id, actor=actor, registered_by=registered_by)
+
+
+def register(metadata: dict, *, client_id: str | None = None, actor: str,
+             registered_by: str) -> tuple[Client, str | None]:
+    """Store a client from its metadata (RFC 7591 names; omitted fields take
+    ``DEFAULTS``); returns it with its secret (None if it has none)."""
+    meta = validate({**DEFAULTS, **metadata})
+    if "client_name" not in meta:
+        raise RegistrationError("client_name: required, at most 200 characters",
+                                "client_name")
+    if "redirect_uris" not in meta:
+        raise RegistrationError("redirect_uri: at least one is required", "redirect_uris")
+    name, auth_method = meta["client_name"], meta["token_endpoint_auth_method"]
     if client_id is not None and not CLIENT_ID.match(client_id):
         raise RegistrationError("client_id: 3 to 64 characters among A-Z a-z 0-9 . _ -",
                                 "client_id")
