@@ -4,6 +4,7 @@ only from the configured proxy addresses, anyone else could forge it."""
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import unquote
 
@@ -30,4 +31,10 @@ def is_trusted_proxy(address: str, trusted_proxies) -> bool:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in trusted_proxies)
+    return any(ip in network for network in _networks(tuple(trusted_proxies)))
+
+
+@functools.lru_cache(maxsize=16)
+def _networks(trusted_proxies: tuple[str, ...]) -> tuple:
+    """Parsed once per configuration: the check runs on every request and audit record."""
+    return tuple(ipaddress.ip_network(net, strict=False) for net in trusted_proxies)

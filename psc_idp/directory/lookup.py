@@ -1,5 +1,6 @@
 """Finding the practitioner who logs in or for whom tokens are issued: one indexed query
-(the idNat is the primary key) that also loads everything the claims need."""
+(the idNat is the primary key), remembered for the rest of the request (a token response
+needs the practitioner for the access token and for the ID token)."""
 
 from __future__ import annotations
 
@@ -12,32 +13,24 @@ from .models import Exercice, Practitioner
 
 
 def find_active(id_nat: str) -> Practitioner | None:
-    """The practitioner with this idNat if they are in the directory and active; None for
-    an unknown or deactivated one (who must not log in). Remembered for the rest of the
-    request: a token response needs it for the access token and the ID token."""
-    cache = g.setdefault("_active_practitioners", {}) if has_request_context() else {}
-    if id_nat not in cache:
-        cache[id_nat] = _query(id_nat)
-    return cache[id_nat]
-
-
-def _query(id_nat: str) -> Practitioner | None:
+    """The practitioner with this idNat if they are in the directory and active, with
+    everything the claims need; None for an unknown or deactivated one (who must not log
+    in)."""
     exercices = joinedload(Practitioner.exercices)
-    query = (
-        select(Practitioner)
-        .where(Practitioner.id_nat == id_nat, Practitioner.active.is_(True))
-        .options(exercices.joinedload(Exercice.activities),
-                 exercices.joinedload(Exercice.savoir_faire))
-    )
-    return db.session.execute(query).unique().scalar_one_or_none()
+    return _remembered("full", id_nat, exercices.joinedload(Exercice.activities),
+                       exercices.joinedload(Exercice.savoir_faire))
 
 
 def find_identity(id_nat: str) -> Practitioner | None:
     """The active practitioner's own row only (names), for token issuance: no exercices,
-    activities or structures, which only userinfo needs. Remembered for the request."""
-    cache = g.setdefault("_active_identities", {}) if has_request_context() else {}
-    if id_nat not in cache:
+    activities or structures, which only userinfo needs."""
+    return _remembered("identity", id_nat)
+
+
+def _remembered(kind: str, id_nat: str, *options) -> Practitioner | None:
+    cache = g.setdefault("_practitioners", {}) if has_request_context() else {}
+    if (kind, id_nat) not in cache:
         query = select(Practitioner).where(Practitioner.id_nat == id_nat,
-                                           Practitioner.active.is_(True))
-        cache[id_nat] = db.session.execute(query).scalar_one_or_none()
-    return cache[id_nat]
+                                           Practitioner.active.is_(True)).options(*options)
+        cache[kind, id_nat] = db.session.execute(query).unique().scalar_one_or_none()
+    return cache[kind, id_nat]
