@@ -203,6 +203,13 @@ def test_large_crl_is_indexed_in_a_child_process(cards, tmp_path, monkeypatch):
     from psc_idp.cards import crl as crl_module
 
     monkeypatch.setattr(crl_module, "CHILD_PARSE_BYTES", 0)  # every CRL takes the child path
+    children = []
+    real_index_in_child = crl_module.index_in_child
+
+    def counted(*args):  # the real child process runs; this only notes that it did
+        children.append(args[-1])
+        return real_index_in_child(*args)
+    monkeypatch.setattr(crl_module, "index_in_child", counted)
     pki = cards.pki
     revoked_serial = cards["CPS-899700366240"].serial
     big = (1 << 158) + 12345
@@ -213,7 +220,7 @@ def test_large_crl_is_indexed_in_a_child_process(cards, tmp_path, monkeypatch):
     v = verifier(cards, [path])
     assert v.crls.refresh() == []
     indexed = v.crls.snapshot()[0]
-    assert isinstance(indexed.serials, crl_module.SerialSet) and indexed.entries == 2001
+    assert children == [str(path)] and indexed.entries == 2001
     assert big in indexed.serials and 1999 in indexed.serials and 2000 not in indexed.serials
     with pytest.raises(CardRejected) as refused:
         v.verify(card_pem(cards, "CPS-899700366240"))

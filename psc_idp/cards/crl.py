@@ -24,7 +24,7 @@ log = logging.getLogger("psc_idp.crl")
 @dataclass(frozen=True)
 class IndexedCrl:
     issuer: bytes  # DER of the issuer name
-    serials: frozenset[int] | SerialSet
+    serials: SerialSet
     this_update: float
     next_update: float | None
     source: str
@@ -136,7 +136,7 @@ def index(crl: x509.CertificateRevocationList, issuers: dict[bytes, x509.Certifi
     next_update = crl.next_update_utc
     return IndexedCrl(
         issuer=issuer_der,
-        serials=frozenset(entry.serial_number for entry in crl),
+        serials=SerialSet(pack(entry.serial_number for entry in crl)),
         this_update=crl.last_update_utc.timestamp(),
         next_update=next_update.timestamp() if next_update else None,
         source=source, entries=len(crl),
@@ -249,7 +249,7 @@ def _child(crl_path: str, issuers_path: str, out_path: str, source: str) -> None
         handle.write(json.dumps({
             "issuer": indexed.issuer.hex(), "this_update": indexed.this_update,
             "next_update": indexed.next_update, "entries": indexed.entries}).encode() + b"\n")
-        handle.write(pack(indexed.serials))
+        handle.write(indexed.serials.records)
 
 
 if __name__ == "__main__":
