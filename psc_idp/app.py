@@ -4,6 +4,7 @@ state lives in ``app.extensions["psc_idp"]``."""
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,8 +35,10 @@ class Idp:
     protector: Any = None
 
 
-def create_app(overrides: dict[str, Any] | None = None) -> Flask:
-    settings = settings_module.load(overrides)
+def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
+    """``environ``: where ``PSC_IDP_*`` settings are read (default: the process
+    environment)."""
+    settings = settings_module.load(overrides, os.environ if environ is None else environ)
     app = Flask(__name__)
     setup_config(app, settings)
     setup_database(app, settings)

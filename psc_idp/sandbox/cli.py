@@ -5,9 +5,7 @@ cards."""
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tomllib
 from pathlib import Path
 
 import click
@@ -92,13 +90,8 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         "sms_outbox_dir": str(directory / "sms-outbox"),
         "smtp_host": "", "mail_outbox_dir": str(directory / "mail-outbox"),
     }
-    # the configuration being written here is the one PSC_IDP_CONFIG may already name
-    saved = os.environ.pop("PSC_IDP_CONFIG", None)
-    try:
-        app = create_app(settings)
-    finally:
-        if saved is not None:
-            os.environ["PSC_IDP_CONFIG"] = saved
+    # only these settings: the file PSC_IDP_CONFIG may name is the one being written here
+    app = create_app(settings, environ={})
     with app.app_context():
         upgrade()
         report = import_files([Path(__file__).with_name("demo_directory.txt")])
@@ -114,7 +107,6 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
     config = directory / "psc-idp.toml"
     config.write_text(_toml(settings))
     config.chmod(0o600)
-    tomllib.loads(config.read_text())
     echo(f"sandbox: configuration written to {config}")
     echo(f"sandbox: demo client {DEMO_CLIENT_ID}, secret in {directory / 'demo-client.json'}")
     return config
