@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import and_, delete, or_, select, tuple_
 
 from .admin.models import AccessKey
 from .ecps.models import Activation, LoginRequest
@@ -48,12 +48,8 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
             rows = db.session.execute(select(*key).where(condition).limit(batch)).all()
             if not rows:
                 break
-            if len(key) == 1:
-                db.session.execute(delete(model).where(key[0].in_([r[0] for r in rows])))
-            else:
-                db.session.execute(delete(model).where(or_(*[
-                    and_(*[col == value for col, value in zip(key, row, strict=True)])
-                    for row in rows])))
+            db.session.execute(delete(model).where(tuple_(*key).in_(
+                [tuple(row) for row in rows])))
             db.session.commit()
             total += len(rows)
             if len(rows) < batch:

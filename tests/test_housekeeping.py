@@ -7,7 +7,7 @@ from psc_idp import create_app
 from psc_idp.ecps.models import LoginRequest
 from psc_idp.extensions import db
 from psc_idp.housekeeping import purge
-from psc_idp.oidc.models import AuthorizationCode, LoginSession, Token, now
+from psc_idp.oidc.models import AssertionJti, AuthorizationCode, LoginSession, Token, now
 
 from .plugins.idp import base_settings
 
@@ -43,6 +43,10 @@ def test_purge_removes_only_what_expired(keys_dir, database_url):
             LoginSession(sid="open", id_nat="899700245667", auth_time=0, acr="eidas1",
                          amr=["sc"], auth_mode="CARD", expires_at=t + 100),
         ])
+        # a two-column key: client and jti
+        db.session.add_all([AssertionJti(client_id="c", jti=f"j{i}", expires_at=t - 10)
+                            for i in range(3)] + [
+                           AssertionJti(client_id="c", jti="live", expires_at=t + 60)])
         db.session.add(LoginRequest(id="r", tx_id="t", id_nat="x", real=False, code="12",
                                     candidates=["12"], nonce="n", created_at=0,
                                     expires_at=t - 7200))
@@ -51,6 +55,8 @@ def test_purge_removes_only_what_expired(keys_dir, database_url):
         counts = purge(batch=10)
         assert counts["authorization codes"] == 25 and counts["tokens"] == 1
         assert counts["sessions"] == 1 and counts["e-CPS login requests"] == 1
+        assert counts["assertion jtis"] == 3
+        assert [a.jti for a in db.session.scalars(db.select(AssertionJti))] == ["live"]
         assert [c.code_hash for c in db.session.scalars(db.select(AuthorizationCode))] == [
             "live"]
         assert sorted(tok.jti for tok in db.session.scalars(db.select(Token))) == [
