@@ -61,29 +61,28 @@ def public_key(jwk: dict) -> ECKey:
 
 
 def _signed_claims(token: str, typ: str) -> tuple[Device, dict]:
-    """The active device that signed ``token`` and its claims."""
+    """The active device that signed ``token`` (its ``kid``) and the claims."""
     if not isinstance(token, str) or len(token) > 4096:
         raise EcpsError("invalid_token", "a signed message is required", 401)
+    found: list[Device] = []
+
+    def device_key(signed):
+        header = signed.headers()
+        if header.get("alg") != "ES256" or header.get("typ") != typ:
+            raise EcpsError("invalid_token", f"expected an ES256 {typ}", 401)
+        device = db.session.get(Device, str(header.get("kid", ""))[:40])
+        if device is None or device.status != "active":
+            raise EcpsError("unknown_device", "this device is not enrolled or was revoked",
+                            401)
+        found.append(device)
+        return public_key(device.public_jwk)
+
     try:
-        header = json.loads(_b64json(token.split(".")[0]))
-    except (ValueError, IndexError) as exc:
-        raise EcpsError("invalid_token", "malformed signed message", 401) from exc
-    if header.get("alg") != "ES256" or header.get("typ") != typ:
-        raise EcpsError("invalid_token", f"expected an ES256 {typ}", 401)
-    device = db.session.get(Device, str(header.get("kid", ""))[:40])
-    if device is None or device.status != "active":
-        raise EcpsError("unknown_device", "this device is not enrolled or was revoked", 401)
-    try:
-        decoded = jwt.decode(token, public_key(device.public_jwk), algorithms=["ES256"])
+        decoded = jwt.decode(token, device_key, algorithms=["ES256"])
     except (JoseError, ValueError) as exc:
-        raise EcpsError("invalid_token", "signature does not verify", 401) from exc
-    return device, decoded.claims
-
-
-def _b64json(part: str) -> bytes:
-    import base64
-
-    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        raise EcpsError("invalid_token", "malformed signed message, or its signature does "
+                                         "not verify", 401) from exc
+    return found[0], decoded.claims
 
 
 def authenticate_device(token: str) -> Device:
