@@ -8,6 +8,7 @@ import re
 import pytest
 
 from .ecps_support import activate_with_card
+from .plugins.idp import running_idp
 
 KIT, JEAN = "899700245667", "899700218896"
 
@@ -39,11 +40,14 @@ def chromium_with(chromium_page, browser):
 
 
 @pytest.fixture
-def admins(idp):
-    idp.app.extensions["psc_idp"].settings["admins"] = [KIT]
+def idp(keys_dir, database_url, cards, smtp_server, tmp_path):
+    """The live server, configured with KIT as the only console administrator."""
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     admins=[KIT]) as live:
+        yield live
 
 
-def test_console_for_an_admin(idp, admins, browser, demo_card, phone_factory, chromium_page):
+def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_page):
     rp = idp.rp()
     phone = phone_factory("kit")
     activate_with_card(idp, browser, demo_card, phone)
@@ -79,7 +83,7 @@ def test_console_for_an_admin(idp, admins, browser, demo_card, phone_factory, ch
     assert events.count() == 1 and f"console:{KIT}" in events.first.text_content()
 
 
-def test_console_refuses_non_admins(idp, admins, browser, cards, chromium_page):
+def test_console_refuses_non_admins(idp, browser, cards, chromium_page):
     refused = card_login(idp, browser, cards["CPS-899700218896"])
     assert refused.status_code == 403 and 'data-reason="not_admin"' in refused.text
     page = chromium_with(chromium_page, browser)
