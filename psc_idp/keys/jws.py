@@ -30,10 +30,13 @@ def encode(claims: dict, signer: Signer, typ: str = "JWT") -> str:
     return f"{signing_input}.{b64url(signer.sign(signing_input.encode('ascii')))}"
 
 
-def decode(token: str, jwks: dict, *, typ: str | None = None, **claim_rules) -> dict:
-    """Verify ``token`` against ``jwks`` and the claim rules (joserfc registry options)."""
+def decode(token: str, jwks: dict | KeySet, *, typ: str | None = None,
+           **claim_rules) -> dict:
+    """Verify ``token`` against ``jwks`` (a JWK Set, or an imported KeySet) and the claim
+    rules (joserfc registry options)."""
     try:
-        result = jwt.decode(token, KeySet.import_key_set(jwks), algorithms=list(SUPPORTED_ALGS))
+        keys = jwks if isinstance(jwks, KeySet) else KeySet.import_key_set(jwks)
+        result = jwt.decode(token, keys, algorithms=list(SUPPORTED_ALGS))
         if typ is not None and result.header.get("typ", "").lower() != typ.lower():
             raise InvalidJWT(f"unexpected typ {result.header.get('typ')!r}")
         jwt.JWTClaimsRegistry(leeway=5, **claim_rules).validate(result.claims)

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from flask import current_app
+from joserfc.jwk import KeySet
 
 from . import index, jws
 from .index import KeyRingError
@@ -39,6 +40,7 @@ class KeyRing:
         self._failed: tuple | None = None  # a stamp that did not load, and when to retry
         self._view: tuple[list[dict], dict[str, Signer]] = ([], {})  # replaced whole
         self._problem = ""
+        self._key_set: tuple[tuple, KeySet] = ((), KeySet([]))
         if index.stamp(self.keys_dir) is None:
             raise KeyRingError(f"no signing keys in {self.keys_dir}: run "
                                "'psc-idp keys generate'")
@@ -100,6 +102,17 @@ class KeyRing:
             except KeyUnavailable as exc:  # an old entry without its JWK, token away
                 log.error("key %s left out of the JWKS: %s", entry["kid"], exc)
         return {"keys": keys}
+
+    def key_set(self) -> KeySet:
+        """The published keys as a joserfc KeySet for verification, imported again only
+        when the published set changes (importing costs about as much as a signature)."""
+        jwks = self.jwks()
+        kids = tuple(key["kid"] for key in jwks["keys"])
+        cached_kids, key_set = self._key_set
+        if cached_kids != kids:
+            key_set = KeySet.import_key_set(jwks)
+            self._key_set = (kids, key_set)
+        return key_set
 
     def entries(self) -> list[dict]:
         """The index entries with their state now."""

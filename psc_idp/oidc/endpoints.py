@@ -72,7 +72,7 @@ def find_token(value: str, hint: str | None) -> IssuedToken | None:
 
 def _access(value: str) -> IssuedToken | None:
     try:
-        claims = jws.decode(value, idp().keys.jwks(), typ=ACCESS_TOKEN_TYP,
+        claims = jws.decode(value, idp().keys.key_set(), typ=ACCESS_TOKEN_TYP,
                             iss={"essential": True, "value": idp().settings["issuer"]},
                             exp={"essential": True}, jti={"essential": True})
     except jws.InvalidJWT:
