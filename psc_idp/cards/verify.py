@@ -85,8 +85,10 @@ class CardVerifier:
             raise CardRejected("expired", f"not after {leaf.not_valid_after_utc:%Y-%m-%d}")
         if leaf.not_valid_before_utc > at:
             raise CardRejected("not_yet_valid", f"not before {leaf.not_valid_before_utc}")
-        chain = self._chain(leaf, at)
+        # usage first: the chain validator would refuse a non-clientAuth EKU too, but as an
+        # untrusted chain, which tells the professional the wrong thing
         self._check_usage(leaf)
+        chain = self._chain(leaf, at)
         for certificate in chain[:-1]:
             self._check_revocation(certificate, at, leaf=certificate is chain[0])
         return identity(leaf)
