@@ -158,19 +158,8 @@ def _routes(app: Flask) -> None:
         if "tokens" not in session:
             return redirect(url_for("home"))
         tokens = session["tokens"]
-        jwks = psc_jwks()
+        jwks = psc().fetch_jwk_set(force=True)  # fresh: the keys may have rotated
         decoded = {name: claim_help.decode_jwt(tokens[name], jwks)
                    for name in ("id_token", "access_token") if name in tokens}
         return render_template("developer.html", decoded=decoded, userinfo=session["userinfo"],
                                sources=claim_help.SOURCES, refreshed=session.get("refreshed_at"))
-
-
-def psc_jwks() -> dict:
-    metadata = psc().load_server_metadata()
-    with psc()._get_session() as client:
-        response = client.get(metadata["jwks_uri"], withhold_token=True, timeout=10)
-        response.raise_for_status()
-        return response.json()
-
-
-
