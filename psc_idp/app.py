@@ -102,6 +102,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     csrf.exempt(oidc_bp)
     csrf.exempt(ecps_api)
     app.register_blueprint(oidc_bp, url_prefix=prefix)
+    _register_wallet_endpoint(app, idp.settings)
     app.register_blueprint(login_bp, url_prefix=prefix)
     app.register_blueprint(ecps_bp, url_prefix=prefix)
     app.register_blueprint(ecps_api, url_prefix=prefix)
@@ -112,6 +113,19 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     app.register_blueprint(registration_bp, url_prefix=prefix)
     csrf.exempt(admin_api)
     csrf.exempt(registration_bp)
+
+
+def _register_wallet_endpoint(app: Flask, settings: dict[str, Any]) -> None:
+    """The configured ``authorization_endpoint`` (PSC's split "wallet" host) when it is not
+    the standard path under the issuer."""
+    from .oidc.consts import PATHS
+    from .oidc.views import wallet_authorize
+
+    url = settings["authorization_endpoint"]
+    if url and url != settings["issuer"] + PATHS["authorization_endpoint"]:
+        app.add_url_rule(urlsplit(url).path, "wallet_authorize", wallet_authorize,
+                         methods=["GET", "POST"])
+        csrf.exempt(wallet_authorize)
 
 
 def _datetime(timestamp: int) -> str:

@@ -71,6 +71,8 @@ def run_cmd():
                                    "listeners (psc-idp sandbox init writes them)")
     click.echo(f"psc-idp: issuer {settings['issuer']}")
     click.echo(f"psc-idp: card login on {settings['card_login_url']}")
+    if settings["wallet_listen"]:
+        click.echo(f"psc-idp: authorization endpoint {settings['authorization_endpoint']}")
     try:
         serve_forever(current_app._get_current_object())
     except (OSError, ValueError) as exc:

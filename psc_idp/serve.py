@@ -1,5 +1,6 @@
-"""The embedded listeners of ``psc-idp run``: the IdP origin over TLS, and the card
-origin over TLS asking for a client certificate from the configured card CAs. In
+"""The embedded listeners of ``psc-idp run``: the IdP origin over TLS, the card origin over
+TLS asking for a client certificate from the configured card CAs, and, when configured, the
+authorization endpoint's separate origin (``wallet_listen``). In
 production nginx terminates TLS instead (config/nginx) and gunicorn serves the app."""
 
 from __future__ import annotations
@@ -24,10 +25,14 @@ def listeners(app: Flask) -> list:
                               client_ca_paths=settings["card_trust_anchors"]
                               + settings["card_intermediates"])
     app.extensions["psc_idp"].cards.crls.start()  # load the CRLs before the first login
-    return [
+    servers = [
         make_server(*_address(settings["listen"]), app, threaded=True, ssl_context=plain),
         make_server(*_address(settings["card_listen"]), app, threaded=True, ssl_context=card),
     ]
+    if settings["wallet_listen"]:  # the authorization endpoint's own origin (psc.md §1)
+        servers.append(make_server(*_address(settings["wallet_listen"]), app, threaded=True,
+                                   ssl_context=plain))
+    return servers
 
 
 def serve_forever(app: Flask) -> None:

@@ -10,6 +10,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 class SettingsError(Exception):
@@ -37,8 +38,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("refresh_token_lifetime", 1800, "refresh token lifetime (sliding), seconds"),
     Setting("session_lifetime", 28800, "single sign-on session lifetime, seconds"),
     Setting("login_lifetime", 600, "seconds to finish a login once started"),
-    Setting("acr", {"card": "eidas1", "ecps": "eidas1"}, "acr value by login method"),
-    Setting("pkce_required_for_confidential", True, "PKCE default for confidential clients"),
+    Setting("acr", {"card": "eidas1", "ecps": "eidas1"}, "acr value by login method (production PSC sends eidas2 for both)"),
+    Setting("auth_level", {"card": "1", "ecps": "1"}, "auth_level claim of ID tokens by login method (as production PSC)"),
+    Setting("pkce_required_for_confidential", False, "require_pkce of new confidential clients (PSC does not require PKCE; public clients always need it)"),
+    Setting("refresh_reuse_grace", 5, "seconds a rotated refresh token may be presented again (concurrent refreshes) without revoking its chain; 0: never"),
+    Setting("authorization_endpoint", "", "URL of the authorization endpoint, e.g. on a separate 'wallet' origin as PSC (empty: <issuer>/protocol/openid-connect/auth)"),
+    Setting("wallet_listen", "", "embedded TLS listener of the authorization endpoint's origin when it differs from the issuer's (empty: none)"),
     Setting("card_login_url", "https://localhost:5444", "origin of the card login (TLS client cert)"),
     Setting("card_trust_anchors", [], "PEM files of the CA certificates cards must chain to"),
     Setting("card_intermediates", [], "PEM files of intermediate CA certificates"),
@@ -169,15 +174,35 @@ def validate(values: dict[str, Any]) -> None:
     if values["keys_backend"] == "pkcs11" and not (values["pkcs11_module"] and
                                                     values["pkcs11_token_label"]):
         raise SettingsError("keys_backend 'pkcs11' needs pkcs11_module and pkcs11_token_label")
+    _check_authorization_endpoint(values)
+    for name in ("acr", "auth_level"):
+        if set(values[name]) != {"card", "ecps"} or not all(
+                isinstance(v, str) and v for v in values[name].values()):
+            raise SettingsError(f"{name} must give a non-empty string for 'card' and 'ecps'")
+    if values["refresh_reuse_grace"] < 0 or values["refresh_reuse_grace"] > 60:
+        raise SettingsError("refresh_reuse_grace must be between 0 and 60 seconds")
     if len(values["secret_key"]) < 32:
         raise SettingsError("secret_key must be set to at least 32 random characters")
     if values["mode"] == "production":
         _refuse_insecure(values)
 
 
+def _check_authorization_endpoint(values: dict[str, Any]) -> None:
+    url = values["authorization_endpoint"]
+    if not url:
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in {"https", "http"} or not parts.netloc or parts.query or \
+            parts.fragment or not parts.path.startswith("/"):
+        raise SettingsError("authorization_endpoint must be an absolute URL with a path, "
+                            "e.g. https://wallet.example/auth")
+
+
 def _refuse_insecure(values: dict[str, Any]) -> None:
     problems = {
         "issuer": not values["issuer"].startswith("https://"),
+        "authorization_endpoint": bool(values["authorization_endpoint"]) and
+        not values["authorization_endpoint"].startswith("https://"),
         "card_login_url": not values["card_login_url"].startswith("https://"),
         "cookie_secure": not values["cookie_secure"],
         "crl_stale_policy": values["crl_stale_policy"] != "fail_closed",

@@ -53,9 +53,11 @@ class RelyingParty:
         return f"{self.url('authorization_endpoint')}?{urlencode(params)}"
 
     def post(self, name: str, data: dict, auth: str = "basic", **kwargs) -> requests.Response:
-        if auth == "basic":
+        """``auth``: basic, post, both (the same credentials in Basic and in the body, as
+        the PHP League provider sends them) or none."""
+        if auth in ("basic", "both"):
             kwargs["auth"] = (self.client_id, self.client_secret)
-        elif auth == "post":
+        if auth in ("post", "both"):
             data = {**data, "client_id": self.client_id, "client_secret": self.client_secret}
         return requests.post(self.url(name), data=data, verify=self.ca, timeout=10, **kwargs)
 

@@ -9,7 +9,7 @@ import requests
 
 from psc_idp.keys import jws
 
-from .support import code_from, s256
+from .support import Browser, code_from, s256
 
 
 @pytest.fixture
@@ -56,11 +56,14 @@ def test_pkce_plain_is_refused(idp, browser):
     assert params["iss"] == idp.issuer
 
 
-def test_missing_pkce_is_refused(idp, browser):
-    rp = idp.rp()
+@pytest.mark.parametrize("registration", [{"require_pkce": True}, {"auth_method": "none"}],
+                         ids=["confidential-requiring-pkce", "public"])
+def test_missing_pkce_is_refused(idp, browser, registration):
+    rp = idp.rp(**registration)
     response = browser.get(rp.authorization_url(code_challenge=None,
                                                 code_challenge_method=None))
-    assert code_from(response)["error"] == "invalid_request"
+    params = code_from(response)
+    assert params["error"] == "invalid_request" and params["state"] == rp.state
 
 
 @pytest.mark.parametrize("redirect_uri", [
@@ -86,8 +89,10 @@ def test_wrong_client_secret(logged_in):
     assert response.status_code == 401 and response.json()["error"] == "invalid_client"
 
 
-def test_reused_refresh_token_revokes_the_chain(logged_in):
-    rp, code = logged_in
+def test_reused_refresh_token_revokes_the_chain(idp, browser, demo_card):
+    """A client with no reuse grace (the strict setting): any second use is a replay."""
+    rp = idp.rp(refresh_reuse_grace=0)
+    code = code_from(browser.with_card(demo_card, rp.authorization_url()))["code"]
     first = rp.exchange(code).json()
     second = rp.refresh(first["refresh_token"]).json()
     reuse = rp.refresh(first["refresh_token"])
@@ -124,13 +129,20 @@ def test_forged_id_token_hint_at_logout(idp, browser, logged_in):
     assert response.status_code == 400 and "Location" not in response.headers
 
 
-def test_unregistered_post_logout_redirect_is_not_followed(idp, browser, logged_in):
+def test_unregistered_post_logout_redirect_is_refused_and_ends_nothing(idp, browser, logged_in,
+                                                                       card_curl):
+    """Even from another browser (no SSO cookie) with a valid id_token_hint: the request
+    is invalid, the session and its tokens live on."""
     rp, code = logged_in
-    id_token = rp.exchange(code).json()["id_token"]
+    tokens = rp.exchange(code).json()
     url = rp.url("end_session_endpoint") + "?" + requests.compat.urlencode(
-        {"id_token_hint": id_token, "post_logout_redirect_uri": "https://evil.example/"})
-    response = browser.get(url)
-    assert response.status_code == 200 and "Location" not in response.headers
+        {"id_token_hint": tokens["id_token"], "post_logout_redirect_uri": "https://evil.example/"})
+    for agent in (browser, Browser(idp.ca, card_curl)):
+        response = agent.get(url)
+        assert response.status_code == 400 and "Location" not in response.headers
+        assert "https://evil.example/" in response.text  # the page names the culprit
+    assert rp.userinfo(tokens["access_token"]).status_code == 200
+    assert code_from(browser.get(rp.authorization_url(prompt="none")))["code"]
 
 
 @pytest.mark.parametrize("data", [
@@ -148,7 +160,7 @@ def test_malformed_token_requests(idp, data):
 
 
 @pytest.mark.parametrize("params", [
-    {"response_type": "token"}, {"scope": "email"}, {"max_age": "-1"},
+    {"response_type": "token"}, {"response_mode": "fragment"}, {"max_age": "-1"},
     {"prompt": "none login"}, {"code_challenge": "short"}, {"state": "x" * 3000},
 ])
 def test_malformed_authorization_requests(idp, browser, params):

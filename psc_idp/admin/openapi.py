@@ -24,7 +24,16 @@ METADATA = {
         "id_token_signed_response_alg": _ALG,
         "userinfo_signed_response_alg": {"type": ["string", "null"],
                                           "enum": [*SUPPORTED_ALGS, None]},
-        "require_pkce": {"type": "boolean"},
+        "require_pkce": {"type": "boolean", "description": "PKCE S256 required (always for "
+                         "public clients); default: pkce_required_for_confidential"},
+        "strict_client_auth": {"type": "boolean", "description": "refuse credentials sent "
+                               "with a second method or another method than registered"},
+        "access_token_format": {"type": "string", "enum": ["psc", "rfc9068"],
+                                "description": "psc: typ JWT with Keycloak's claims (PSC); "
+                                               "rfc9068: typ at+jwt"},
+        "refresh_reuse_grace": {"type": ["integer", "null"], "minimum": 0, "maximum": 60,
+                                "description": "seconds a rotated refresh token may be "
+                                               "reused; null: the server's setting"},
         "compat": {"type": "array", "items": {"type": "string"}},
         "contacts": {"type": "array", "items": {"type": "string"}},
     },

@@ -20,6 +20,8 @@ PATH = "/clients-registrations/openid-connect"
 #: informational RFC 7591 fields psc-idp accepts and does not keep
 IGNORED = {"logo_uri", "client_uri", "policy_uri", "tos_uri", "software_id",
            "software_version"}
+KEPT_ON_REPLACE = {"token_endpoint_auth_method", "require_pkce", "compat", "strict_client_auth",
+                   "access_token_format", "refresh_reuse_grace"}
 READ_ONLY = {"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
              "registration_access_token", "registration_client_uri"}
 
@@ -111,9 +113,9 @@ def replace(client_id):
         raise RegistrationError("client_secret does not match", "client_secret")
     meta = _metadata({k: v for k, v in body.items() if k not in READ_ONLY})
     # RFC 7592 §2.2: omitted fields are reset to their defaults (the authentication
-    # method, PKCE and compatibility flags, which RFC 7591 clients do not send, are kept)
-    reset = {k: v for k, v in clients.DEFAULTS.items()
-             if k not in ("token_endpoint_auth_method", "require_pkce", "compat")}
+    # method, PKCE and the PSC compatibility settings, which RFC 7591 clients do not send,
+    # are kept)
+    reset = {k: v for k, v in clients.DEFAULTS.items() if k not in KEPT_ON_REPLACE}
     full = {**reset, "client_name": client.name, **meta}
     secret = clients.update_client(client, full, actor=f"dynamic:{client_id}")
     return _answer(client, secret, None, 200)

@@ -9,6 +9,8 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
+from flask import current_app
+
 from .. import audit
 from ..directory.claims import COMPAT_FLAGS
 from ..extensions import db
@@ -29,7 +31,10 @@ FIELDS = {
     "id_token_signed_response_alg": "id_token_signed_response_alg",
     "userinfo_signed_response_alg": "userinfo_signed_response_alg",
     "require_pkce": "require_pkce", "compat": "compat", "contacts": "contacts",
+    "strict_client_auth": "strict_client_auth", "access_token_format": "access_token_format",
+    "refresh_reuse_grace": "refresh_reuse_grace",
 }
+ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
 
 class RegistrationError(ValueError):
@@ -121,9 +126,19 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
         if value not in SUPPORTED_ALGS:
             raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
         return value
-    if field == "require_pkce":
+    if field in ("require_pkce", "strict_client_auth"):
         if not isinstance(value, bool):
-            raise RegistrationError("require_pkce: true or false", field)
+            raise RegistrationError(f"{field}: true or false", field)
+        return value
+    if field == "access_token_format":
+        if value not in ACCESS_TOKEN_FORMATS:
+            raise RegistrationError(f"{field}: one of {', '.join(ACCESS_TOKEN_FORMATS)}", field)
+        return value
+    if field == "refresh_reuse_grace":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= 60):
+            raise RegistrationError(f"{field}: seconds from 0 to 60, or null for the "
+                                    "server's setting", field)
         return value
     if field == "compat":
         if not isinstance(value, list) or set(value) - set(COMPAT_FLAGS):
@@ -141,34 +156,46 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
 DEFAULTS = {
     "post_logout_redirect_uris": [], "token_endpoint_auth_method": "client_secret_basic",
     "jwks": None, "id_token_signed_response_alg": "RS256",
-    "userinfo_signed_response_alg": None, "require_pkce": True, "compat": [],
+    "userinfo_signed_response_alg": None, "compat": [],
     "contacts": [], "scope": "openid scope_all", "grant_types": list(GRANT_TYPES),
+    "strict_client_auth": False, "access_token_format": "psc", "refresh_reuse_grace": None,
 }
+
+
+def pkce_default() -> bool:
+    """``require_pkce`` of a new confidential client: PSC requires no PKCE (psc.md §10),
+    ops may (``pkce_required_for_confidential``). Public clients always need it."""
+    return current_app.extensions["psc_idp"].settings["pkce_required_for_confidential"]
 
 
 def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris=(),
                   auth_method="client_secret_basic", client_id=None, jwks=None,
-                  id_token_alg="RS256", userinfo_alg=None, require_pkce=True,
+                  id_token_alg="RS256", userinfo_alg=None, require_pkce=None,
                   compat=(), actor: str = "cli", registered_by: str = "cli",
-                  contacts=(), grant_types=None, scope="openid scope_all",
+                  contacts=(), grant_types=None, scope="openid scope_all", **extra,
                   ) -> tuple[Client, str | None]:
-    """Validate and store a client; returns it with its secret (None if it has none)."""
-    return register({
+    """Validate and store a client; returns it with its secret (None if it has none).
+    ``extra``: other metadata (``strict_client_auth``, ``access_token_format`` …);
+    ``require_pkce`` None takes ``pkce_default()``."""
+    metadata = {
         "client_name": name, "redirect_uris": list(redirect_uris),
         "post_logout_redirect_uris": list(post_logout_redirect_uris),
         "token_endpoint_auth_method": auth_method, "jwks": jwks,
         "id_token_signed_response_alg": id_token_alg,
-        "userinfo_signed_response_alg": userinfo_alg, "require_pkce": require_pkce,
+        "userinfo_signed_response_alg": userinfo_alg,
         "compat": list(compat), "contacts": list(contacts), "scope": scope,
-        "grant_types": list(grant_types or GRANT_TYPES),
-    }, client_id=client_id, actor=actor, registered_by=registered_by)
+        "grant_types": list(grant_types or GRANT_TYPES), **extra,
+    }
+    if require_pkce is not None:
+        metadata["require_pkce"] = require_pkce
+    return register(metadata, client_id=client_id, actor=actor, registered_by=registered_by)
 
 
 def register(metadata: dict, *, client_id: str | None = None, actor: str,
              registered_by: str) -> tuple[Client, str | None]:
     """Store a client from its metadata (RFC 7591 names; omitted fields take
     ``DEFAULTS``); returns it with its secret (None if it has none)."""
-    meta = validate({**DEFAULTS, **metadata})
+    meta = validate({**DEFAULTS, "require_pkce": pkce_default(), **metadata})
     if "client_name" not in meta:
         raise RegistrationError("client_name: required, at most 200 characters",
                                 "client_name")
@@ -271,7 +298,9 @@ def describe(client: Client) -> dict:
         "scope": client.scope, "jwks": client.jwks,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "userinfo_signed_response_alg": client.userinfo_signed_response_alg,
-        "require_pkce": client.require_pkce, "enabled": client.enabled,
+        "require_pkce": client.require_pkce, "strict_client_auth": client.strict_client_auth,
+        "access_token_format": client.access_token_format,
+        "refresh_reuse_grace": client.refresh_reuse_grace, "enabled": client.enabled,
         "compat": client.compat, "contacts": client.contacts or [],
         "registered_by": client.registered_by, "client_id_issued_at": client.created_at,
         "secret_rotation_ends_at": client.previous_secret_expires_at

@@ -12,6 +12,7 @@ from ..keys.signer import SUPPORTED_ALGS
 from ..oidc.consts import CLIENT_AUTH_METHODS
 from ..oidc.models import Client
 from . import (
+    ACCESS_TOKEN_FORMATS,
     RegistrationError,
     create_client,
     delete_client,
@@ -51,6 +52,32 @@ def _print(client: Client, secret: str | None, as_json: bool) -> None:
         click.echo(f"client_secret: {secret}  (shown once: store it now)")
 
 
+def _drop_in_options(command):
+    """The per-client settings between PSC's behaviour (default) and the strict one."""
+    options = [
+        click.option("--pkce/--no-pkce", "pkce", default=None,
+                     help="require PKCE S256 (default: pkce_required_for_confidential; "
+                          "always for public clients)"),
+        click.option("--strict-client-auth/--lenient-client-auth", "strict_auth", default=None,
+                     help="refuse credentials sent twice or with another method than "
+                          "--auth-method (default: lenient, as PSC)"),
+        click.option("--access-token-format", type=click.Choice(ACCESS_TOKEN_FORMATS),
+                     help="psc (typ JWT, PSC's claims; default) or rfc9068 (typ at+jwt)"),
+        click.option("--refresh-reuse-grace", "grace", type=click.IntRange(0, 60),
+                     help="seconds a rotated refresh token may be reused (default: the "
+                          "server's refresh_reuse_grace)"),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
+    values = {"require_pkce": pkce, "strict_client_auth": strict_auth,
+              "access_token_format": access_token_format, "refresh_reuse_grace": grace}
+    return {k: v for k, v in values.items() if v is not None}
+
+
 @clients_cli.command("create")
 @click.option("--name", required=True)
 @click.option("--redirect-uri", "redirect_uris", multiple=True, required=True)
@@ -61,20 +88,21 @@ def _print(client: Client, secret: str | None, as_json: bool) -> None:
 @click.option("--jwks", "jwks_file", type=click.File("r"), help="public JWKS (private_key_jwt)")
 @click.option("--id-token-alg", default="RS256", type=click.Choice(SUPPORTED_ALGS))
 @click.option("--userinfo-alg", default=None, type=click.Choice(SUPPORTED_ALGS))
-@click.option("--no-pkce", is_flag=True, help="do not require PKCE (confidential clients)")
+@_drop_in_options
 @click.option("--compat", multiple=True, help="PSC compatibility flag (repeatable)")
 @click.option("--contact", "contacts", multiple=True, help="e-mail of the client's team")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
-               id_token_alg, userinfo_alg, no_pkce, compat, contacts, as_json):
+               id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
+               compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
             name=name, redirect_uris=list(redirect_uris), post_logout_redirect_uris=logout_uris,
             auth_method=auth_method, client_id=client_id, jwks=_jwks(jwks_file),
-            id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, require_pkce=not no_pkce,
-            compat=compat, contacts=contacts)
+            id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, compat=compat,
+            contacts=contacts, **_drop_in(pkce, strict_auth, access_token_format, grace))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
     _print(client, secret, as_json)
@@ -93,18 +121,19 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 @click.option("--scope", help="e.g. 'openid scope_all'")
 @click.option("--refresh/--no-refresh", "refresh", default=None,
               help="allow the refresh_token grant")
-@click.option("--pkce/--no-pkce", "pkce", default=None)
+@_drop_in_options
 @click.option("--compat", multiple=True, help="replaces the compatibility flags")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
-               id_token_alg, userinfo_alg, scope, refresh, pkce, compat, as_json):
+               id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
+               access_token_format, grace, compat, as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
-               "id_token_signed_response_alg": id_token_alg, "scope": scope,
-               "require_pkce": pkce}
+               "id_token_signed_response_alg": id_token_alg, "scope": scope}
     changes = {k: v for k, v in changes.items() if v is not None}
+    changes.update(_drop_in(pkce, strict_auth, access_token_format, grace))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)
     if logout_uris:

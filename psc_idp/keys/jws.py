@@ -30,15 +30,17 @@ def encode(claims: dict, signer: Signer, typ: str = "JWT") -> str:
     return f"{signing_input}.{b64url(signer.sign(signing_input.encode('ascii')))}"
 
 
-def decode(token: str, jwks: dict | KeySet, *, typ: str | None = None,
+def decode(token: str, jwks: dict | KeySet, *, typ: str | tuple[str, ...] | None = None,
            **claim_rules) -> dict:
     """Verify ``token`` against ``jwks`` (a JWK Set, or an imported KeySet) and the claim
-    rules (joserfc registry options)."""
+    rules (joserfc registry options); ``typ``: the header ``typ`` value(s) accepted."""
+    accepted = {typ.lower()} if isinstance(typ, str) else {t.lower() for t in typ or ()}
     try:
         keys = jwks if isinstance(jwks, KeySet) else KeySet.import_key_set(jwks)
         result = jwt.decode(token, keys, algorithms=list(SUPPORTED_ALGS))
-        if typ is not None and result.header.get("typ", "").lower() != typ.lower():
-            raise InvalidJWT(f"unexpected typ {result.header.get('typ')!r}")
+        header_typ = result.header.get("typ")
+        if accepted and (not isinstance(header_typ, str) or header_typ.lower() not in accepted):
+            raise InvalidJWT(f"unexpected typ {header_typ!r}")
         jwt.JWTClaimsRegistry(leeway=5, **claim_rules).validate(result.claims)
     except (JoseError, ValueError, TypeError) as exc:
         raise InvalidJWT(str(exc) or type(exc).__name__) from exc

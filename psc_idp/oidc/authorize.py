@@ -1,19 +1,39 @@
 """The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): validate the request
 with Authlib, reuse the browser's SSO session when ``prompt``/``max_age`` allow it,
-otherwise hand over to the login flow and resume once the professional has logged in."""
+otherwise hand over to the login flow and resume once the professional has logged in.
+
+As PSC (psc.md §10): ``openid`` is not required (``scope=scope_all`` alone is served),
+scopes psc-idp does not know are left out of the grant rather than refused. Every error
+sent back to the client carries its ``state`` unchanged; responses go back as a query
+(default) or an auto-submitted form (``response_mode=form_post``)."""
 
 from __future__ import annotations
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
-from authlib.oauth2.rfc6749 import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import LoginRequiredError
-from flask import current_app, redirect, render_template, url_for
+from flask import Response, current_app, redirect, render_template, url_for
+from flask import request as flask_request
 
 from ..login import flow
 from ..login.outcome import Failure
+from . import response_mode
+from .errors import printable
 from .models import LoginTransaction
 from .subject import Subject
+
+
+class RequestNotSupportedError(OAuth2Error):
+    """OIDC Core §6.1: ``request`` objects are not accepted."""
+
+    error = "request_not_supported"
+
+
+class RequestUriNotSupportedError(OAuth2Error):
+    """OIDC Core §6.2: ``request_uri`` is not accepted."""
+
+    error = "request_uri_not_supported"
 
 
 def server():
@@ -21,7 +41,6 @@ def server():
 
 
 def authorize():
-    subject = None
     try:
         # Authlib answers prompt=none with login_required unless it knows the user.
         grant = server().get_consent_grant(end_user=flow.current_subject())
@@ -34,9 +53,10 @@ def authorize():
         if subject is None and "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
-        return authorization_error(error)
+        return authorization_error(error, flask_request.values)
     if subject is not None:
-        return server().create_authorization_response(grant_user=subject, grant=grant)
+        return _respond(grant, server().create_authorization_response(
+            grant_user=subject, grant=grant))
     tx = flow.start(grant.request)
     return redirect(url_for("login.page", tx=tx.id))
 
@@ -47,23 +67,36 @@ def resume(tx: LoginTransaction, subject: Subject):
     try:
         grant = server().get_consent_grant(request=request, end_user=subject)
     except OAuth2Error as error:
-        return authorization_error(error)
-    return server().create_authorization_response(request, grant_user=subject, grant=grant)
+        return authorization_error(error, request.args)
+    return _respond(grant, server().create_authorization_response(
+        request, grant_user=subject, grant=grant))
 
 
 MAX_PARAMETER = 2048
+#: parameters of an authorization request that must not be repeated (RFC 6749 §3.1);
+#: Authlib checks response_type, client_id, redirect_uri, scope, state and PKCE's
+SINGLE = ("nonce", "prompt", "max_age", "acr_values", "login_hint", "response_mode",
+          "ui_locales", "request", "request_uri")
 
 
 def _check_parameters(grant, data) -> None:
-    """What Authlib leaves to the provider: an OpenID request (``openid`` scope, PSC has no
-    plain OAuth flow) and parameters of sane size (they are stored until the login ends)."""
-    if "openid" not in (data.get("scope") or "").split():
-        raise InvalidScopeError("the 'openid' scope is required",
-                                redirect_uri=grant.redirect_uri)
+    """What Authlib leaves to the provider: parameters of sane size (they are stored until
+    the login ends), not repeated, a supported response mode, no request objects."""
+    redirect_uri = grant.redirect_uri
     for name, value in data.items():
         if isinstance(value, str) and len(value) > MAX_PARAMETER:
-            raise InvalidRequestError(f"'{name[:40]}' is longer than {MAX_PARAMETER} characters",
-                                      redirect_uri=grant.redirect_uri)
+            raise InvalidRequestError(f"'{printable(name, 40)}' is longer than "
+                                      f"{MAX_PARAMETER} characters", redirect_uri=redirect_uri)
+    for name in SINGLE:
+        if len(grant.request.payload.datalist.get(name, [])) > 1:
+            raise InvalidRequestError(f"Multiple '{name}' in request.", redirect_uri=redirect_uri)
+    response_mode.check(data.get("response_mode"), redirect_uri)
+    if data.get("request"):
+        raise RequestNotSupportedError("request objects are not supported: send the "
+                                       "parameters in the query", redirect_uri=redirect_uri)
+    if data.get("request_uri"):
+        raise RequestUriNotSupportedError("request_uri is not supported: send the "
+                                          "parameters in the query", redirect_uri=redirect_uri)
 
 
 def _max_age(grant) -> int | None:
@@ -76,14 +109,25 @@ def _max_age(grant) -> int | None:
     return int(value)
 
 
-def authorization_error(error: OAuth2Error):
-    """RFC 6749 §4.1.2.1: redirect only to a validated redirect URI (with ``iss``,
-    RFC 9207 §2); otherwise tell the person, never redirect."""
+def _respond(grant, response: Response) -> Response:
+    """The authorization response in the mode the client asked for."""
+    return response_mode.deliver(response, grant.redirect_uri,
+                                 grant.request.payload.data.get("response_mode"))
+
+
+def authorization_error(error: OAuth2Error, data):
+    """RFC 6749 §4.1.2.1: redirect only to a validated redirect URI, with the request's
+    ``state`` exactly as received (``data``: the request's parameters) and ``iss``
+    (RFC 9207 §2), in the requested response mode when it is a supported one; otherwise
+    tell the person, never redirect."""
     if error.redirect_uri:
+        error.state = data.get("state")
         issuer = current_app.extensions["psc_idp"].settings["issuer"]
         _, _, headers = error()
         location = add_params_to_uri(dict(headers)["Location"], {"iss": issuer})
-        return redirect(location)
+        mode = data.get("response_mode")
+        return response_mode.deliver(redirect(location), error.redirect_uri,
+                                     mode if response_mode.supported(mode) else None)
     failure = Failure(
         error.error,
         "La demande de l'application est invalide : " + (error.description or error.error),

@@ -39,8 +39,14 @@ def userinfo_claims(subject: Subject, scope: str, compat=frozenset()) -> dict | 
         claims["authMode"] = subject.auth_mode
         claims["Palier_Authentification"] = PALIER
         return _psc_order(claims)
-    claims.update(identity_claims(subject, practitioner))
-    return claims
+    identity = identity_claims(subject, practitioner)
+    return {**claims, **{name: identity[name] for name in MINIMAL if name in identity},
+            "email_verified": False, "codeCivilite": practitioner.civilite,
+            "authMode": subject.auth_mode}
+
+
+#: userinfo without ``scope_all``: PSC's minimal identity (with ``codeCivilite``)
+MINIMAL = ("preferred_username", "SubjectNameID", "given_name", "family_name")
 
 
 _ORDER = ("sub", "preferred_username", "SubjectNameID", "given_name", "family_name",

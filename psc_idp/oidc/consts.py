@@ -12,13 +12,16 @@ PATHS = {
     "jwks_uri": "/protocol/openid-connect/certs",
 }
 
-SCOPES = ("openid", "scope_all")
+#: scopes psc-idp knows (PSC advertises Keycloak's, psc.md §10): ``scope_all`` gives the
+#: full professional userinfo; others requested are left out of the grant, never refused
+SCOPES = ("openid", "scope_all", "profile", "email", "offline_access")
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 CLIENT_AUTH_METHODS = (*TOKEN_AUTH_METHODS, "none")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 
 #: authMode claim by login method (psc.md §2)
 AUTH_MODE = {"card": "CARD", "ecps": "MOBILE"}
+METHOD_BY_AUTH_MODE = {mode: method for method, mode in AUTH_MODE.items()}
 #: amr values (RFC 8176): card = smart card + PIN; e-CPS = hardware-bound key + PIN
 AMR = {"card": ["sc", "pin", "mfa"], "ecps": ["hwk", "pin", "mfa"]}
 #: Palier_Authentification claim (psc.md §3)

@@ -3,29 +3,49 @@ implements, nothing more."""
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import current_app
 
 from .consts import CLIENT_AUTH_METHODS, GRANT_TYPES, PATHS, SCOPES, TOKEN_AUTH_METHODS
+from .response_mode import MODES
 
 CLAIMS = [
     "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid", "azp",
-    "at_hash", "authMode", "preferred_username", "SubjectNameID", "given_name", "family_name",
+    "at_hash", "auth_level", "session_state", "authMode", "preferred_username",
+    "SubjectNameID", "given_name", "family_name", "codeCivilite",
     "email_verified", "Palier_Authentification", "Secteur_Activite", "SubjectOrganization",
     "SubjectOrganizationID", "SubjectRole", "PSI_Locale", "Mode_Acces_Raison",
     "Acces_Regulation_Medicale", "UITVersion", "otherIds", "SubjectRefPro",
 ]
 
 
+def authorization_endpoint(settings: dict) -> str:
+    """The advertised authorization endpoint: PSC serves it on a separate "wallet" origin
+    (psc.md §1), psc-idp under the issuer unless ``authorization_endpoint`` says otherwise."""
+    return settings["authorization_endpoint"] or \
+        settings["issuer"] + PATHS["authorization_endpoint"]
+
+
+def is_split(settings: dict) -> bool:
+    """True when the authorization endpoint is on another origin than the issuer."""
+    def origin(url: str) -> tuple:
+        parts = urlsplit(url)
+        return parts.scheme, parts.netloc.lower()
+    return origin(authorization_endpoint(settings)) != origin(settings["issuer"])
+
+
 def metadata() -> dict:
     idp = current_app.extensions["psc_idp"]
     issuer, algs = idp.settings["issuer"], idp.keys.algorithms
     endpoints = {name: issuer + path for name, path in PATHS.items()}
+    endpoints["authorization_endpoint"] = authorization_endpoint(idp.settings)
     return {
         "issuer": issuer,
         **endpoints,
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": list(MODES),
         "grant_types_supported": list(GRANT_TYPES),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,

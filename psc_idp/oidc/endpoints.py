@@ -4,12 +4,13 @@ userinfo (OIDC Core §5.3) and RP-initiated logout (OIDC RP-Initiated Logout 1.0
 from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import ResourceProtector
-from authlib.oauth2.rfc6749 import TokenValidator
+from authlib.oauth2.rfc6749 import InvalidRequestError, TokenValidator
 from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Response, current_app, jsonify
+from flask import request as flask_request
 
 from .. import audit
 from ..extensions import db
@@ -17,8 +18,10 @@ from ..keys import jws
 from . import revocation
 from .claims import userinfo_claims
 from .consts import ACCESS_TOKEN_TYP
+from .errors import printable
 from .models import Client, LoginSession, Token, digest, now
 from .subject import Subject
+from .tokens import REFRESH, access_claims
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 
@@ -71,8 +74,10 @@ def find_token(value: str, hint: str | None) -> IssuedToken | None:
 
 
 def _access(value: str) -> IssuedToken | None:
+    """A live access token of either shape (``tokens``); the jti must be an issued access
+    token's, so no other JWT of psc-idp's (an ID token) is ever taken for one."""
     try:
-        claims = jws.decode(value, idp().keys.key_set(), typ=ACCESS_TOKEN_TYP,
+        claims = jws.decode(value, idp().keys.key_set(), typ=(ACCESS_TOKEN_TYP, "JWT"),
                             iss={"essential": True, "value": idp().settings["issuer"]},
                             exp={"essential": True}, jti={"essential": True})
     except jws.InvalidJWT:
@@ -98,17 +103,20 @@ class Introspection(IntrospectionEndpoint):
         return not client.is_public  # any authenticated resource server (RFC 7662 §4)
 
     def introspect_token(self, token: IssuedToken):
-        row, subject = token.row, token.get_user()
-        expiry = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
-        return {
-            "active": True, "client_id": row.client_id, "username": row.id_nat,
-            "scope": row.scope, "token_type": "Bearer" if token.kind == "access_token" else
-            "refresh_token", "exp": expiry, "iat": row.issued_at,
-            "sub": subject.get_user_id(), "iss": idp().settings["issuer"],
-            "aud": row.client_id, "SubjectNameID": row.id_nat,
-            "preferred_username": row.id_nat, "acr": row.acr, "authMode": row.auth_mode,
-            "auth_time": row.auth_time, "sid": row.sid,
-        }
+        """RFC 7662 §2.2 as PSC answers (psc.md §2): the token's claims plus ``active``,
+        ``client_id``, ``username``; ``SubjectNameID`` for access tokens only."""
+        row = token.row
+        if token.kind == "access_token":
+            return {"active": True, **token.claims, "client_id": row.client_id,
+                    "username": row.id_nat, "token_type": "Bearer",
+                    "SubjectNameID": row.id_nat}
+        client = db.session.get(Client, row.client_id)
+        claims = access_claims(
+            row.client_id, token.get_user(), row.scope, jti=digest(row.refresh_hash)[:32],
+            issued=row.issued_at, expires=row.refresh_expires_at, kind=REFRESH,
+            psc_shape=client is None or client.access_token_format != "rfc9068")
+        return {"active": True, **claims, "client_id": row.client_id, "username": row.id_nat,
+                "token_type": "refresh_token"}
 
 
 class Revocation(RevocationEndpoint):
@@ -154,8 +162,25 @@ def userinfo_response(token: IssuedToken):
     return Response(jws.encode(claims, idp().keys.signer(alg)), mimetype="application/jwt")
 
 
+class UserinfoProtector(ResourceProtector):
+    """The access token in the ``Authorization`` header (RFC 6750 §2.1) or in a form body
+    (§2.2); both at once, or the body parameter twice, is ``invalid_request`` (§2, §3.1)."""
+
+    def parse_request_authorization(self, request):
+        in_body = []
+        if flask_request.method == "POST" and \
+                flask_request.mimetype == "application/x-www-form-urlencoded":
+            in_body = flask_request.form.getlist("access_token")
+        if in_body and (len(in_body) > 1 or request.headers.get("Authorization")):
+            raise InvalidRequestError("send the access token once: in the Authorization "
+                                      "header or in the form body")
+        if in_body:
+            return self.get_token_validator("bearer"), in_body[0]
+        return super().parse_request_authorization(request)
+
+
 def protector() -> ResourceProtector:
-    resource = ResourceProtector()
+    resource = UserinfoProtector()
     resource.register_token_validator(AccessTokenValidator())
     return resource
 
@@ -163,6 +188,18 @@ def protector() -> ResourceProtector:
 class EndSession(EndSessionEndpoint):
     def get_server_jwks(self):
         return idp().keys.jwks()
+
+    def validate_request(self, request):
+        """RP-Initiated Logout §3-§4: a ``post_logout_redirect_uri`` that is not registered
+        for the client makes the request invalid: refused before anything ends."""
+        end = super().validate_request(request)
+        wanted = request.payload.data.get("post_logout_redirect_uri")
+        if wanted and end.redirect_uri is None:
+            who = f"client {end.client.client_id}" if end.client else "the client"
+            raise InvalidRequestError(
+                f"post_logout_redirect_uri {printable(wanted)} is not registered for {who}: "
+                "register it (post_logout_redirect_uris) or omit it")
+        return end
 
     def end_session(self, end_session_request):
         from flask import session

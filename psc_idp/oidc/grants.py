@@ -29,7 +29,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         token = super().generate_token(**kwargs)
         if is_openid_scope(token.get("scope")):
             token["_id_token"] = tokens.id_token(
-                self.request.client, kwargs["user"],
+                self.request.client, kwargs["user"], token["scope"],
                 nonce=self.request.authorization_code.nonce,
                 access_token_value=token["access_token"])
         return token
@@ -71,6 +71,14 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         return Subject.of(authorization_code, grant_id=authorization_code.grant_id)
 
 
+def reuse_grace(client) -> int:
+    """Seconds a rotated refresh token may be presented again: the client's own
+    ``refresh_reuse_grace`` or the server's."""
+    if client.refresh_reuse_grace is not None:
+        return client.refresh_reuse_grace
+    return current_app.extensions["psc_idp"].settings["refresh_reuse_grace"]
+
+
 class PscCodeChallenge(CodeChallenge):
     """PKCE with S256 only. Required for public clients, and for confidential clients
     whose registration says so (the default)."""
@@ -104,17 +112,19 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
+        """A rotated token presented again within the client's reuse grace (concurrent
+        refreshes of one page load, psc.md §10) is answered like its first use; later,
+        it is a replay: the whole chain is revoked (RFC 9700 §4.14.2)."""
+        if len(refresh_token) > 200:
+            return None
         row = Token.query.filter_by(refresh_hash=digest(refresh_token)).with_for_update().first()
-        if row is None:
+        if row is None or row.revoked_at is not None or row.refresh_expires_at < now():
             return None
-        if row.rotated_at is not None or row.revoked_at is not None:
-            if row.rotated_at is not None:
-                # A rotated refresh token presented again: the chain is compromised.
-                revocation.revoke_grant(row.grant_id, reason="refresh_reused",
-                                        client_id=row.client_id)
-                db.session.commit()
-            return None
-        if row.refresh_expires_at < now():
+        if row.rotated_at is not None and \
+                now() - row.rotated_at > reuse_grace(self.request.client):
+            revocation.revoke_grant(row.grant_id, reason="refresh_reused",
+                                    client_id=row.client_id)
+            db.session.commit()
             return None
         return RefreshCredential(row)
 
@@ -126,11 +136,15 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         token = super().issue_token(user, refresh_token)
         if is_openid_scope(token.get("scope")):
             token["_id_token"] = tokens.id_token(
-                self.request.client, user, access_token_value=token["access_token"])
+                self.request.client, user, token["scope"],
+                access_token_value=token["access_token"])
         return token
 
     def revoke_old_credential(self, credential):
-        credential.row.rotated_at = now()  # committed with the new token (oidc.views.token)
+        # committed with the new token (oidc.views.token); a reuse within the grace keeps
+        # the first rotation's time, so the grace never slides
+        if credential.row.rotated_at is None:
+            credential.row.rotated_at = now()
 
 
 class RefreshCredential:

@@ -11,7 +11,7 @@ import hmac
 import time
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -39,7 +39,16 @@ class Client(db.Model, ClientMixin):
     grant_types: Mapped[list] = mapped_column(JSON, default=list)
     id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), default="RS256")
     userinfo_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
-    require_pkce: Mapped[bool] = mapped_column(Boolean, default=True)
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: refuse a client that presents its credentials with a second method (RFC 6749 §2.3)
+    #: or with another method than ``token_endpoint_auth_method``
+    strict_client_auth: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
+    #: "psc" (``typ: JWT``, Keycloak's claims, as PSC) or "rfc9068" (``typ: at+jwt``)
+    access_token_format: Mapped[str] = mapped_column(String(10), default="psc",
+                                                     server_default="psc")
+    #: seconds a rotated refresh token may be presented again (None: the global setting)
+    refresh_reuse_grace: Mapped[int | None] = mapped_column(Integer)
     compat: Mapped[list] = mapped_column(JSON, default=list)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[int] = mapped_column(BigInteger, default=now)
@@ -88,7 +97,13 @@ class Client(db.Model, ClientMixin):
                     and hmac.compare_digest(self.previous_secret_hash, given))
 
     def check_endpoint_auth_method(self, method, endpoint):
-        return method == self.token_endpoint_auth_method
+        """The registered method; a secret may come by either secret method unless the
+        client is strict (PSC's Keycloak accepts both, psc.md §10)."""
+        if method == self.token_endpoint_auth_method:
+            return True
+        secret_methods = ("client_secret_basic", "client_secret_post")
+        return not self.strict_client_auth and method in secret_methods and \
+            self.token_endpoint_auth_method in secret_methods
 
     def check_response_type(self, response_type):
         return response_type == "code"
@@ -154,6 +169,8 @@ class Token(db.Model):
     acr: Mapped[str] = mapped_column(String(40))
     amr: Mapped[list] = mapped_column(JSON)
     auth_mode: Mapped[str] = mapped_column(String(10))
+    #: the authorization request's nonce, repeated in access tokens as PSC does
+    nonce: Mapped[str | None] = mapped_column(String(255))
     refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
     issued_at: Mapped[int] = mapped_column(BigInteger, default=now)
     access_expires_at: Mapped[int] = mapped_column(BigInteger)

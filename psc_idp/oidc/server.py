@@ -11,7 +11,7 @@ from flask import request as flask_request
 
 from .. import audit, ops
 from ..extensions import db
-from .client_auth import PrivateKeyJWT
+from .client_auth import PrivateKeyJWT, secret_basic, secret_post
 from .endpoints import EndSession, Introspection, Revocation
 from .grants import (
     AuthorizationCodeGrant,
@@ -43,7 +43,8 @@ class PscAuthorizationServer(AuthorizationServer):
             jti=token.pop("_jti"), grant_id=subject.grant_id, client_id=request.client.client_id,
             id_nat=subject.id_nat, sid=subject.sid, scope=token["scope"],
             auth_time=subject.auth_time, acr=subject.acr, amr=subject.amr,
-            auth_mode=subject.auth_mode, refresh_hash=digest(refresh) if refresh else None,
+            auth_mode=subject.auth_mode, nonce=subject.nonce,
+            refresh_hash=digest(refresh) if refresh else None,
             issued_at=issued, access_expires_at=issued + token["expires_in"],
             refresh_expires_at=issued + settings["refresh_token_lifetime"] if refresh else None,
         ))
@@ -61,6 +62,8 @@ def build_server(app) -> PscAuthorizationServer:
     server = PscAuthorizationServer()
     server.init_app(app)
     server.register_token_generator("default", TokenGenerator())
+    server.register_client_auth_method("client_secret_basic", secret_basic)
+    server.register_client_auth_method("client_secret_post", secret_post)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [PscCodeChallenge(required=True),
                                                    PscOpenIDCode()])

@@ -17,6 +17,8 @@ class Subject:
     amr: list = field(default_factory=list)
     auth_mode: str = "CARD"
     grant_id: str | None = None
+    #: the authorization request's nonce (PSC repeats it in access tokens)
+    nonce: str | None = None
 
     def get_user_id(self) -> str:
         return subject_identifier(self.id_nat)
@@ -27,6 +29,7 @@ class Subject:
         return cls(
             id_nat=row.id_nat, sid=row.sid, auth_time=row.auth_time, acr=row.acr,
             amr=list(row.amr), auth_mode=row.auth_mode, grant_id=grant_id,
+            nonce=getattr(row, "nonce", None),
         )
 
 

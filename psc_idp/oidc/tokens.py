@@ -1,5 +1,12 @@
-"""Issuing tokens: JWT access tokens (RFC 9068), ID tokens (OIDC Core §2) and opaque
-refresh tokens, all signed through the key ring's ``Signer``s."""
+"""Issuing tokens: JWT access tokens, ID tokens (OIDC Core §2) and opaque refresh tokens,
+all signed through the key ring's ``Signer``s.
+
+Access tokens come in two shapes, chosen per client (``access_token_format``):
+- ``psc`` (default): as Pro Santé Connect sends them (psc.md §10) — header ``typ: JWT``,
+  Keycloak's claims (``typ: "Bearer"``, ``azp``, ``session_state``, ``nonce``, ``scope``,
+  ``preferred_username`` …). Resource servers built on common frameworks (Spring
+  Security's default decoder) refuse ``typ: at+jwt``.
+- ``rfc9068``: RFC 9068 §2 — header ``typ: at+jwt``, ``aud``, ``client_id``."""
 
 from __future__ import annotations
 
@@ -11,9 +18,12 @@ from flask import current_app
 from ..directory.lookup import find_identity
 from ..keys import jws
 from .claims import identity_claims, login_claims
-from .consts import ACCESS_TOKEN_TYP
+from .consts import ACCESS_TOKEN_TYP, METHOD_BY_AUTH_MODE
 from .models import now
 from .subject import Subject
+
+#: the ``typ`` claim of PSC-shaped (Keycloak) access and refresh tokens
+BEARER, REFRESH = "Bearer", "Refresh"
 
 
 def idp():
@@ -39,22 +49,47 @@ class TokenGenerator:
         if include_refresh_token and client.check_grant_type("refresh_token"):
             token["refresh_token"] = secrets.token_urlsafe(32)
             token["refresh_expires_in"] = settings["refresh_token_lifetime"]
+        token["session_state"] = user.sid  # Keycloak's token response (psc.md §10)
         return token
+
+
+def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, issued: int,
+                  expires: int, psc_shape: bool, kind: str = BEARER) -> dict:
+    """The claims of an access token (or, for introspection, of a refresh token:
+    ``kind``) issued to ``client_id`` for ``subject``."""
+    base = {"exp": expires, "iat": issued, "auth_time": subject.auth_time, "jti": jti,
+            "iss": idp().settings["issuer"]}
+    if not psc_shape:  # RFC 9068 §2.2
+        practitioner = find_identity(subject.id_nat)
+        return {**base, "aud": client_id, "sub": subject.get_user_id(),
+                "client_id": client_id, "scope": scope, **login_claims(subject),
+                **identity_claims(subject, practitioner)}
+    claims = {**base, "sub": subject.get_user_id(), "typ": kind, "azp": client_id}
+    if subject.nonce:
+        claims["nonce"] = subject.nonce
+    return {**claims, "session_state": subject.sid, "acr": subject.acr, "scope": scope,
+            "sid": subject.sid, "email_verified": False,
+            "preferred_username": subject.id_nat}
 
 
 def access_token(client, subject: Subject, scope: str, jti: str, lifetime: int) -> str:
     issued = now()
-    practitioner = find_identity(subject.id_nat)
-    claims = {
-        "iss": idp().settings["issuer"], "sub": subject.get_user_id(), "aud": client.client_id,
-        "client_id": client.client_id, "exp": issued + lifetime, "iat": issued, "jti": jti,
-        "scope": scope, **login_claims(subject), **identity_claims(subject, practitioner),
-    }
-    return jws.encode(claims, idp().keys.signer("RS256"), typ=ACCESS_TOKEN_TYP)
+    psc_shape = client.access_token_format != "rfc9068"
+    claims = access_claims(client.client_id, subject, scope, jti=jti, issued=issued,
+                           expires=issued + lifetime, psc_shape=psc_shape)
+    return jws.encode(claims, idp().keys.signer("RS256"),
+                      typ="JWT" if psc_shape else ACCESS_TOKEN_TYP)
 
 
-def id_token(client, subject: Subject, *, nonce=None, access_token_value=None) -> str:
-    """OIDC Core §2 ID token; ``at_hash`` per §3.1.3.6."""
+def auth_level(subject: Subject) -> str:
+    """PSC's ``auth_level`` claim for the login method (setting ``auth_level``)."""
+    return idp().settings["auth_level"][METHOD_BY_AUTH_MODE[subject.auth_mode]]
+
+
+def id_token(client, subject: Subject, scope: str, *, nonce=None,
+             access_token_value=None) -> str:
+    """OIDC Core §2 ID token with PSC's extra claims (``auth_level``, ``scope``,
+    ``session_state``: psc.md §10); ``at_hash`` per §3.1.3.6."""
     issued = now()
     signer = idp().keys.signer(client.id_token_signed_response_alg or "RS256")
     practitioner = find_identity(subject.id_nat)
@@ -62,7 +97,8 @@ def id_token(client, subject: Subject, *, nonce=None, access_token_value=None) -
         "iss": idp().settings["issuer"], "sub": subject.get_user_id(), "aud": client.client_id,
         "exp": issued + idp().settings["id_token_lifetime"], "iat": issued,
         "jti": secrets.token_urlsafe(16), "azp": client.client_id,
-        **login_claims(subject), **identity_claims(subject, practitioner),
+        **login_claims(subject), "auth_level": auth_level(subject), "scope": scope,
+        "session_state": subject.sid, **identity_claims(subject, practitioner),
     }
     if nonce:
         claims["nonce"] = nonce

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
+
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
 
 from ..extensions import db
 from ..login.outcome import Failure
 from . import authorize as authorize_endpoint
 from .consts import PATHS
-from .discovery import metadata
+from .discovery import is_split, metadata
 from .endpoints import userinfo_response
+from .errors import printable
 
 bp = Blueprint("oidc", __name__)
 
@@ -38,7 +41,37 @@ def authorize():
     return authorize_endpoint.authorize()
 
 
+def wallet_authorize():
+    """The authorization endpoint at the configured ``authorization_endpoint`` (PSC's
+    "wallet" host and path, psc.md §1). On the issuer's origin it is served in place; on
+    another origin it hands the request over, unchanged (307 keeps a POST's body), to the
+    issuer's endpoint, so that the login and the SSO session cookies live on one origin."""
+    settings = idp().settings
+    if not is_split(settings):
+        return authorize_endpoint.authorize()
+    target = settings["issuer"] + PATHS["authorization_endpoint"]
+    query = request.query_string.decode("latin-1")
+    return redirect(f"{target}?{query}" if query else target, code=307)
+
+
+def single_valued(view):
+    """RFC 6749 §3.1-§3.2: request parameters must not be included more than once."""
+    @functools.wraps(view)
+    def checked(*args, **kwargs):
+        for values in (request.args, request.form):
+            repeated = next((key for key, items in values.lists() if len(items) > 1), None)
+            if repeated is not None:
+                response = jsonify(error="invalid_request", error_description=(
+                    f"parameter '{printable(repeated, 40)}' is repeated"))
+                response.status_code = 400
+                response.headers["Cache-Control"] = "no-store"
+                return response
+        return view(*args, **kwargs)
+    return checked
+
+
 @bp.post(PATHS["token_endpoint"])
+@single_valued
 def token():
     """One transaction per token request: the code marked used (or the refresh token
     rotated), the new token rows and their audit record are committed together, after the
@@ -50,17 +83,24 @@ def token():
 
 @bp.route(PATHS["userinfo_endpoint"], methods=["GET", "POST"])
 def userinfo():
+    """Any live access token of psc-idp, ``openid`` scope or not: PSC serves userinfo to
+    the clients that ask for ``scope_all`` alone (psc.md §10)."""
     try:
-        token = idp().protector.acquire_token(["openid"])
+        token = idp().protector.acquire_token()
     except OAuth2Error as error:
         return bearer_error(error)
     return userinfo_response(token)
 
 
+#: RFC 6750 §3.1: the error codes of a resource request and their HTTP status
+BEARER_ERRORS = {"invalid_request": 400, "invalid_token": 401, "insufficient_scope": 403}
+
+
 def bearer_error(error: OAuth2Error):
-    """RFC 6750 §3: 401 with ``WWW-Authenticate`` (403 for a scope the token lacks)."""
-    code = "insufficient_scope" if error.error == "insufficient_scope" else "invalid_token"
-    status = 403 if code == "insufficient_scope" else 401
+    """RFC 6750 §3: the error with its status and ``WWW-Authenticate``; anything else
+    about the token is ``invalid_token``."""
+    code = error.error if error.error in BEARER_ERRORS else "invalid_token"
+    status = BEARER_ERRORS[code]
     description = (error.description or "the access token is missing or invalid")[:200]
     response = jsonify(error=code, error_description=description)
     response.status_code = status
@@ -71,11 +111,13 @@ def bearer_error(error: OAuth2Error):
 
 
 @bp.post(PATHS["introspection_endpoint"])
+@single_valued
 def introspect():
     return idp().server.create_endpoint_response("introspection")
 
 
 @bp.post(PATHS["revocation_endpoint"])
+@single_valued
 def revoke():
     return idp().server.create_endpoint_response("revocation")
 
