@@ -1,0 +1,144 @@
+"""Every block of docs/integrating.md runs as written against a live psc-idp: the Flask +
+Authlib and openid-client programs are started as they are, the Apache block is served by a
+private httpd with mod_auth_openidc; a browser logs in through each with a SoftHSM card,
+sees the idNat and the userinfo, and logs out of the app and of the IdP."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from psc_idp.clients import create_client
+
+from .plugins.apache import INTEGRATING, apache_env, doc_snippets
+from .plugins.idp import free_port
+from .support import code_from, query
+
+SNIPPETS = doc_snippets()
+INTEROP = Path(__file__).with_name("interop")
+AUTHORIZE, LOGOUT = "/protocol/openid-connect/auth", "/protocol/openid-connect/logout"
+
+
+def test_every_block_is_marked_runnable():
+    fences = re.findall(r"(?m)^```", INTEGRATING.read_text())
+    assert len(fences) == 2 * len(SNIPPETS), "mark each block <!-- runnable: NAME -->"
+    assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "python"]
+
+
+def register(idp, redirect_uri: str, logout_uri: str) -> tuple[str, str]:
+    with idp.app.app_context():
+        client, secret = create_client(name="doc snippet", redirect_uris=[redirect_uri],
+                                       post_logout_redirect_uris=[logout_uri])
+        return client.client_id, secret
+
+
+@contextlib.contextmanager
+def running(argv: list[str], cwd: Path, env: dict[str, str], port: int):
+    """``argv`` as a child process serving ``port`` until the end of the block; its output
+    is printed (pytest shows it when the test failed)."""
+    output = cwd / "output.log"
+    with output.open("w") as sink:
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=sink,
+                                   stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert process.poll() is None, output.read_text()
+                assert time.monotonic() < deadline, output.read_text()
+                time.sleep(0.05)
+        yield
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        print(f"{argv[-1]}:\n{output.read_text()}")
+
+
+def program(name: str, tmp_path: Path, idp, client_id: str, secret: str, port: int):
+    """The block ``name`` written to a file and run with the environment it documents."""
+    lang, code = SNIPPETS[name]
+    (tmp_path / name).write_text(code)
+    env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer, "CLIENT_ID": client_id,
+           "CLIENT_SECRET": secret, "PORT": str(port)}
+    if lang == "python":
+        env["REQUESTS_CA_BUNDLE"] = idp.ca
+        argv = [sys.executable, name]
+    else:
+        env["NODE_EXTRA_CA_CERTS"] = idp.ca
+        (tmp_path / "node_modules").symlink_to(INTEROP / "node_modules")
+        argv = [shutil.which("node") or "node", name]
+    return running(argv, tmp_path, env, port)
+
+
+def assert_idp_session_ended(idp, browser):
+    silent = browser.get(idp.rp().authorization_url(prompt="none"))
+    assert code_from(silent)["error"] == "login_required"
+
+
+@pytest.mark.parametrize("name", ["app.py", "app.mjs"])
+def test_program_logs_in_shows_userinfo_and_logs_out(name, idp, browser, demo_card, tmp_path):
+    port = free_port()
+    app = f"http://localhost:{port}"
+    client_id, secret = register(idp, app + "/callback", app + "/logged-out")
+    with program(name, tmp_path, idp, client_id, secret, port):
+        to_idp = browser.get(app + "/login")
+        assert to_idp.headers["Location"].startswith(idp.issuer + AUTHORIZE + "?")
+        request = query(to_idp.headers["Location"])
+        assert request["scope"] == "openid scope_all" and request["acr_values"] == "eidas1"
+        assert request["code_challenge_method"] == "S256" and request["nonce"]
+
+        back = browser.with_card(demo_card, to_idp.headers["Location"])
+        assert back.headers["Location"].startswith(app + "/callback?")
+        assert browser.get(back.headers["Location"]).status_code == 302
+        page = browser.get(app + "/").text
+        assert f"idNat {demo_card.id_nat}" in page
+        assert "codeProfession" in page and "CABINET M DOC0024566" in page
+
+        logout = browser.session.post(app + "/logout", allow_redirects=False, timeout=10)
+        assert logout.headers["Location"].startswith(idp.issuer + LOGOUT + "?")
+        end_session = query(logout.headers["Location"])
+        assert end_session["post_logout_redirect_uri"] == app + "/logged-out"
+        assert "id_token_hint" in end_session
+        ended = browser.get(logout.headers["Location"])
+        assert ended.headers["Location"].startswith(app + "/logged-out")
+        assert browser.get(ended.headers["Location"]).status_code == 302
+        assert "Se connecter avec Pro Santé Connect" in browser.get(app + "/").text
+    assert_idp_session_ended(idp, browser)
+
+
+def test_apache_block_logs_in_shows_userinfo_and_logs_out(idp, browser, demo_card,
+                                                         apache_site, apache_backend):
+    apache = apache_site(SNIPPETS["psc-site.conf"][1])
+    client_id, secret = register(idp, apache.url + "/protected/redirect_uri", apache.url + "/")
+    apache.start(apache_env(apache, idp, client_id, secret, apache_backend,
+                            idp.issuer + AUTHORIZE))
+
+    to_idp = browser.get(apache.url + "/protected/")
+    assert to_idp.headers["Location"].startswith(idp.issuer + AUTHORIZE + "?"), apache.log()
+    back = browser.with_card(demo_card, to_idp.headers["Location"])
+    assert browser.get(back.headers["Location"]).status_code == 302, apache.log()
+    seen = browser.get(apache.url + "/protected/").json()["headers"]
+    assert seen["X-Remote-User"] == demo_card.id_nat
+    assert "SubjectRefPro" in json.loads(seen["OIDC_userinfo_json"])
+
+    logout = browser.get(apache.url + "/protected/redirect_uri?" + urlencode(
+        {"logout": apache.url + "/"}))
+    assert logout.headers["Location"].startswith(idp.issuer + LOGOUT + "?"), apache.log()
+    assert browser.get(logout.headers["Location"]).headers["Location"] == apache.url + "/"
+    again = browser.get(apache.url + "/protected/")
+    assert again.headers["Location"].startswith(idp.issuer + AUTHORIZE + "?")
+    assert_idp_session_ended(idp, browser)
