@@ -1,21 +1,37 @@
 """Apache mod_auth_openidc (the Debian package; an OpenID-certified relying party) in front of
 an application, configured like ANS's own proof of concept for Pro Santé Connect
 (ansforge/PSC-POC, api-client-side-components/apache2): the runnable Apache block of
-docs/integrating.md, run as written against a live psc-idp. mod_auth_openidc keeps all its
-checks (state, nonce, PKCE, ID token signature/iss/aud, RFC 9207 iss, TLS of the IdP): any
-error it reports is a psc-idp deviation."""
+docs/integrating.md, run as written against a live psc-idp whose authorization endpoint is
+on a separate origin, as PSC's "wallet" host. mod_auth_openidc keeps all its checks (state,
+nonce, PKCE, ID token signature/iss/aud, RFC 9207 iss, TLS of the IdP): any error it reports
+is a psc-idp deviation."""
 
 from __future__ import annotations
 
 import json
 from urllib.parse import urlencode
 
+import pytest
+
 from psc_idp.clients import create_client
 
 from .plugins.apache import apache_env, doc_snippets
+from .plugins.idp import free_port, running_idp
 from .support import code_from, query
 
 SITE = doc_snippets()["psc-site.conf"][1]
+AUTHORIZE = "/protocol/openid-connect/auth"
+
+
+@pytest.fixture
+def wallet_idp(keys_dir, database_url, cards, smtp_server, tmp_path):
+    """psc-idp with its authorization endpoint on a separate origin and path, as PSC's
+    "wallet" host (``https://wallet.bas.psc.esante.gouv.fr/auth``)."""
+    port = free_port()
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     authorization_endpoint=f"https://localhost:{port}/auth",
+                     wallet_listen=f"127.0.0.1:{port}") as live:
+        yield live
 
 
 def register(idp, app_url: str) -> tuple[str, str]:
@@ -27,13 +43,21 @@ def register(idp, app_url: str) -> tuple[str, str]:
         return client.client_id, secret
 
 
-def test_login_userinfo_and_logout_like_ans_proof_of_concept(idp, browser, demo_card,
-                                                             apache_site, apache_backend):
-    # TODO(split host): once psc-idp's `authorization_endpoint` and `wallet_listen` settings
-    # have landed, run the IdP with its authorization endpoint on a separate origin
-    # (https://localhost:<port>/auth, as PSC's wallet host) and point
-    # PSC_AUTHORIZATION_ENDPOINT there, as ANS's proof of concept does.
-    authorization_endpoint = idp.issuer + "/protocol/openid-connect/auth"
+def through_wallet(idp, browser, url: str) -> str:
+    """The browser at the "wallet" authorization URL: handed, unchanged, to the issuer's
+    origin (where the login and SSO cookies live); returns where it is sent."""
+    wallet = browser.get(url)
+    assert wallet.status_code == 307, wallet.text
+    assert wallet.headers["Location"] == idp.issuer + AUTHORIZE + "?" + url.split("?", 1)[1]
+    return wallet.headers["Location"]
+
+
+def test_login_userinfo_and_logout_like_ans_proof_of_concept(wallet_idp, browser_factory,
+                                                             demo_card, apache_site,
+                                                             apache_backend):
+    idp, browser = wallet_idp, browser_factory(wallet_idp)
+    authorization_endpoint = idp.server.settings["authorization_endpoint"]  # "wallet" origin
+    assert not authorization_endpoint.startswith(idp.issuer)
     apache = apache_site(SITE)
     client_id, secret = register(idp, apache.url)
     apache.start(apache_env(apache, idp, client_id, secret, apache_backend,
@@ -48,7 +72,7 @@ def test_login_userinfo_and_logout_like_ans_proof_of_concept(idp, browser, demo_
     assert request["code_challenge_method"] == "S256"
     assert request["state"] and request["nonce"]
 
-    back = browser.with_card(demo_card, to_idp.headers["Location"])
+    back = browser.with_card(demo_card, through_wallet(idp, browser, to_idp.headers["Location"]))
     assert back.headers["Location"].startswith(apache.url + "/protected/redirect_uri?")
     assert query(back.headers["Location"])["iss"] == idp.issuer
     landed = browser.get(back.headers["Location"])  # code → tokens → ID token → userinfo
@@ -84,7 +108,8 @@ def test_login_userinfo_and_logout_like_ans_proof_of_concept(idp, browser, demo_
     # page instead of signing in silently
     again = browser.get(apache.url + "/protected/")
     assert again.headers["Location"].startswith(authorization_endpoint + "?"), apache.log()
-    assert "/login?tx=" in browser.get(again.headers["Location"]).headers["Location"]
+    issuer_side = through_wallet(idp, browser, again.headers["Location"])
+    assert "/login?tx=" in browser.get(issuer_side).headers["Location"]
     silent = browser.get(idp.rp().authorization_url(prompt="none"))
     assert code_from(silent)["error"] == "login_required"
 
@@ -95,8 +120,7 @@ def test_the_idp_certificate_is_verified(idp, cards, browser, apache_site, apach
     apache = apache_site(SITE)
     client_id, secret = register(idp, apache.url)
     apache.start(apache_env(apache, idp, client_id, secret, apache_backend,
-                            idp.issuer + "/protocol/openid-connect/auth",
-                            ca=str(cards.pki.trust_anchor)))
+                            idp.issuer + AUTHORIZE, ca=str(cards.pki.trust_anchor)))
     response = browser.get(apache.url + "/protected/")
     assert response.status_code == 500
     assert "SSL certificate problem" in apache.log(), apache.log()

@@ -72,7 +72,7 @@ class Apache:
     itself, which holds no secret, reads them from the environment)."""
 
     def __init__(self, site: str):
-        self.port = free_port()
+        self.port, self.process, self.output = free_port(), None, None
         self.url = f"http://localhost:{self.port}"
         self.root = Path(tempfile.mkdtemp(prefix="psc-idp-apache-"))
         self.root.chmod(0o755)
@@ -118,7 +118,7 @@ class Apache:
 
     def log(self, lines: int = 400) -> str:
         """httpd's own output and the tail of its error and access logs."""
-        parts = [getattr(self, "output", "")]
+        parts = [self.output or ""]
         for name in ("error.log", "access.log"):
             path = self.root / "logs" / name
             if path.exists():
@@ -127,9 +127,9 @@ class Apache:
         return "\n".join(p for p in parts if p)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
+        if self.output is None:
             self.process.terminate()
-        self.output = self.process.communicate(timeout=15)[0]
+            self.output = self.process.communicate(timeout=15)[0]
 
 
 @pytest.fixture
@@ -152,7 +152,7 @@ def apache_site(tmp_path):
 
     yield make
     for server in servers:
-        if hasattr(server, "process"):
+        if server.process is not None:
             server.stop()
         print(f"Apache on port {server.port}:\n{server.log()}")
         shutil.copytree(server.root / "logs", tmp_path / f"apache-{server.port}")
