@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask import Flask, Response, abort, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
@@ -47,6 +47,7 @@ def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
     setup_cards(app, idp)
     setup_protocol(app, idp)
     setup_errors(app)
+    setup_input_guard(app)
     from . import ops
 
     ops.setup(app)
@@ -157,6 +158,18 @@ def setup_errors(app: Flask) -> None:
     def unexpected(error: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
         return _error_response(500, "server_error", "internal error")
+
+
+def setup_input_guard(app: Flask) -> None:
+    @app.before_request
+    def refuse_nul_characters():
+        """No request parameter may hold a NUL character: PostgreSQL refuses it in text,
+        which would turn a client's mistake into a database error (a 503 for everyone's
+        retry logic). One check at the edge, for every endpoint."""
+        for values in (request.args, request.form):
+            for key, value in values.items(multi=True):
+                if "\x00" in key or "\x00" in value:
+                    abort(400, "a request parameter holds a NUL character")
 
 
 def _unavailable(description: str) -> Response:

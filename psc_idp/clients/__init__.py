@@ -309,6 +309,8 @@ def describe(client: Client) -> dict:
 
 
 def find(client_id) -> Client | None:
-    if not isinstance(client_id, str) or len(client_id) > 64:
+    """The client, enabled or not; None for an unknown or malformed id (never a query
+    the database would refuse, such as text with NUL)."""
+    if not isinstance(client_id, str) or not CLIENT_ID.match(client_id):
         return None
     return db.session.get(Client, client_id)

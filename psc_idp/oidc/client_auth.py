@@ -41,8 +41,8 @@ def secret_basic(query_client, request):
     unless the client is strict, different ones never."""
     try:
         client_id, secret = extract_basic_authorization(request.headers)
-    except UnicodeDecodeError as exc:  # Authlib decodes the credentials as UTF-8
-        raise _conflict("malformed Basic credentials") from exc
+    except ValueError as exc:  # Authlib's parsing of a malformed header (not UTF-8 …)
+        raise _conflict("malformed Authorization header") from exc
     if not client_id or not secret:
         return None
     client = query_client(client_id)

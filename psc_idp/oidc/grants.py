@@ -13,6 +13,7 @@ from flask import current_app
 
 from ..extensions import db
 from . import revocation, tokens
+from .errors import printable
 from .models import AuthorizationCode, Token, digest, now
 from .subject import Subject
 
@@ -21,6 +22,16 @@ TOKEN_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt", "n
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request, client):
+        """Exact match (RFC 9700 §4.1.3). Authlib quotes an unknown URI in its error
+        description unfiltered, which fails on characters RFC 6749 §4.1.2.1 forbids."""
+        uri = request.payload.redirect_uri
+        if uri and not client.check_redirect_uri(uri):
+            raise InvalidRequestError(f"redirect_uri {printable(uri)} is not registered "
+                                      "for this client")
+        return grants.AuthorizationCodeGrant.validate_authorization_redirect_uri(request, client)
 
     def generate_token(self, **kwargs):
         """Both tokens are signed here, before ``save_token`` writes anything: a key that
