@@ -67,16 +67,16 @@ class Backend:
 
 
 class Apache:
-    """A private httpd: config, PID file, mutexes and logs in its own directory. As root,
-    httpd's children run as www-data, so that directory is readable by all (the config
-    itself, which holds no secret, reads them from the environment)."""
+    """A private httpd: config, PID file and logs in its own directory. As root, httpd's
+    children run as www-data, so that directory is readable by all (the config holds no
+    secret: it reads them from the environment), except the logs."""
 
     def __init__(self, site: str):
         self.port, self.process, self.output = free_port(), None, None
         self.url = f"http://localhost:{self.port}"
         self.root = Path(tempfile.mkdtemp(prefix="psc-idp-apache-"))
         self.root.chmod(0o755)
-        (self.root / "logs").mkdir()
+        (self.root / "logs").mkdir(mode=0o700)  # written by the parent, before setuid
         (self.root / "site.conf").write_text(site)
         loads = "".join(f"LoadModule {name}_module {MODULES}/mod_{name}.so\n" for name in LOAD)
         user = "User www-data\nGroup www-data\n" if os.geteuid() == 0 else ""
