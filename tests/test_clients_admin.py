@@ -122,6 +122,42 @@ def admin(idp):
     return Admin()
 
 
+def test_cli_drop_in_settings(cli):
+    """The per-client settings between PSC's behaviour (default) and the strict one."""
+    code, out = cli("clients", "create", "--name", "Strict app", "--redirect-uri",
+                    "https://app.example/cb", "--json")
+    default = json.loads(out)
+    assert code == 0 and default["require_pkce"] is False  # as PSC
+    assert default["strict_client_auth"] is False and default["access_token_format"] == "psc"
+    assert default["refresh_reuse_grace"] is None
+    code, out = cli("clients", "update", default["client_id"], "--pkce", "--strict-client-auth",
+                    "--access-token-format", "rfc9068", "--refresh-reuse-grace", "0", "--json")
+    strict = json.loads(out)
+    assert code == 0 and strict["require_pkce"] is True and strict["strict_client_auth"] is True
+    assert strict["access_token_format"] == "rfc9068" and strict["refresh_reuse_grace"] == 0
+    code, out = cli("clients", "update", default["client_id"], "--refresh-reuse-grace", "61")
+    assert code == 2 and "61" in out and "Traceback" not in out
+    code, out = cli("clients", "create", "--name", "Public", "--redirect-uri",
+                    "https://app.example/cb", "--auth-method", "none", "--no-pkce", "--json")
+    assert code == 0 and json.loads(out)["require_pkce"] is True  # public: always
+
+
+def test_ops_can_require_pkce_of_every_new_client(keys_dir, database_url):
+    from psc_idp import create_app
+    from psc_idp.clients import create_client
+
+    from .plugins.idp import base_settings
+
+    app = create_app(base_settings(keys_dir, database_url, pkce_required_for_confidential=True))
+    with app.app_context():
+        client, _ = create_client(name="app", redirect_uris=["https://app.example/cb"])
+        assert client.require_pkce is True
+        from psc_idp.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
 def _operation(document: dict, operation_id: str) -> dict:
     for item in document["paths"].values():
         for op in item.values():
@@ -177,6 +213,12 @@ def test_admin_api_lifecycle(idp, admin):
     ({"client_name": "x", "redirect_uris": ["https://x.example/cb"], "grant_types":
       ["implicit"]}, "grant_types"),
     ({"client_name": "x", "redirect_uris": ["https://x.example/cb"], "unknown": 1}, "unknown"),
+    ({"client_name": "x", "redirect_uris": ["https://x.example/cb"],
+      "access_token_format": "opaque"}, "access_token_format"),
+    ({"client_name": "x", "redirect_uris": ["https://x.example/cb"],
+      "refresh_reuse_grace": 3600}, "refresh_reuse_grace"),
+    ({"client_name": "x", "redirect_uris": ["https://x.example/cb"],
+      "strict_client_auth": "yes"}, "strict_client_auth"),
 ])
 def test_admin_api_validation_errors(admin, body, field):
     error = admin.call("POST", "/clients", "createClient", 400, json=body).json()
@@ -215,11 +257,13 @@ def test_dynamic_registration_and_management(idp, browser, demo_card, cli):
                 "post_logout_redirect_uris": ["https://rp.example/bye"],
                 "token_endpoint_auth_method": "client_secret_basic",
                 "grant_types": ["authorization_code", "refresh_token"],
-                "response_types": ["code"], "logo_uri": "https://z.example/logo.png"}
+                "response_types": ["code"], "logo_uri": "https://z.example/logo.png",
+                "require_pkce": True}
     registered = requests.post(endpoint, json=metadata, verify=idp.ca, timeout=10,
                                headers={"Authorization": f"Bearer {iat}"})
     assert registered.status_code == 201, registered.text
     body = registered.json()
+    assert body["require_pkce"] is True
     for field in ("client_id", "client_secret", "registration_access_token",
                   "registration_client_uri", "client_id_issued_at"):
         assert body[field]

@@ -297,6 +297,13 @@ def test_every_error_redirect_keeps_state_byte_for_byte(idp, browser, params):
         assert answer["error"] and answer["state"] == state and answer["iss"] == idp.issuer
 
 
+def test_state_survives_the_login_unchanged(idp, browser, demo_card):
+    rp = idp.rp()
+    rp.state = STRANGE_STATES[1] + STRANGE_STATES[0]
+    params = login(idp, browser, demo_card, rp)
+    assert params["state"] == rp.state and params["code"]
+
+
 def test_request_objects_are_refused_with_their_error(idp, browser):
     rp = idp.rp()
     assert code_from(browser.get(rp.authorization_url(request="e30.e30.")))["error"] == \

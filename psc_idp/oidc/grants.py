@@ -131,8 +131,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         row = Token.query.filter_by(refresh_hash=digest(refresh_token)).with_for_update().first()
         if row is None or row.revoked_at is not None or row.refresh_expires_at < now():
             return None
-        if row.rotated_at is not None and \
-                now() - row.rotated_at > reuse_grace(self.request.client):
+        if row.rotated_at is not None and not _within(reuse_grace(self.request.client),
+                                                      row.rotated_at):
             revocation.revoke_grant(row.grant_id, reason="refresh_reused",
                                     client_id=row.client_id)
             db.session.commit()
@@ -156,6 +156,12 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         # the first rotation's time, so the grace never slides
         if credential.row.rotated_at is None:
             credential.row.rotated_at = now()
+
+
+def _within(grace: int, rotated_at: int) -> bool:
+    """True while a token rotated at ``rotated_at`` may be presented again (a zero grace:
+    never)."""
+    return grace > 0 and now() - rotated_at <= grace
 
 
 class RefreshCredential:
