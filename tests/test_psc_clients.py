@@ -172,8 +172,14 @@ def test_refresh_reused_after_the_grace_revokes_the_chain(idp, browser, demo_car
     tokens = rp.exchange(login(idp, browser, demo_card, rp)["code"]).json()
     second = rp.refresh(tokens["refresh_token"]).json()
     time.sleep(2.1)
-    replay = rp.refresh(tokens["refresh_token"])
-    assert replay.status_code == 400 and replay.json()["error"] == "invalid_grant"
+    replays: list[requests.Response] = []
+    threads = [threading.Thread(target=lambda: replays.append(rp.refresh(
+        tokens["refresh_token"]))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [(r.status_code, r.json()["error"]) for r in replays] == [(400, "invalid_grant")] * 3
     assert rp.userinfo(second["access_token"]).status_code == 401
     assert rp.refresh(second["refresh_token"]).json()["error"] == "invalid_grant"
 
