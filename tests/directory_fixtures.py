@@ -1,5 +1,6 @@
-"""Helpers of the directory tests: the real extract samples, the demo extract, an app on a
-fresh database, and small extracts written line by line."""
+"""Helpers of the directory tests: the real extract samples, the synthetic extracts in PSC's
+current formats, the demo extract, an app on a fresh database, small extracts written line
+by line, and variants of an extract (other columns, order, encoding)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from pathlib import Path
 from sqlalchemy import delete, func, select
 
 from psc_idp import create_app
-from psc_idp.directory.extract import HEADER
+from psc_idp.directory.columns import HEADER
 from psc_idp.directory.models import (
     Activity,
     DirectoryImport,
     Exercice,
+    OtherId,
     Practitioner,
     SavoirFaire,
 )
@@ -21,6 +23,16 @@ from tests.plugins.idp import base_settings
 
 RASS = Path(__file__).resolve().parent / "data" / "rass"
 SAMPLES = sorted(RASS.glob("Extraction_ProSanteConnect_Personne_activite_*.txt"))
+#: PSC's own 51-column extract (UTF-8) and the 50-column national file (Windows-1252)
+PSC51 = RASS / "psc_extract_51_columns.txt"
+RASS50 = RASS / "rass_extract_50_columns_cp1252.txt"
+#: people of PSC51: several savoir-faire; RPPS + ADELI of one person; no profession; PSI;
+#: EDIT
+BERARD, LEFEVRE, LEFEVRE_ADELI, DUPRE = "899700412309", "899700412317", "0691234567", \
+    "899700412325"
+PSI_ID, EDIT_ID = "019c5172-a5c0-7188-b81f-5c16807b9140", "EDIT0000000123"
+#: people of RASS50: an ADELI-only nurse, a pharmacist
+MENARD, GARCON = "0331234567", "899700412333"
 DEMO = Path(__file__).resolve().parents[1] / "psc_idp" / "sandbox" / "demo_directory.txt"
 KIT = "899700245667"
 
@@ -30,7 +42,7 @@ def directory_app(keys_dir: Path, database_url: str):
     context (a fixture body)."""
     app = create_app(base_settings(keys_dir, database_url))
     with app.app_context():
-        for model in (Activity, SavoirFaire, Exercice, Practitioner, DirectoryImport):
+        for model in (Activity, SavoirFaire, Exercice, OtherId, Practitioner, DirectoryImport):
             db.session.execute(delete(model))
         db.session.commit()
         yield app
@@ -60,4 +72,21 @@ def write_extract(path: Path, lines: list[str], *, newline: str = "\n",
 
 def row_counts() -> dict[str, int]:
     return {model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
-            for model in (Practitioner, Exercice, SavoirFaire, Activity)}
+            for model in (Practitioner, Exercice, SavoirFaire, Activity, OtherId)}
+
+
+def variant(source: Path, path: Path, columns: list[str], *, header: list[str] | None = None,
+            encoding: str = "utf-8", newline: str = "\n") -> Path:
+    """``source`` rewritten with only ``columns`` (header names of ``source``), in that
+    order, under the names ``header`` (default: the same), in ``encoding``."""
+    raw = source.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252")
+    rows = [row.rstrip("\r").split("|")[:-1] for row in text.split("\n") if row.strip()]
+    picks = [rows[0].index(name) for name in columns]
+    out = ["|".join(header or columns) + "|"]
+    out += ["|".join(row[i] for i in picks if i < len(row)) + "|" for row in rows[1:]]
+    path.write_bytes((newline.join(out) + newline).encode(encoding))
+    return path

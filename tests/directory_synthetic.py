@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from psc_idp.directory.extract import HEADER
+from psc_idp.directory.columns import HEADER
 from psc_idp.directory.identifiers import luhn_valid
 from tests.plugins.idp import SECRET
 

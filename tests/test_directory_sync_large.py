@@ -73,14 +73,14 @@ def test_sync_200k_lines(idp, browser, demo_card, extracts, operator, database_u
     assert created.code == 0, created.stderr
     assert created.stdout == (f"{first.path}: {LINES + 5} lines, practitioners: "
                               f"{PRACTITIONERS} imported, 0 updated, 4 unchanged; "
-                              "0 lines rejected\n")
+                              "0 lines rejected, 0 warnings\n")
     report(f"{kind}: sync of {LINES} lines, {PRACTITIONERS} creations", created)
 
     before = figures(idp.app)
     planned = operator.run("directory", "sync", "--dry-run", second.path)
     expected = (f"{second.lines + 4} lines, practitioners: {ADDED} imported, "
                 f"{len(CHANGED)} updated, {second.practitioners - ADDED - len(CHANGED) + 3} "
-                f"unchanged, {len(REMOVED) + 1} deactivated; 0 lines rejected")
+                f"unchanged, {len(REMOVED) + 1} deactivated; 0 lines rejected, 0 warnings")
     assert (planned.code, planned.stdout) == (
         0, f"{second.path} (dry run, nothing written): {expected}\n")
     assert figures(idp.app) == before

@@ -1,9 +1,11 @@
 """``psc-idp directory import FILE…`` and ``directory sync FILE``: load national directory
 extracts (psc.md §8).
 
-Exit status: 0 every line was imported; 1 some lines were rejected (listed); 2 a file
-could not be imported at all (unreadable, not an extract, database unavailable); 3 (sync)
-the deactivations were refused by the safeguard."""
+Each file gets a summary line, then its rejected lines and its warnings (lines imported
+anyway, psc.md §10). Exit status: 0 every line was imported (with or without warnings);
+1 some lines were rejected (listed); 2 a file could not be imported at all (unreadable, not
+an extract, database unavailable); 3 (sync) the deactivations were refused by the
+safeguard."""
 
 from __future__ import annotations
 
@@ -30,8 +32,9 @@ def directory():
 def import_cmd(files: tuple[Path, ...], full: bool):
     """Import directory extracts (Extraction_ProSanteConnect_Personne_activite_*.txt).
 
-    Prints one summary line per file, then its rejected lines. Exit status: 0 all lines
-    imported, 1 some lines rejected, 2 a file could not be imported."""
+    Prints one summary line per file, then its rejected lines and its warnings. Exit
+    status: 0 all lines imported (warnings do not count), 1 some lines rejected, 2 a file
+    could not be imported."""
     if full and len(files) != 1:
         raise click.UsageError("--full takes exactly one FILE (the complete extract)")
     click.get_current_context().exit(max([_import_one(path, full) for path in files]))
@@ -77,7 +80,7 @@ def _sync(path: Path, force: bool) -> int:
 
 
 def _dry_run(path: Path, force: bool) -> int:
-    from .sync import dry_run
+    from .dry_run import dry_run
 
     report, allowed = dry_run(path)
     code = _print(path, report, " (dry run, nothing written)")
@@ -108,11 +111,8 @@ def _run(path: Path, action) -> int:
 
 
 def _print(path: Path, report, label: str = "") -> int:
-    """The summary line and the rejected lines."""
+    """The summary line, the rejected lines, then the warnings."""
     click.echo(f"{path}{label}: {report.summary()}")
-    for rejection in report.rejections:
-        click.echo(f"  line {rejection.line}: {rejection.reason}")
-    unlisted = report.rejected_lines - len(report.rejections)
-    if unlisted:
-        click.echo(f"  … and {unlisted} more rejected lines")
+    for line in report.listing():
+        click.echo(line)
     return OK if report.ok else REJECTED_LINES

@@ -44,17 +44,9 @@ def deactivate_absent(run_id: int, batch_size: int = BATCH_SIZE) -> int:
 
 def _deactivate(ids: list[str], run_id: int) -> int:
     current = now()
-    live_session = and_(LoginSession.id_nat.in_(ids), LoginSession.ended_at.is_(None))
-    live_token = and_(Token.id_nat.in_(ids), Token.revoked_at.is_(None), or_(
-        Token.access_expires_at >= current, Token.refresh_expires_at >= current))
-    sessions = _per_practitioner(LoginSession.id_nat, live_session)
-    tokens = _per_practitioner(Token.id_nat, live_token)
+    sessions, tokens = end_sessions(ids, current)
     db.session.execute(update(_P).where(_P.c.id_nat.in_(ids))
                        .values(active=False, updated_at=current))
-    db.session.execute(update(LoginSession).where(live_session).values(ended_at=current)
-                       .execution_options(synchronize_session=False))
-    db.session.execute(update(Token).where(live_token).values(revoked_at=current)
-                       .execution_options(synchronize_session=False))
     db.session.execute(update(DirectoryImport).where(DirectoryImport.id == run_id)
                        .values(deactivated=DirectoryImport.deactivated + len(ids))
                        .execution_options(synchronize_session=False))
@@ -63,6 +55,21 @@ def _deactivate(ids: list[str], run_id: int) -> int:
                   "tokens_revoked": tokens.get(id_nat, 0)}) for id_nat in ids])
     db.session.commit()
     return len(ids)
+
+
+def end_sessions(ids: list[str], current: int) -> tuple[dict[str, int], dict[str, int]]:
+    """End the live SSO sessions and revoke the live tokens of ``ids``; how many of each,
+    by idNat (in the caller's transaction)."""
+    live_session = and_(LoginSession.id_nat.in_(ids), LoginSession.ended_at.is_(None))
+    live_token = and_(Token.id_nat.in_(ids), Token.revoked_at.is_(None), or_(
+        Token.access_expires_at >= current, Token.refresh_expires_at >= current))
+    sessions = _per_practitioner(LoginSession.id_nat, live_session)
+    tokens = _per_practitioner(Token.id_nat, live_token)
+    db.session.execute(update(LoginSession).where(live_session).values(ended_at=current)
+                       .execution_options(synchronize_session=False))
+    db.session.execute(update(Token).where(live_token).values(revoked_at=current)
+                       .execution_options(synchronize_session=False))
+    return sessions, tokens
 
 
 def _per_practitioner(column, condition) -> dict[str, int]:

@@ -1,10 +1,17 @@
 """Reading the national directory extract (``Extraction_ProSanteConnect_Personne_activite``,
-psc.md §8): a header line then one ``|``-separated line of 49 columns per (practitioner,
-profession, savoir-faire, activity). Streams the file and yields one ``Entry`` per
-practitioner, or the reasons why their lines are rejected.
+psc.md §8, §10): a header line then one ``|``-separated line per (practitioner, profession,
+savoir-faire, activity), read by header names (``layout.py``). Streams the file and yields
+one ``Entry`` per practitioner (idNat), or the reasons why their lines are rejected.
 
-A practitioner's lines follow each other in the extract. A practitioner with one bad line
-is rejected whole: importing the others would publish an incomplete set of activities."""
+As PSC's loader, every usable line is kept, keyed on its idNat; what PSC does not check is
+reported as a warning on the entry (identity columns, disagreeing person data: the first
+line wins). Only unusable lines are rejected: wrong number of fields, undecodable text, no
+idNat. A practitioner with an unusable line is rejected whole (and kept as stored):
+importing the others would publish an incomplete set of activities.
+
+The lines of one practitioner follow each other; PSC's extractor writes a merged person's
+lines once per identifier, interleaved (``R A R A``): lines linked by their ``Autres
+identifiants`` form one block, grouped by idNat. Memory is bounded by one block."""
 
 from __future__ import annotations
 
@@ -15,58 +22,19 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import groupby
 from pathlib import Path
 
-from .identifiers import IdentifierError, check_id_nat
+from .identifiers import ID_NAT_MAX_LENGTH, identity_warnings, parse_other_ids
+from .layout import NOT_AN_EXTRACT, ExtractError, Layout, layout_of
 
-HEADER = (
-    "Type d'identifiant PP", "Identifiant PP", "Identification nationale PP", "Nom de famille",
-    "Prénoms", "Date de naissance", "Code commune de naissance", "Code pays de naissance",
-    "Lieu de naissance", "Code sexe", "Téléphone (coord. correspondance)",
-    "Adresse e-mail (coord. correspondance)", "Code civilité", "Code profession",
-    "Code catégorie professionnelle", "Code civilité d'exercice", "Nom d'exercice",
-    "Prénom d'exercice", "Code type savoir-faire", "Code savoir-faire", "Code mode exercice",
-    "Code secteur d'activité", "Code section tableau pharmaciens", "Code rôle",
-    "Numéro SIRET site", "Numéro SIREN site", "Numéro FINESS site",
-    "Numéro FINESS établissement juridique", "Identifiant technique de la structure",
-    "Raison sociale site", "Enseigne commerciale site",
-    "Complément destinataire (coord. structure)",
-    "Complément point géographique (coord. structure)", "Numéro Voie (coord. structure)",
-    "Indice répétition voie (coord. structure)", "Code type de voie (coord. structure)",
-    "Libellé Voie (coord. structure)", "Mention distribution (coord. structure)",
-    "Bureau cedex (coord. structure)", "Code postal (coord. structure)",
-    "Code commune (coord. structure)", "Code pays (coord. structure)",
-    "Téléphone (coord. structure)", "Téléphone 2 (coord. structure)",
-    "Télécopie (coord. structure)", "Adresse e-mail (coord. structure)",
-    "Code département (coord. structure)", "Ancien identifiant de la structure",
-    "Autorité d'enregistrement",
-)
-WIDTH = len(HEADER)
+__all__ = ["Entry", "Extract", "ExtractError", "Rejected", "blocks", "entries", "open_extract"]
 
-#: the practitioner columns kept, in the order of Entry.person
-PERSON = ("id_type", "identifier", "family_name", "given_names", "phone", "email", "civilite")
-_PERSON_AT = (0, 1, 3, 4, 10, 11, 12)
-#: the exercice columns (13-17), savoir-faire (18-19) and activity columns (20-48)
-EXERCICE = ("profession", "categorie", "civilite_exercice", "family_name", "given_name")
-SAVOIR_FAIRE = ("type_code", "code")
-ACTIVITY = (
-    "mode_exercice", "secteur_activite", "section_pharmacien", "role", "siret", "siren",
-    "finess_site", "finess_juridique", "structure_id", "raison_sociale", "enseigne",
-    "complement_destinataire", "complement_geographique", "numero_voie", "indice_repetition",
-    "type_voie", "libelle_voie", "mention_distribution", "bureau_cedex", "code_postal",
-    "code_commune", "code_pays", "telephone", "telephone2", "telecopie", "email",
-    "code_departement", "ancien_identifiant", "autorite_enregistrement",
-)
-
-#: The extract has no "genre d'activité" column, yet PSC's userinfo carries
-#: ``codeGenreActivite`` (psc.md §3: GENR01). Every activity of the extract gets GENR01,
-#: "Activité de soin et de pharmacie" (TRE_R22): no column allows deriving another genre.
+#: the genre d'activité of activities whose file has no such column or value (TRE_R22
+#: "Activité de soin et de pharmacie", what PSC sends, psc.md §3)
 DEFAULT_GENRE_ACTIVITE = "GENR01"
-
-
-class ExtractError(Exception):
-    """The file cannot be read as a directory extract; the message names file and cause."""
+#: lines kept together as one person's block, at most (a longer run is cut there)
+MAX_BLOCK = 10_000
+_SPACES = str.maketrans({"\xa0": " ", "\u202f": " ", "\u2007": " "})
 
 
 @dataclass
@@ -78,28 +46,43 @@ class ExerciceEntry:
 
 @dataclass
 class Entry:
-    """One practitioner as the extract describes them, duplicates removed, file order kept."""
+    """One practitioner as the extract describes them, duplicates removed, file order kept;
+    ``person`` holds ``layout.person_attrs``, ``other_ids`` the raw ``Autres
+    identifiants``; ``warnings`` are ``(line, message)``."""
 
     id_nat: str
     person: tuple[str, ...]
     lines: list[int]
+    layout: Layout = field(repr=False, compare=False)
+    other_ids: str = ""
     exercices: dict[tuple[str, ...], ExerciceEntry] = field(default_factory=dict)
+    warnings: list[tuple[int, str]] = field(default_factory=list)
 
     def add(self, fields: list[str]) -> None:
-        exercice = self.exercices.setdefault(tuple(fields[13:18]), ExerciceEntry(
-            tuple(fields[13:18])))
-        savoir_faire = tuple(fields[18:20])
-        if any(savoir_faire):
-            exercice.savoir_faire[savoir_faire] = None
-        activity = tuple(fields[20:49])
-        if any(activity):
-            exercice.activities[activity] = None
+        """Add one line; a line with no profession, savoir-faire or activity (a person
+        known without a profession, psc.md §10) adds nothing to the exercices."""
+        layout = self.layout
+        exercice, savoir_faire = layout.exercice(fields), layout.savoir_faire(fields)
+        activity = layout.activity(fields)
+        has_savoir_faire, has_activity = any(savoir_faire), any(activity)
+        if not (exercice[0] or has_savoir_faire or has_activity):
+            return
+        entry = self.exercices.get(exercice)
+        if entry is None:
+            entry = self.exercices[exercice] = ExerciceEntry(exercice)
+        if has_savoir_faire:
+            entry.savoir_faire[savoir_faire] = None
+        if has_activity:
+            entry.activities[activity] = None
 
     @cached_property
     def digest(self) -> str:
-        """sha256 of what is stored: equal digests mean an unchanged practitioner."""
-        content = [self.person, [(e.fields, list(e.savoir_faire), list(e.activities))
-                                 for e in self.exercices.values()]]
+        """sha256 of what is stored: equal digests mean an unchanged practitioner. The
+        columns a file lacks are left out, so a 49-column file digests as it always did."""
+        person = self.person + ((self.other_ids,) if self.layout.other_ids_at is not None
+                                else ())
+        content = [person, [(e.fields, list(e.savoir_faire), list(e.activities))
+                            for e in self.exercices.values()]]
         return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
 
 
@@ -111,12 +94,19 @@ class Rejected:
     reasons: dict[int, str]
 
 
-@contextmanager
-def open_extract(path: Path) -> Iterator[Iterator[tuple[int, str]]]:
-    """Open ``path``, check its header; yields its data lines as ``(line number, text)``.
+@dataclass
+class Extract:
+    """An open extract: its layout and its data lines ``(line number, text)``."""
 
-    The encoding is UTF-8 (with or without BOM; UTF-16 with a BOM, Windows-1252 are
-    accepted too), line endings LF, CRLF or CR."""
+    path: Path
+    layout: Layout
+    lines: Iterator[tuple[int, str]]
+
+
+@contextmanager
+def open_extract(path: Path) -> Iterator[Extract]:
+    """Open ``path`` and read its header. The encoding is UTF-8 (with or without BOM;
+    UTF-16 with a BOM, Windows-1252 are accepted too), line endings LF, CRLF or CR."""
     encoding = _sniff(path)
     try:
         stream = open(path, encoding=encoding, errors="replace", newline=None)
@@ -126,8 +116,10 @@ def open_extract(path: Path) -> Iterator[Iterator[tuple[int, str]]]:
         header = _read(path, stream, 1)
         if header is None:
             raise ExtractError(f"{path}: empty file, expected a directory extract")
-        _check_header(path, header)
-        yield _data_lines(path, stream)
+        if "\ufffd" in header:
+            raise ExtractError(f"{path}: {NOT_AN_EXTRACT}: the header is not text")
+        names = _split(header.rstrip("\r\n").lstrip("\ufeff"), 0)
+        yield Extract(Path(path), layout_of(path, names), _data_lines(path, stream))
 
 
 def _sniff(path: Path) -> str:
@@ -163,54 +155,89 @@ def _data_lines(path: Path, stream) -> Iterator[tuple[int, str]]:
             yield number, text
 
 
-def _check_header(path: Path, header: str) -> None:
-    names = _split(header.rstrip("\r\n").lstrip("\ufeff"))
-    expected = "a directory extract (Extraction_ProSanteConnect_Personne_activite)"
-    if len(names) != WIDTH:
-        raise ExtractError(f"{path}: not {expected}: header has {len(names)} columns, "
-                           f"expected {WIDTH}")
-    for position, (name, wanted) in enumerate(zip(names, HEADER, strict=True), 1):
-        if name.strip() != wanted:
-            raise ExtractError(f"{path}: not {expected}: header column {position} is "
-                               f"{name.strip()!r}, expected {wanted!r}")
-
-
-def _split(text: str) -> list[str]:
-    """The fields of a line; the trailing ``|`` of the extract ends the last field."""
-    fields = text.split("|")
-    if len(fields) > WIDTH and fields[-1].strip() == "":
+def _split(text: str, width: int) -> list[str]:
+    """The fields of a line, stripped of (non-breaking) spaces; the trailing ``|`` of the
+    extract ends the last field."""
+    if "\xa0" in text or "\u202f" in text or "\u2007" in text:
+        text = text.translate(_SPACES)
+    fields = [value.strip() for value in text.split("|")]
+    if len(fields) > width and fields[-1] == "":
         fields.pop()
     return fields
 
 
-def entries(lines: Iterable[tuple[int, str]]) -> Iterator[Entry | Rejected]:
-    """One Entry per practitioner (consecutive lines with the same idNat), or a Rejected
-    listing each of their lines with its reason."""
-    parsed = ((number, text, _split(text)) for number, text in lines)
-    for id_nat, group in groupby(parsed, key=lambda line: _id_nat_of(line[2])):
-        yield _entry(id_nat, list(group))
+def entries(lines: Iterable[tuple[int, str]], layout: Layout, *,
+            test_ids: bool = False) -> Iterator[Entry | Rejected]:
+    """One Entry per practitioner, or a Rejected listing each of their lines with its
+    reason; ``test_ids``: warn about sandbox test identities."""
+    for block in blocks(lines, layout, test_ids=test_ids):
+        yield from block
 
 
-def _id_nat_of(fields: list[str]) -> str:
-    return fields[2].strip() if len(fields) > 2 else ""
+def blocks(lines: Iterable[tuple[int, str]], layout: Layout, *,
+           test_ids: bool = False) -> Iterator[list[Entry | Rejected]]:
+    """The entries of each block of lines: consecutive lines of one idNat, or of idNats
+    that one another's ``Autres identifiants`` link (one person). A block's lines are
+    never split between two blocks, up to MAX_BLOCK lines."""
+    parsed = ((number, text, _split(text, layout.width)) for number, text in lines)
+    for block in _blocks(parsed, layout):
+        groups: dict[str, list] = {}
+        for line in block:
+            groups.setdefault(_id_nat_of(line[2], layout), []).append(line)
+        yield [_entry(id_nat, group, layout, test_ids) for id_nat, group in groups.items()]
 
 
-def _entry(id_nat: str, lines: list[tuple[int, str, list[str]]]) -> Entry | Rejected:
-    reasons = {}
-    entry = None
-    for number, text, raw in lines:
-        reason = _line_error(text, raw)
-        if reason is None:
-            fields = [value.strip() for value in raw]
-            person = tuple(fields[i] for i in _PERSON_AT)
-            entry = entry or Entry(id_nat, person, [])
-            if person == entry.person:
-                entry.add(fields)
-                entry.lines.append(number)
-            else:
-                reason = _person_differs(entry, person)
+def _blocks(parsed, layout: Layout) -> Iterator[list]:
+    block, known = [], set()
+    for line in parsed:
+        id_nat = _id_nat_of(line[2], layout)
+        if block and id_nat and len(block) < MAX_BLOCK and (
+                id_nat in known or _linked(line[2], id_nat, layout, known)):
+            block.append(line)
+            continue
+        if block:
+            yield block
+        block, known = [line], {id_nat}
+        if id_nat:
+            _linked(line[2], id_nat, layout, known, start=True)
+    if block:
+        yield block
+
+
+def _linked(fields: list[str], id_nat: str, layout: Layout, known: set[str],
+            start: bool = False) -> bool:
+    """Whether this line's identifiers meet ``known`` (the block's); if so (or at the
+    start of a block) they join it."""
+    at = layout.other_ids_at
+    if at is None or at >= len(fields):
+        return False
+    ids = {other.identifier for other in parse_other_ids(fields[at])} | {id_nat}
+    if start or not ids.isdisjoint(known):
+        known |= ids
+        return True
+    return False
+
+
+def _id_nat_of(fields: list[str], layout: Layout) -> str:
+    return fields[layout.id_nat_at] if len(fields) > layout.id_nat_at else ""
+
+
+def _entry(id_nat: str, lines: list, layout: Layout, test_ids: bool) -> Entry | Rejected:
+    reasons, entry = {}, None
+    for number, text, fields in lines:
+        reason = _line_error(text, fields, layout, id_nat)
         if reason is not None:
             reasons[number] = reason
+            continue
+        person = layout.person(fields)
+        other_ids = fields[layout.other_ids_at] if layout.other_ids_at is not None else ""
+        if entry is None:
+            entry = Entry(id_nat, person, [], layout, other_ids)
+            entry.warnings.extend((number, message) for message in _identity(entry, test_ids))
+        elif person != entry.person or other_ids != entry.other_ids:
+            entry.warnings.append((number, _person_differs(entry, person, other_ids)))
+        entry.add(fields)
+        entry.lines.append(number)
     if not reasons:
         return entry
     first_bad = min(reasons)
@@ -220,25 +247,28 @@ def _entry(id_nat: str, lines: list[tuple[int, str, list[str]]]) -> Entry | Reje
     return Rejected(id_nat, dict(sorted(reasons.items())))
 
 
-def _person_differs(entry: Entry, person: tuple[str, ...]) -> str:
-    name = next(n for n, a, b in zip(PERSON, entry.person, person, strict=True) if a != b)
-    return f"{name} differs from line {entry.lines[0]} of the same practitioner"
+def _identity(entry: Entry, test_ids: bool) -> list[str]:
+    values = dict(zip(entry.layout.person_attrs, entry.person, strict=True))
+    return identity_warnings(values["id_type"], values["identifier"], entry.id_nat,
+                             test_ids=test_ids)
 
 
-def _line_error(text: str, fields: list[str]) -> str | None:
-    if len(fields) != WIDTH:
-        return f"expected {WIDTH} fields, found {len(fields)}"
+def _person_differs(entry: Entry, person: tuple[str, ...], other_ids: str) -> str:
+    name = next((n for n, a, b in zip(entry.layout.person_attrs, entry.person, person,
+                                      strict=True) if a != b), "other_ids")
+    return (f"{name} differs from line {entry.lines[0]} of the same practitioner "
+            f"(line {entry.lines[0]} kept)")
+
+
+def _line_error(text: str, fields: list[str], layout: Layout, id_nat: str) -> str | None:
+    if len(fields) != layout.width:
+        return f"expected {layout.width} fields, found {len(fields)}"
     if "\ufffd" in text:
         return "characters not valid in the file's encoding"
     if "\x00" in text:
         return "NUL character"
-    id_type, identifier, id_nat = (fields[i].strip() for i in range(3))
     if not id_nat:
         return "no idNat (Identification nationale PP)"
-    try:
-        check_id_nat(id_type, identifier, id_nat)
-    except IdentifierError as exc:
-        return str(exc)
-    if not fields[13].strip():
-        return "no profession code"
+    if len(id_nat) > ID_NAT_MAX_LENGTH:
+        return f"idNat longer than {ID_NAT_MAX_LENGTH} characters"
     return None

@@ -1,18 +1,33 @@
-"""National identifiers of health professionals (psc.md §4): the RPPS number and its Luhn
-check digit, ADELI numbers, and the idNat built as ``<type prefix><identifier>``."""
+"""National identifiers of health professionals (psc.md §4, §10): the RPPS number and its
+Luhn check digit, ADELI numbers, the idNat built as ``<type prefix><identifier>``, PSI
+identities (a UUID), and the alternative identifiers of PSC's extract (``Autres
+identifiants``: ``identifier,origin,quality`` triples separated by ``;``).
+
+PSC's loader makes none of these checks (it keys every line on the idNat): the importer
+reports their findings as warnings (``identity_warnings``) and imports the line anyway."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-#: identifier type prefix (the extract's "Type d'identifiant PP") → origin name
+#: identifier type prefix (the extract's "Type d'identifiant PP") → origin name, as PSC's
+#: directory API names them (psc-ps-api ``determineOriginAndType``)
 ADELI, RPPS, FINESS_STAFF, SIRET_STAFF = "0", "8", "3", "5"
-ORIGINS = {ADELI: "ADELI", RPPS: "RPPS", FINESS_STAFF: "FINESS", SIRET_STAFF: "SIRET"}
+ORIGINS = {ADELI: "ADELI", "1": "CAB_ADELI", FINESS_STAFF: "FINESS", "4": "SIREN",
+           SIRET_STAFF: "SIRET", "6": "CAB_RPPS", RPPS: "RPPS"}
+PSI = "PSI"
+#: origin of an idNat of no known shape (PSC's default)
+OTHER_ORIGIN = "RASS"
 ID_NAT_MAX_LENGTH = 40
+#: sandbox test identities: RPPS numbers 997… (psc.md §4)
+TEST_ID_NAT_PREFIX = "8997"
 
 _RPPS = re.compile(r"[0-9]{11}")
 _ADELI = re.compile(r"(?:[0-9]{2}|2[AB])[0-9]{7}")  # 9 characters; Corsica is 2A / 2B
 _STAFF = {FINESS_STAFF: re.compile(r"[0-9AB]{9}/\S+"), SIRET_STAFF: re.compile(r"[0-9]{14}/\S+")}
+_ADELI_ID_NAT = re.compile(r"0[0-9A-Za-z]{9}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class IdentifierError(ValueError):
@@ -75,3 +90,68 @@ def split_id_nat(id_nat: str) -> tuple[str, str]:
     id_type, identifier = id_nat[:1], id_nat[1:]
     check_identifier(id_type, identifier)
     return id_type, identifier
+
+
+def is_psi(id_nat: str) -> bool:
+    """A PSI identity (Pro Santé Identité): its idNat is a UUID (psc.md §10)."""
+    return bool(_UUID.fullmatch(id_nat))
+
+
+def is_adeli_id_nat(id_nat: str) -> bool:
+    """An ADELI idNat by its shape alone: ``0`` then a 9-character ADELI number (10 in
+    all). A PSI UUID may start with 0 too (UUID v7): it is not ADELI."""
+    return bool(_ADELI_ID_NAT.fullmatch(id_nat))
+
+
+def origin_of(id_nat: str) -> tuple[str, int]:
+    """``(origin, quality)`` of an idNat as PSC derives them when the extract does not say:
+    PSI (quality 2) for a UUID, else by the type prefix (quality 1)."""
+    if is_psi(id_nat):
+        return PSI, 2
+    return ORIGINS.get(id_nat[:1], OTHER_ORIGIN), 1
+
+
+def identity_warnings(id_type: str, identifier: str, id_nat: str, *,
+                      test_ids: bool = False) -> list[str]:
+    """What looks wrong in a line's identity columns; empty if nothing. PSI identities
+    carry whatever type and identifier PSC's extractor wrote: not checked."""
+    if is_psi(id_nat):
+        return []
+    found = []
+    if id_type and id_type + identifier != id_nat:
+        found.append(f"idNat {id_nat} does not match identifier type {id_type} "
+                     f"+ identifier {identifier}")
+    if id_type in (RPPS, ADELI) or id_type in _STAFF:
+        try:
+            check_identifier(id_type, identifier)
+        except IdentifierError as exc:
+            found.append(str(exc))
+    elif id_type and id_type not in ORIGINS:
+        found.append(f"unknown identifier type {id_type!r}")
+    if test_ids and id_nat.startswith(TEST_ID_NAT_PREFIX):
+        found.append(f"test identity {id_nat} (sandbox RPPS range 997…)")
+    return found
+
+
+@dataclass(frozen=True)
+class OtherId:
+    """One alternative identifier of a person: identifier, origin, quality (None when the
+    extract leaves it empty)."""
+
+    identifier: str
+    origin: str
+    quality: int | None
+
+
+def parse_other_ids(text: str) -> list[OtherId]:
+    """The triples of an ``Autres identifiants`` value (``id,ORIGIN,quality;…``), in file
+    order, duplicates removed; a triple with no identifier is skipped."""
+    found: dict[str, OtherId] = {}
+    for triple in text.split(";"):
+        identifier, _, rest = triple.partition(",")
+        origin, _, quality = rest.partition(",")
+        identifier, quality = identifier.strip(), quality.strip()
+        if identifier and identifier not in found:
+            found[identifier] = OtherId(identifier, origin.strip(),
+                                        int(quality) if quality.isdigit() else None)
+    return list(found.values())

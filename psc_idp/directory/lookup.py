@@ -18,7 +18,8 @@ def find_active(id_nat: str) -> Practitioner | None:
     in)."""
     exercices = joinedload(Practitioner.exercices)
     return _remembered("full", id_nat, exercices.joinedload(Exercice.activities),
-                       exercices.joinedload(Exercice.savoir_faire))
+                       exercices.joinedload(Exercice.savoir_faire),
+                       joinedload(Practitioner.other_ids))
 
 
 def find_identity(id_nat: str) -> Practitioner | None:

@@ -1,6 +1,8 @@
-"""The practitioner directory (RPPS/ADELI, from the national extract, psc.md §8), stored
-relationally: a practitioner, their exercices (one per profession), each with its
-savoir-faire and its activities (one per place of practice, structure data inline).
+"""The practitioner directory (RPPS, ADELI, PSI and other identities, from the national
+extract, psc.md §8, §10), stored relationally: a practitioner, their other identifiers,
+their exercices (one per profession), each with its savoir-faire and its activities (one
+per place of practice, structure data inline). Which extract column fills which attribute:
+``columns.py``.
 
 Keys are natural: the idNat, then ranks in file order. Rows of one practitioner can thus be
 written and deleted in bulk without reading generated ids back, and every child table is
@@ -38,8 +40,9 @@ class Practitioner(db.Model):
     __tablename__ = "directory_practitioner"
 
     id_nat: Mapped[str] = mapped_column(ID_NAT, primary_key=True)
-    id_type: Mapped[str] = mapped_column(String(2))
-    identifier: Mapped[str] = mapped_column(String(40))
+    #: as in the extract: a type prefix (8 RPPS, 0 ADELI…), or empty (PSI identities)
+    id_type: Mapped[str] = mapped_column(Text)
+    identifier: Mapped[str] = mapped_column(Text)
     civilite: Mapped[str] = mapped_column(Text, default="")
     family_name: Mapped[str] = mapped_column(Text, default="")
     #: first names as in the extract, separated by apostrophes ("PIERRE'DANIEL'PATRICK")
@@ -47,6 +50,8 @@ class Practitioner(db.Model):
     phone: Mapped[str] = mapped_column(Text, default="")
     email: Mapped[str] = mapped_column(Text, default="")
     active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    #: the practitioner this former idNat continues as (``links``), once it left the extract
+    successor_id_nat: Mapped[str | None] = mapped_column(ID_NAT, index=True)
     #: sha256 of the stored content, to tell updated practitioners from unchanged ones
     digest: Mapped[str] = mapped_column(String(64))
     #: the import that last saw this practitioner (full extracts deactivate the others)
@@ -56,6 +61,8 @@ class Practitioner(db.Model):
 
     exercices: Mapped[list[Exercice]] = relationship(
         order_by="Exercice.rank", back_populates="practitioner", cascade="all, delete-orphan")
+    other_ids: Mapped[list[OtherId]] = relationship(
+        order_by="OtherId.rank", cascade="all, delete-orphan")
 
     @property
     def given_name(self) -> str:
@@ -64,6 +71,20 @@ class Practitioner(db.Model):
 
     def __repr__(self) -> str:
         return f"<Practitioner {self.id_nat}{'' if self.active else ' (inactive)'}>"
+
+
+class OtherId(db.Model):
+    """An identifier of the same person, from the extract's ``Autres identifiants``
+    (psc.md §10): the identifier (an idNat), its origin (RPPS, ADELI, PSI…) and quality."""
+
+    __tablename__ = "directory_other_id"
+
+    id_nat: Mapped[str] = mapped_column(
+        ID_NAT, ForeignKey(Practitioner.id_nat, ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    identifier: Mapped[str] = mapped_column(Text, index=True)
+    origin: Mapped[str] = mapped_column(Text, default="")
+    quality: Mapped[int | None] = mapped_column(Integer)
 
 
 class Exercice(db.Model):
@@ -120,6 +141,7 @@ class Activity(db.Model):
     secteur_activite: Mapped[str] = mapped_column(Text, default="")
     section_pharmacien: Mapped[str] = mapped_column(Text, default="")
     role: Mapped[str] = mapped_column(Text, default="")
+    #: TRE_R22, from the extract's ``Code genre activité`` column (GENR01 when it has none)
     genre_activite: Mapped[str] = mapped_column(Text, default="")
     siret: Mapped[str] = mapped_column(Text, default="")
     siren: Mapped[str] = mapped_column(Text, default="")
@@ -166,7 +188,9 @@ class DirectoryImport(db.Model):
     updated: Mapped[int] = mapped_column(Integer, default=0)
     unchanged: Mapped[int] = mapped_column(Integer, default=0)
     deactivated: Mapped[int] = mapped_column(Integer, default=0)
+    linked: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     rejected_lines: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     file_sha256: Mapped[str | None] = mapped_column(String(64))
     checkpoint_line: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     read_at: Mapped[int | None] = mapped_column(BigInteger)
