@@ -5,7 +5,11 @@
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+# A Unix socket in the instance's runtime directory (config/systemd/psc-idp@.service): only
+# nginx (a member of the psc-idp group) can connect; nginx adds the proxy secret that lets
+# psc-idp trust its headers (config/nginx/psc-idp.conf).
+bind = os.environ.get("GUNICORN_BIND", "unix:/run/psc-idp-8000/http.sock")
+umask = 0o007             # the socket: owner and group only
 # Signing (RSA) is CPU-bound: one worker per core, a few threads for the I/O waits
 # (PostgreSQL round trips, the e-CPS long poll).
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -20,9 +24,11 @@ limit_request_line = 8190
 limit_request_fields = 60
 forwarded_allow_ips = "127.0.0.1"
 # one control socket per process group (several groups run on one machine)
-control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET",
-                                f"/run/psc-idp/gunicorn-{bind.rsplit(':', 1)[-1]}.ctl")
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "/run/psc-idp-8000/gunicorn.ctl")
 accesslog = "-"
+# the path without its query (%(U)s, not the request line %(r)s) and no Referer: query
+# strings carry one-time values (the card hand-off, codes, transaction ids)
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)ss "%(a)s" %({x-request-id}i)s'
 errorlog = "-"
 
 

@@ -1,17 +1,20 @@
 """Operability: ``/healthz`` (the process answers), ``/readyz`` (database, signing keys,
 CRL freshness), Prometheus ``/metrics``, a request id on every request (taken from a
 trusted proxy's ``X-Request-Id`` or made here, returned in the response, put in logs and
-audit records) and JSON logs."""
+audit records) and JSON logs. Anyone may ask ``/healthz`` and whether the process is ready;
+the readiness details and the metrics are for the operations listener (``ops_listen``) or
+for callers presenting the ``metrics_token`` bearer token (Prometheus scraping gunicorn)."""
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
 import secrets
 import time
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -23,8 +26,10 @@ from prometheus_client import (
 )
 from sqlalchemy import text
 
-from .cards.source import is_trusted_proxy
+from . import origins
 from .extensions import db
+from .net import from_proxy
+from .settings import SettingsError
 
 bp = Blueprint("ops", __name__)
 
@@ -77,16 +82,30 @@ def readiness() -> dict:
     return checks
 
 
+def operator() -> bool:
+    """The operations listener, or the ``metrics_token`` bearer token."""
+    if request.environ.get(origins.ENVIRON_KEY) == origins.OPS:
+        return True
+    token = current_app.extensions["psc_idp"].settings["metrics_token"]
+    given = request.headers.get("Authorization", "")
+    return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
+
+
 @bp.get("/readyz")
 def readyz():
     checks = readiness()
     ready = all(c.get("ok") for c in checks.values())
-    return jsonify(ready=ready, checks=checks), 200 if ready else 503
+    body = {"ready": ready, "checks": checks} if operator() else {"ready": ready}
+    return jsonify(body), 200 if ready else 503
 
 
 @bp.get("/metrics")
 def metrics():
     idp = current_app.extensions["psc_idp"]
+    if not operator():
+        if not idp.settings["metrics_token"]:
+            abort(404)  # served on ops_listen only
+        abort(Response("bearer token required\n", 401, {"WWW-Authenticate": "Bearer"}))
     for crl in idp.cards.crls.snapshot() if idp.cards else []:
         CRL_AGE.labels(crl.source).set(time.time() - crl.this_update)
     pool = db.engine.pool
@@ -101,14 +120,16 @@ def metrics():
 
 
 def setup(app: Flask) -> None:
+    token = app.extensions["psc_idp"].settings["metrics_token"]
+    if token and len(token) < 32:
+        raise SettingsError("metrics_token must be at least 32 random characters")
     app.register_blueprint(bp)
 
     @app.before_request
     def start():
         g.started = time.perf_counter()
         given = request.headers.get("X-Request-Id", "")
-        trusted = is_trusted_proxy(request.environ.get("REMOTE_ADDR", ""),
-                                   app.extensions["psc_idp"].settings["trusted_proxies"])
+        trusted = from_proxy(request.environ, app.extensions["psc_idp"].settings)
         g.request_id = given[:64] if given and trusted and given.isprintable() else \
             secrets.token_hex(8)
 

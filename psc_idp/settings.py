@@ -4,6 +4,7 @@ then validated; an insecure production configuration refuses to start."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tomllib
@@ -51,10 +52,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crl_refresh_interval", 300, "seconds between background CRL refreshes"),
     Setting("crl_grace", 3600, "seconds a CRL is still used past its nextUpdate"),
     Setting("crl_stale_policy", "fail_closed", "fail_closed or fail_open when a CRL is stale"),
-    Setting("trusted_proxies", [], "networks whose client-certificate header is honoured"),
+    Setting("trusted_proxies", [], "networks of the reverse proxy (or \"unix\" for gunicorn's Unix socket) whose client-certificate, X-Forwarded-For and X-Request-Id headers are honoured"),
+    Setting("proxy_secret", "", "secret the reverse proxy sends in X-Psc-Idp-Proxy on every request (required in production with trusted_proxies)"),
     Setting("client_cert_header", "X-SSL-Client-Cert", "header carrying the proxy's client cert"),
     Setting("listen", "127.0.0.1:5443", "embedded TLS listener of the IdP origin"),
     Setting("card_listen", "127.0.0.1:5444", "embedded TLS listener of the card origin"),
+    Setting("ops_listen", "127.0.0.1:5445", "embedded plain-HTTP listener of /healthz, /readyz with details and /metrics, for probes and Prometheus (empty: none); keep it on loopback or a management network"),
+    Setting("request_timeout", 60, "embedded listeners: seconds a connection has to finish its TLS handshake (PIN entry included) and send a whole request, and a kept-alive one its next request"),
+    Setting("metrics_token", "", "bearer token that opens /metrics and the /readyz details on the public origins (gunicorn behind nginx; at least 32 characters; empty: only on ops_listen)"),
     Setting("tls_cert", "", "PEM certificate of the embedded listeners"),
     Setting("tls_key", "", "PEM private key of the embedded listeners"),
     Setting("cookie_secure", True, "mark cookies Secure (HTTPS only)"),
@@ -175,6 +180,7 @@ def validate(values: dict[str, Any]) -> None:
                                                     values["pkcs11_token_label"]):
         raise SettingsError("keys_backend 'pkcs11' needs pkcs11_module and pkcs11_token_label")
     _check_authorization_endpoint(values)
+    _check_proxy(values)
     for name in ("acr", "auth_level"):
         if set(values[name]) != {"card", "ecps"} or not all(
                 isinstance(v, str) and v for v in values[name].values()):
@@ -198,6 +204,19 @@ def _check_authorization_endpoint(values: dict[str, Any]) -> None:
                             "e.g. https://wallet.example/auth")
 
 
+def _check_proxy(values: dict[str, Any]) -> None:
+    for network in values["trusted_proxies"]:
+        if network == "unix":  # gunicorn's Unix socket (net.is_trusted_proxy)
+            continue
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except (TypeError, ValueError) as exc:
+            raise SettingsError(f"trusted_proxies: {network!r} is not an address, a network "
+                                "(e.g. 127.0.0.1/32) or \"unix\"") from exc
+    if values["proxy_secret"] and len(values["proxy_secret"]) < 32:
+        raise SettingsError("proxy_secret must be at least 32 random characters")
+
+
 def _refuse_insecure(values: dict[str, Any]) -> None:
     problems = {
         "issuer": not values["issuer"].startswith("https://"),
@@ -213,6 +232,9 @@ def _refuse_insecure(values: dict[str, Any]) -> None:
         "code_lifetime": values["code_lifetime"] > 600,
         "sms_gateway": values["sms_gateway"] != "http" or not values["sms_http_url"],
         "smtp_host": not values["smtp_host"],
+        # behind a proxy, its headers name the card and the client: the source address
+        # alone does not prove who sent them
+        "proxy_secret": bool(values["trusted_proxies"]) and not values["proxy_secret"],
     }
     bad = [name for name, insecure in problems.items() if insecure]
     if bad:

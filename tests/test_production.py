@@ -1,14 +1,17 @@
 """The production shape, started by the test: the shipped nginx site in front of two
-gunicorn process groups (config/gunicorn.conf.py) sharing one PostgreSQL, psc-idp in
-production mode. A card login goes through nginx with the SoftHSM card and its steps land
-on both processes; one process killed mid-flow does not break the login; a PostgreSQL
-outage gives clean 503s, loses nothing, and service resumes by itself."""
+gunicorn process groups (config/gunicorn.conf.py) on Unix sockets, sharing one PostgreSQL,
+psc-idp in production mode trusting nginx by its secret. A card login goes through nginx
+with the SoftHSM card and its steps land on both processes; one process killed mid-flow
+does not break the login; a PostgreSQL outage gives clean 503s, loses nothing, and service
+resumes by itself."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -17,11 +20,12 @@ import pytest
 import requests
 
 from .plugins.idp import REPO, _migrate, base_settings, free_port
-from .plugins.nginx import Nginx, render_site
+from .plugins.nginx import PROXY_SECRET, Nginx, render_site
 from .plugins.postgres import PostgresServer
 from .support import Browser, RelyingParty, code_from
 
 VENV = Path(os.environ.get("VIRTUAL_ENV", REPO / ".venv"))
+METRICS_TOKEN = "metrics-token-for-prometheus-0123456789"
 
 
 class Production:
@@ -40,8 +44,9 @@ class Production:
             card_login_url=f"https://localhost:{self.card_port}",
             card_trust_anchors=[str(pki.trust_anchor)],
             card_intermediates=[str(pki.issuing_ca)], card_crls=[str(pki.crl)],
-            trusted_proxies=["127.0.0.1/32"], sms_gateway="http",
-            sms_http_url="http://127.0.0.1:9/sms", log_format="json")
+            trusted_proxies=["unix"], proxy_secret=PROXY_SECRET, sms_gateway="http",
+            sms_http_url="http://127.0.0.1:9/sms", log_format="json",
+            metrics_token=METRICS_TOKEN)
         self.config = tmp / "psc-idp.toml"
         self.config.write_text("".join(f"{k} = {json.dumps(v)}\n" for k, v in settings.items()))
         self.env = {**os.environ, "PSC_IDP_CONFIG": str(self.config)}
@@ -56,25 +61,35 @@ class Production:
                 [*self.prefix, str(VENV / "bin" / "gunicorn"), "-c",
                  str(REPO / "config" / "gunicorn.conf.py"), "psc_idp.wsgi:app"],
                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                env={**self.env, "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_WORKERS": "1",
+                env={**self.env, "GUNICORN_BIND": f"unix:{self.socket(port)}",
+                     "GUNICORN_WORKERS": "1",
                      "GUNICORN_THREADS": "4", "PROMETHEUS_MULTIPROC_DIR": str(metrics),
                      "GUNICORN_CONTROL_SOCKET": str(self.tmp / f"gunicorn-{port}.ctl")}))
             log.close()
         for port in self.app_ports:
-            self._wait(f"http://127.0.0.1:{port}/healthz")
+            self._wait(port)
         self.nginx = Nginx(self.tmp / "nginx", render_site(
-            self.cards.pki, self.app_ports, self.idp_port, self.card_port))
+            self.cards.pki, [f"unix:{self.socket(port)}" for port in self.app_ports],
+            self.idp_port, self.card_port))
         self.nginx.start([self.idp_port, self.card_port], prefix=self.prefix)
 
-    def _wait(self, url: str) -> None:
+    def socket(self, instance: int) -> Path:
+        """The Unix socket of one gunicorn process group (``app_ports`` name them)."""
+        return self.tmp / f"gunicorn-{instance}.sock"
+
+    def direct(self, instance: int, path: str, headers: dict | None = None):
+        """A request straight to a gunicorn socket, around nginx: (status, body)."""
+        return unix_get(self.socket(instance), path, headers)
+
+    def _wait(self, instance: int) -> None:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if requests.get(url, timeout=1).status_code == 200:
+                if self.direct(instance, "/healthz")[0] == 200:
                     return
-            except requests.RequestException:  # not listening yet, or still booting
+            except OSError:  # not listening yet, or still booting
                 time.sleep(0.1)
-        raise RuntimeError(f"{url} did not come up: " + self.logs())
+        raise RuntimeError(f"gunicorn {instance} did not come up: " + self.logs())
 
     def logs(self) -> str:
         return "".join(p.read_text(errors="replace") for p in self.tmp.glob("gunicorn-*.log"))
@@ -103,6 +118,27 @@ class Production:
                             "https://rp.example/cb", self.ca)
 
 
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path):
+        super().__init__("localhost", timeout=10)
+        self.path = str(path)
+
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self.path)
+
+
+def unix_get(path: Path, url: str, headers: dict | None = None) -> tuple[int, str]:
+    connection = _UnixConnection(path)
+    try:
+        connection.request("GET", url, headers=headers or {})
+        response = connection.getresponse()
+        return response.status, response.read().decode(errors="replace")
+    finally:
+        connection.close()
+
+
 @pytest.fixture
 def production(tmp_path, keys_dir, cards, postgres_server, postgres_template):
     name = f"prod_{free_port()}"
@@ -127,8 +163,9 @@ def test_card_login_through_nginx_on_two_processes(production, card_curl, demo_c
                          verify=production.ca, timeout=10)
     assert ready.status_code == 200 and ready.json()["ready"] is True
     assert ready.headers["X-Request-Id"]
-    metrics = requests.get(f"http://127.0.0.1:{production.app_ports[0]}/metrics", timeout=10)
-    assert 'psc_idp_logins_total{method="card",outcome="success"}' in metrics.text
+    status, metrics = production.direct(production.app_ports[0], "/metrics",
+                                        {"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert 'psc_idp_logins_total{method="card",outcome="success"}' in metrics
 
 
 def test_a_process_killed_mid_flow(production, card_curl, demo_card):

@@ -10,6 +10,7 @@ from .. import audit, ops
 from ..cards.source import UntrustedCertificateSource, client_certificate
 from ..cards.verify import CardRejected
 from ..directory.lookup import find_active
+from ..net import from_proxy
 from .outcome import Failure, Success
 
 NO_CERTIFICATE = Failure(
@@ -27,9 +28,9 @@ UNKNOWN = Failure(
 def authenticate(req) -> Success | Failure:
     """Authenticate the card that the TLS layer (or the trusted proxy) presented."""
     outcome = _authenticate(req)
-    if isinstance(outcome, Failure):
-        audit.record("login", "failure", method="card", reason=outcome.reason,
-                     detail=outcome.detail[:200])
+    if isinstance(outcome, Failure):  # anyone can fail anonymously, as often as they like
+        audit.record_throttled("login", "failure", method="card", reason=outcome.reason,
+                               detail=outcome.detail[:200])
         ops.login("card", outcome.reason)
     return outcome
 
@@ -37,7 +38,7 @@ def authenticate(req) -> Success | Failure:
 def _authenticate(req) -> Success | Failure:
     settings = current_app.extensions["psc_idp"].settings
     try:
-        pem = client_certificate(req.environ, trusted_proxies=settings["trusted_proxies"],
+        pem = client_certificate(req.environ, from_proxy=from_proxy(req.environ, settings),
                                  header=settings["client_cert_header"])
     except UntrustedCertificateSource as exc:
         return Failure(NO_CERTIFICATE.reason, NO_CERTIFICATE.message_fr,

@@ -18,15 +18,22 @@ from psc_idp import create_app
 from .idp import REPO, Idp, LiveServer, free_port, live_settings
 
 SITE = REPO / "config" / "nginx" / "psc-idp.conf"
+#: the secret nginx adds to every forwarded request (psc-idp's ``proxy_secret``)
+PROXY_SECRET = "test-proxy-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
-def render_site(pki, app_ports: list[int], idp_port: int, card_port: int) -> str:
+def render_site(pki, upstreams: list[int | str], idp_port: int, card_port: int) -> str:
+    """The shipped site with test ports; ``upstreams``: TCP ports on 127.0.0.1, or
+    ``unix:/path`` sockets as in production."""
     text = SITE.read_text()
-    upstreams = "\n    ".join(f"server 127.0.0.1:{port} max_fails=1 fail_timeout=5s;"
-                              for port in app_ports)
+    servers = "\n    ".join(
+        f"server {u if isinstance(u, str) else f'127.0.0.1:{u}'} max_fails=1 fail_timeout=5s;"
+        for u in upstreams)
     replacements = {
-        "server 127.0.0.1:8000 max_fails=1 fail_timeout=5s;\n"
-        "    server 127.0.0.1:8001 max_fails=1 fail_timeout=5s;": upstreams,
+        "server unix:/run/psc-idp-8000/http.sock max_fails=1 fail_timeout=5s;\n"
+        "    server unix:/run/psc-idp-8001/http.sock max_fails=1 fail_timeout=5s;": servers,
+        '"PROXY_SECRET"': f'"{PROXY_SECRET}"',
+        "/var/log/nginx/psc-idp.access.log": "logs/psc-idp.access.log",
         "listen 443 ssl;\n    server_name idp.example.org;":
             f"listen 127.0.0.1:{idp_port} ssl;\n    server_name localhost;",
         "listen 443 ssl;\n    server_name card.idp.example.org;":
@@ -39,6 +46,11 @@ def render_site(pki, app_ports: list[int], idp_port: int, card_port: int) -> str
         assert old in text, f"{SITE} no longer contains {old!r}"
         text = text.replace(old, new)
     return text
+
+
+def access_log(nginx) -> str:
+    path = nginx.prefix / "logs" / "psc-idp.access.log"
+    return path.read_text() if path.exists() else ""
 
 
 class Nginx:
@@ -85,7 +97,8 @@ class Nginx:
 def proxied_idp(keys_dir, database_url, cards, tmp_path):
     """psc-idp on plain HTTP behind nginx, trusting nginx's certificate header."""
     idp_port, card_port, app_port = free_port(), free_port(), free_port()
-    settings = live_settings(keys_dir, database_url, cards, trusted_proxies=["127.0.0.1/32"])
+    settings = live_settings(keys_dir, database_url, cards, trusted_proxies=["127.0.0.1/32"],
+                             proxy_secret=PROXY_SECRET)
     settings.update(issuer=f"https://localhost:{idp_port}/auth/realms/esante-wallet",
                     card_login_url=f"https://localhost:{card_port}")
     app = create_app(settings)
@@ -102,4 +115,4 @@ def proxied_idp(keys_dir, database_url, cards, tmp_path):
         db.engine.dispose()
 
 
-__all__ = ["proxied_idp"]
+__all__ = ["PROXY_SECRET", "proxied_idp"]
