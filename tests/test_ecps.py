@@ -239,7 +239,7 @@ def _shape(page: EcpsPage) -> str:
     """The page without what differs on every request (code, ids, countdown)."""
     text = re.sub(r'id="ecps-code">\d\d<', 'id="ecps-code">NN<', page.response.text)
     text = re.sub(r'data-seconds="\d+"', 'data-seconds="S"', text)
-    return re.sub(r"(tx|r)=[\w-]+", r"\1=X", text)
+    return re.sub(r"(tx|r|k)=[\w-]+", r"\1=X", text)
 
 
 def test_no_enumeration(idp, tmp_path, card_curl, cards):

@@ -4,10 +4,14 @@ replayed to issue the code. All state is in the database or the signed cookie.""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from urllib.parse import urlencode
 
 from flask import current_app, session
+from sqlalchemy import update
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
@@ -25,9 +29,16 @@ def settings():
     return current_app.extensions["psc_idp"].settings
 
 
+#: the authorization request parameters psc-idp understands: only these are kept while the
+#: professional logs in (each at most authorize.MAX_PARAMETER characters)
+REQUEST_PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
+                      "prompt", "max_age", "acr_values", "login_hint", "ui_locales",
+                      "response_mode", "code_challenge", "code_challenge_method")
+
+
 def start(oauth_request) -> LoginTransaction:
     data = oauth_request.payload.data
-    params = {key: data.get(key) for key in data}
+    params = {key: data.get(key) for key in REQUEST_PARAMETERS if data.get(key) is not None}
     return _start(oauth_request.client.client_id, params)
 
 
@@ -68,22 +79,50 @@ def pending(tx_id: str | None, *, bound: bool = True) -> LoginTransaction | None
     return tx
 
 
-def authenticated(tx: LoginTransaction, outcome: Success) -> str:
-    """Record a method's success on the transaction; returns the one-time hand-off."""
+def card_key(tx: LoginTransaction) -> str:
+    """The capability that lets the card origin authenticate ``tx``: only the login page of
+    the browser that started the transaction shows it (the card origin cannot read that
+    browser's cookie). Knowing a transaction id (a leaked login page URL) is not enough to
+    put another card on it."""
+    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), b"card-login:" + tx.id.encode(),
+                   hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def authenticated(tx: LoginTransaction, outcome: Success) -> str | None:
+    """Record a method's success on the transaction; returns the one-time hand-off, or None
+    when the transaction was already authenticated (the first authentication stands: a
+    second card or approval must not replace the identity the browser will receive)."""
     handoff = secrets.token_urlsafe(32)
-    tx.id_nat, tx.method, tx.method_detail = outcome.id_nat, outcome.method, outcome.detail
-    tx.authenticated_at, tx.handoff_hash = now(), digest(handoff)
+    claimed = db.session.execute(
+        update(LoginTransaction)
+        .where(LoginTransaction.id == tx.id, LoginTransaction.authenticated_at.is_(None))
+        .values(id_nat=outcome.id_nat, method=outcome.method, method_detail=outcome.detail,
+                authenticated_at=now(), handoff_hash=digest(handoff))
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return None
     audit.record("login", id_nat=outcome.id_nat, client_id=tx.client_id, method=outcome.method)
     ops.login(outcome.method, "success")
     db.session.commit()
+    db.session.refresh(tx)
     return handoff
 
 
-def complete(tx: LoginTransaction, handoff: str) -> Subject | None:
-    """Consume the hand-off in the browser that started the login: open the SSO session."""
-    if not tx.handoff_hash or not secrets.compare_digest(tx.handoff_hash, digest(handoff)):
+def complete(tx: LoginTransaction, handoff: str | None) -> Subject | None:
+    """Consume the hand-off in the browser that started the login: open the SSO session
+    (once: two concurrent completions never open two sessions)."""
+    if not handoff or not tx.handoff_hash or \
+            not secrets.compare_digest(tx.handoff_hash, digest(handoff)):
         return None
-    tx.completed_at = now()
+    claimed = db.session.execute(
+        update(LoginTransaction)
+        .where(LoginTransaction.id == tx.id, LoginTransaction.completed_at.is_(None))
+        .values(completed_at=now()).execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return None
     subject = open_session(tx.id_nat, tx.method, tx.method_detail, tx.authenticated_at)
     session["tx"] = [t for t in session.get("tx", []) if t != tx.id]
     return subject

@@ -3,6 +3,7 @@ hand-off back to the IdP origin, where the authorization request resumes."""
 
 from __future__ import annotations
 
+import hmac
 from urllib.parse import urlencode
 
 from flask import Blueprint, current_app, redirect, render_template, request, url_for
@@ -38,7 +39,8 @@ def page():
 
 
 def card_url(tx) -> str:
-    return f"{settings()['card_login_url']}/card/login?{urlencode({'tx': tx.id})}"
+    query = urlencode({"tx": tx.id, "k": flow.card_key(tx)})
+    return f"{settings()['card_login_url']}/card/login?{query}"
 
 
 @bp.get("/login/complete")
@@ -54,15 +56,28 @@ def complete():
     return resume(tx, subject)
 
 
+ALREADY = Failure("already_authenticated", "Cette demande de connexion a déjà été validée. "
+                  "Retournez à l'application pour recommencer.",
+                  "This login request was already completed. Go back to the application "
+                  "to start again.")
+
+
 @card_bp.get("/card/login")
 def card_login():
+    """The card origin: the transaction is the one whose login page gave this link (its
+    ``k``), still waiting for its first authentication."""
     tx = flow.pending(request.args.get("tx"), bound=False)
-    if tx is None:
+    key = request.args.get("k", "")
+    if tx is None or not hmac.compare_digest(key.encode(), flow.card_key(tx).encode()):
         return render_template("failure.html", failure=EXPIRED), 400
+    if tx.authenticated_at is not None:
+        return render_template("failure.html", failure=ALREADY), 400
     outcome = card.authenticate(request)
     if isinstance(outcome, Failure):
         db.session.commit()
         return render_template("failure.html", failure=outcome, retry=True), 403
     handoff = flow.authenticated(tx, outcome)
+    if handoff is None:
+        return render_template("failure.html", failure=ALREADY), 400
     query = urlencode({"tx": tx.id, "h": handoff})
     return redirect(f"{settings()['issuer']}/login/complete?{query}")
