@@ -75,6 +75,47 @@ def record(event: str, outcome: str = "success", *, id_nat=None, client_id=None,
     _append([_entry(event, outcome, id_nat, client_id, detail)])
 
 
+#: anonymous failures are written once per source network, event and reason in this window
+AGGREGATE_WINDOW = 60
+_AGGREGATE = "audit"
+
+
+def record_throttled(event: str, outcome: str = "failure", **detail) -> None:
+    """An event anyone can cause anonymously, as often as they like (a card login without
+    a card, a self-signed certificate…): the first of each minute per source network
+    (IPv4 /24, IPv6 /64), event and reason is written with its detail; the others are only
+    counted, and ``flush_aggregates`` (housekeeping) writes one ``audit.aggregated`` record
+    with the count for that minute. The trail records attacks without being an amplifier."""
+    from . import ratelimit
+    from .net import address_prefix, client_address
+
+    key = f"{event}|{detail.get('reason', '')}|{address_prefix(client_address())}"
+    if ratelimit.count(_AGGREGATE, key, AGGREGATE_WINDOW) == 1:
+        record(event, outcome, aggregated_per_seconds=AGGREGATE_WINDOW, **detail)
+
+
+def flush_aggregates(current: int) -> int:
+    """One ``audit.aggregated`` record per finished window whose events were more than the
+    one already written; returns how many records were written."""
+    from .ratelimit import RateCounter
+
+    rows = db.session.scalars(select(RateCounter).where(
+        RateCounter.key.like(_AGGREGATE + ":%"), RateCounter.expires_at <= current,
+        RateCounter.count > 1)).all()
+    subjects = []
+    for row in rows:
+        scope, _, start = row.key[len(_AGGREGATE) + 1:].rpartition(":")
+        event, reason, source = (scope.split("|") + ["", ""])[:3]
+        subjects.append((None, {"event": event, "reason": reason, "source": source,
+                                "window_start": int(start) if start.isdigit() else None,
+                                "seconds": AGGREGATE_WINDOW, "count": row.count,
+                                "not_recorded_one_by_one": row.count - 1}))
+        db.session.delete(row)
+    record_many("audit.aggregated", subjects, outcome="failure")
+    db.session.commit()
+    return len(subjects)
+
+
 def record_many(event: str, subjects: Iterable[tuple[str | None, dict]],
                 outcome: str = "success") -> None:
     """One record per ``(id_nat, detail)``, appended together (bulk operations: the chain

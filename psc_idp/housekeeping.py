@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import and_, delete, or_, select, tuple_
 
+from . import audit
 from .admin.models import AccessKey
 from .ecps.models import Activation, LoginRequest
 from .extensions import db
@@ -40,8 +41,9 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
 
 
 def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
-    counts = {}
-    for name, model, condition in expired_rows(current or now()):
+    current = current or now()
+    counts = {"aggregated audit records": audit.flush_aggregates(current)}
+    for name, model, condition in expired_rows(current):
         key = list(model.__table__.primary_key.columns)
         total = 0
         while True:
@@ -64,4 +66,4 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
 def housekeeping_cli(batch: int):
     """Delete expired codes, tokens, sessions, e-CPS requests and caches."""
     for name, count in purge(batch).items():
-        click.echo(f"{name}: {count} deleted")
+        click.echo(f"{name}: {count} {'written' if name.startswith('aggregated') else 'deleted'}")

@@ -24,6 +24,12 @@ class RateCounter(db.Model):
 def hit(name: str, subject: str, limit: int, window: int = 600) -> bool:
     """Count one event for ``subject``; False once ``limit`` events happened in the current
     window. Commits the counter in a nested transaction (savepoint) of the caller's."""
+    return count(name, subject, window) <= limit
+
+
+def count(name: str, subject: str, window: int) -> int:
+    """Count one event for ``subject`` in the current window; returns how many there were
+    (this one included). One atomic statement in the caller's transaction."""
     now = int(time.time())
     start = now - now % window
     key = f"{name}:{subject}:{start}"[:200]
@@ -31,13 +37,13 @@ def hit(name: str, subject: str, limit: int, window: int = 600) -> bool:
         result = db.session.execute(
             update(RateCounter).where(RateCounter.key == key)
             .values(count=RateCounter.count + 1).returning(RateCounter.count))
-        count = result.scalar()
-        if count is not None:
-            return count <= limit
+        found = result.scalar()
+        if found is not None:
+            return found
         try:
             with db.session.begin_nested():
                 db.session.add(RateCounter(key=key, count=1, expires_at=start + window))
-            return 1 <= limit
+            return 1
         except IntegrityError:
             continue  # another process created it: count again
-    return False
+    return 1 << 30  # could not count: treat as over any limit
