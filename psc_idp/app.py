@@ -16,6 +16,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from . import origins, sqlite_file
 from . import settings as settings_module
 from .extensions import db
 from .keys.ring import KeyRing, load_key_ring
@@ -48,6 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
     setup_protocol(app, idp)
     setup_errors(app)
     setup_input_guard(app)
+    setup_security_headers(app)
     from . import ops
 
     ops.setup(app)
@@ -58,18 +60,25 @@ def setup_config(app: Flask, settings: dict[str, Any]) -> None:
     app.json.sort_keys = False  # keep PSC's claim order (psc.md §3): integrators diff it
     app.config.update(
         SECRET_KEY=settings["secret_key"],
-        SESSION_COOKIE_NAME="psc_idp_session",
+        # __Host-: only ever set by this exact origin, over HTTPS, for the whole path
+        SESSION_COOKIE_NAME=session_cookie_name(settings),
         SESSION_COOKIE_SECURE=settings["cookie_secure"],
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings["session_lifetime"]),
         MAX_CONTENT_LENGTH=64 * 1024,
+        SEND_FILE_MAX_AGE_DEFAULT=3600,  # static assets (CSS, scripts)
         WTF_CSRF_SSL_STRICT=False,
     )
 
 
+def session_cookie_name(settings: dict[str, Any]) -> str:
+    return "__Host-psc_idp" if settings["cookie_secure"] else "psc_idp_session"
+
+
 def setup_database(app: Flask, settings: dict[str, Any]) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = settings["database_url"]
+    sqlite_file.protect(settings["database_url"])  # 0600 before SQLite creates it
     options = {"pool_pre_ping": True}
     if settings["database_url"].startswith("postgresql"):
         options.update(pool_size=settings["db_pool_size"], max_overflow=settings["db_pool_size"],
@@ -96,6 +105,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     from .oidc.server import build_server
     from .oidc.views import bp as oidc_bp
 
+    origins.setup(app, idp.settings)  # before any route: which origin serves which routes
     idp.server = build_server(app)
     idp.protector = protector()
     prefix = urlsplit(idp.settings["issuer"]).path.rstrip("/")
@@ -170,6 +180,34 @@ def setup_input_guard(app: Flask) -> None:
             for key, value in values.items(multi=True):
                 if "\x00" in key or "\x00" in value:
                     abort(400, "a request parameter holds a NUL character")
+
+
+#: pages: scripts and styles from psc-idp only, never inline, never framed
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "connect-src 'self'; base-uri 'none'; frame-ancestors 'none'")
+#: anything else (JSON, JWTs): nothing to load, nothing to frame
+OTHER_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def setup_security_headers(app: Flask) -> None:
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        """What every answer carries: a strict Content Security Policy (no inline script;
+        the form_post page sets its own), no framing, no MIME sniffing, no Referer (URLs
+        carry transaction ids), HSTS on TLS, and ``no-store`` unless the answer says how
+        it may be cached (JWKS, discovery, static assets): pages, tokens and userinfo
+        carry secrets or personal data."""
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy",
+                           PAGE_CSP if response.mimetype == "text/html" else OTHER_CSP)
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        if request.is_secure:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if "Cache-Control" not in headers:
+            headers["Cache-Control"] = "no-store"
+        return response
 
 
 def _unavailable(description: str) -> Response:

@@ -30,11 +30,12 @@ def card_login(idp, browser, card, path="/"):
     return browser.get(console_url(idp, "/"))
 
 
-def chromium_with(chromium_page, browser):
+def chromium_with(chromium_page, browser, idp):
     """Hand the card-authenticated session cookie to Chromium."""
-    cookies = [{"name": c.name, "value": c.value, "domain": "localhost", "path": "/",
-                "secure": True, "httpOnly": True} for c in browser.session.cookies
-               if c.name == "psc_idp_session"]
+    origin = idp.issuer.split("/auth/")[0]  # a host-only cookie, as __Host- requires
+    cookies = [{"name": c.name, "value": c.value, "url": origin, "secure": True,
+                "httpOnly": True} for c in browser.session.cookies
+               if c.name == "__Host-psc_idp"]
     chromium_page.context.add_cookies(cookies)
     return chromium_page
 
@@ -52,7 +53,7 @@ def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_p
     phone = phone_factory("kit")
     activate_with_card(idp, browser, demo_card, phone)
     assert card_login(idp, browser, demo_card).status_code == 200
-    page = chromium_with(chromium_page, browser)
+    page = chromium_with(chromium_page, browser, idp)
 
     page.goto(console_url(idp, "/"))
     assert page.locator("#keys tbody tr").count() >= 1
@@ -86,7 +87,7 @@ def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_p
 def test_console_refuses_non_admins(idp, browser, cards, chromium_page):
     refused = card_login(idp, browser, cards["CPS-899700218896"])
     assert refused.status_code == 403 and 'data-reason="not_admin"' in refused.text
-    page = chromium_with(chromium_page, browser)
+    page = chromium_with(chromium_page, browser, idp)
     response = page.goto(console_url(idp, "/audit"))
     assert response.status == 403
     assert page.get_attribute("#failure", "data-reason") == "not_admin"

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from html.parser import HTMLParser
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import jwt as pyjwt
 import pytest
@@ -398,8 +398,8 @@ def test_form_post_submits_itself_in_a_real_browser(idp, browser, demo_card, chr
             client_id = client.client_id
         code_from(browser.with_card(demo_card, idp.rp().authorization_url()))  # SSO session
         context = chromium.new_context(ignore_https_errors=True)
-        host = urlsplit(idp.issuer).hostname
-        context.add_cookies([{"name": c.name, "value": c.value, "domain": host, "path": "/",
+        origin = idp.issuer.split("/auth/")[0]  # host-only cookies, as __Host- requires
+        context.add_cookies([{"name": c.name, "value": c.value, "url": origin,
                               "secure": True} for c in browser.session.cookies])
         page = context.new_page()
         errors = []

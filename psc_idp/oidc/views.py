@@ -25,7 +25,9 @@ def idp():
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/wallet-openid-configuration")
 def discovery():
-    return jsonify(metadata())
+    response = jsonify(metadata())
+    response.cache_control.public, response.cache_control.max_age = True, 300
+    return response
 
 
 @bp.get(PATHS["jwks_uri"])
