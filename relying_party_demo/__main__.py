@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from werkzeug.serving import WSGIRequestHandler
+
 from . import create_app
 
 
@@ -21,7 +23,17 @@ def main() -> None:
                       "client_secret": client["client_secret"],
                       "ca_file": str(sandbox / "pki" / "tls-ca.pem")})
     print("relying_party_demo: http://localhost:8000/")
-    app.run(host="localhost", port=8000)
+    app.run(host="localhost", port=8000, request_handler=PathOnlyLog)
+
+
+class PathOnlyLog(WSGIRequestHandler):
+    """Access log lines without query strings: the callback's carries the authorization
+    code and state, which have no place in a log."""
+
+    def log_request(self, code="-", size="-") -> None:
+        path = self.path.split("?", 1)[0]
+        self.log("info", '"%s %s %s" %s %s', self.command, path, self.request_version,
+                 code, size)
 
 
 if __name__ == "__main__":
