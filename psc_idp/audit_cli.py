@@ -48,17 +48,22 @@ def verify_cmd():
 @click.option("--since", required=True, help="date, date-time or epoch seconds")
 @click.option("--until", default=None)
 @click.option("--event", default=None)
-@click.option("--id-nat", default=None)
+@click.option("--id-nat", default=None,
+              help="this idNat and the former idNats linked to it (e.g. its old ADELI)")
 @click.option("--client-id", default=None)
 @with_appcontext
 def export_cmd(since, until, event, id_nat, client_id):
     """Print the records as JSON lines (oldest first)."""
+    from .directory.links import lineage
+
     query = select(audit.AuditEvent).where(audit.AuditEvent.at >= _moment(since))
     if until:
         query = query.where(audit.AuditEvent.at <= _moment(until))
-    for column, value in (("event", event), ("id_nat", id_nat), ("client_id", client_id)):
+    for column, value in (("event", event), ("client_id", client_id)):
         if value:
             query = query.where(getattr(audit.AuditEvent, column) == value)
+    if id_nat:
+        query = query.where(audit.AuditEvent.id_nat.in_(lineage(id_nat)))
     query = query.order_by(audit.AuditEvent.seq).execution_options(yield_per=2000)
     result = db.session.execute(query)
     try:

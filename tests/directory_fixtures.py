@@ -64,8 +64,8 @@ def line(id_nat: str = "899700218896", **values: str) -> str:
 
 
 def write_extract(path: Path, lines: list[str], *, newline: str = "\n",
-                  encoding: str = "utf-8") -> Path:
-    text = newline.join(["|".join(HEADER) + "|", *lines]) + newline
+                  encoding: str = "utf-8", header=HEADER) -> Path:
+    text = newline.join(["|".join(header) + "|", *lines]) + newline
     path.write_bytes(text.encode(encoding))
     return path
 

@@ -7,13 +7,21 @@ import pytest
 from sqlalchemy import event, select, text
 
 from psc_idp.directory.claims import professional_claims
+from psc_idp.directory.columns import PSC_HEADER
 from psc_idp.directory.importer import import_file, import_files
 from psc_idp.directory.lookup import find_active
-from psc_idp.directory.models import DirectoryImport, Practitioner
+from psc_idp.directory.models import DirectoryImport, OtherId, Practitioner
 from psc_idp.extensions import db
 from tests.directory_fixtures import (
     DEMO,
+    DUPRE,
     KIT,
+    LEFEVRE,
+    LEFEVRE_ADELI,
+    MENARD,
+    PSC51,
+    PSI_ID,
+    RASS50,
     SAMPLES,
     directory_app,
     line,
@@ -211,3 +219,47 @@ def test_practitioner_the_database_refuses_is_rejected_alone(app, tmp_path):
     assert claims_of(JEAN)[0]["SubjectOrganization"] == "CABINET MEDICAL DES TILLEULS"
     assert claims_of(KIT)[0]["SubjectOrganization"] == "ACCEPTED"
     assert find_active("899700000005") is None
+
+
+# --- PSC's current extracts (psc.md §10) ---------------------------------------------------
+
+@pytest.mark.parametrize("batch_size", [1, 2, 500])
+def test_psc_51_column_extract(app, batch_size):
+    """Every person is imported, whatever the batch size: a person's interleaved lines
+    (RPPS and ADELI) are never split between two batches."""
+    report = import_file(PSC51, batch_size=batch_size)
+    assert figures(report) == (11, 6, 0, 0, 0, 0, 0)
+    assert row_counts() == {"directory_practitioner": 6, "directory_exercice": 5,
+                            "directory_savoir_faire": 2, "directory_activity": 8,
+                            "directory_other_id": 8}
+    run = db.session.scalars(select(DirectoryImport)).one()
+    assert run.checkpoint_line == 12
+    stored = db.session.execute(select(OtherId.identifier, OtherId.origin, OtherId.quality)
+                                .where(OtherId.id_nat == LEFEVRE_ADELI)
+                                .order_by(OtherId.rank)).all()
+    assert stored == [(LEFEVRE, "RPPS", 1), (LEFEVRE_ADELI, "ADELI", 1)]
+    psi = find_active(PSI_ID)
+    assert (psi.id_type, psi.identifier) == ("", PSI_ID)
+    assert find_active(DUPRE).exercices == [] and find_active(DUPRE).phone == "+33 633333333"
+    again = import_file(PSC51, batch_size=batch_size)
+    assert (again.imported, again.updated, again.unchanged) == (0, 0, 6)
+
+
+def test_windows_1252_50_column_extract(app):
+    report = import_file(RASS50)
+    assert figures(report) == (6, 4, 0, 0, 2, 2, 3)
+    menard = find_active(MENARD)
+    assert (menard.given_name, menard.exercices[0].activities[0].genre_activite) == (
+        "HÉLÈNE", "GENR01")
+    assert find_active("075123456") is not None  # an 8-character ADELI: PSC takes it too
+    assert db.session.scalars(select(DirectoryImport)).one().warnings == 3
+
+
+def test_changed_other_identifiers_update_the_practitioner(app, tmp_path):
+    import_file(PSC51)
+    lines = PSC51.read_text(encoding="utf-8").splitlines()[1:]
+    dupre = [text.replace(f"|{DUPRE},RPPS,1|", f"|{DUPRE},RPPS,1;0691111111,ADELI,1|")
+             for text in lines]
+    report = import_file(write_extract(tmp_path / "x.txt", dupre, header=PSC_HEADER))
+    assert (report.updated, report.unchanged) == (1, 5)
+    assert [o.identifier for o in find_active(DUPRE).other_ids] == [DUPRE, "0691111111"]

@@ -12,6 +12,7 @@ from sqlalchemy import or_, select
 
 from .. import audit, clients
 from ..audit import AuditEvent
+from ..directory.links import lineage
 from ..directory.models import Practitioner
 from ..ecps import service as ecps
 from ..extensions import db
@@ -92,7 +93,8 @@ def practitioner(id_nat):
         LoginSession.id_nat == found.id_nat, LoginSession.auth_mode == "CARD").order_by(
         LoginSession.auth_time.desc()).limit(20)).all()
     return render_template("console/practitioner.html", p=found, cards=cards,
-                           devices=ecps.devices_of(found.id_nat))
+                           devices=ecps.devices_of(found.id_nat),
+                           formers=lineage(found.id_nat)[1:])
 
 
 @bp.post("/practitioners/<id_nat>/devices/<device_id>/revoke")
@@ -115,9 +117,11 @@ def audit_log():
     args = {k: request.args.get(k, "").strip()[:64] for k in
             ("id_nat", "client_id", "event", "since", "until")}
     query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)
-    for field in ("id_nat", "client_id", "event"):
+    for field in ("client_id", "event"):
         if args[field]:
             query = query.where(getattr(AuditEvent, field) == args[field])
+    if args["id_nat"]:  # with the former idNats linked to it (directory.links)
+        query = query.where(AuditEvent.id_nat.in_(lineage(args["id_nat"])))
     since, until = _timestamp(args["since"]), _timestamp(args["until"], end=True)
     if since is not None:
         query = query.where(AuditEvent.at >= since)

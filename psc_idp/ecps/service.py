@@ -23,6 +23,7 @@ from joserfc.jwk import ECKey
 from sqlalchemy import select
 
 from .. import audit
+from ..directory.identifiers import is_adeli_id_nat
 from ..directory.lookup import find_active
 from ..extensions import db
 from ..oidc.models import AssertionJti, digest, now
@@ -33,6 +34,8 @@ log = logging.getLogger("psc_idp.ecps")
 AUTH_TYP = "ecps-auth+jwt"
 DECISION_TYP = "ecps-decision+jwt"
 MAX_DEVICES = 5
+CARD_ONLY = ("activation by codes is not offered for ADELI identifiers: activate the e-CPS "
+             "with the CPS card, or use the RPPS idNat")
 
 
 class EcpsError(Exception):
@@ -124,9 +127,23 @@ def qr_text(secret: str) -> str:
         {"issuer": settings()["issuer"], "secret": secret}, separators=(",", ":"))
 
 
+def codes_offered(id_nat: str) -> bool:
+    """Whether activation by codes is offered for this typed idNat. Not to ADELI
+    professionals (ANS FAQ 11/2025, psc.md §10): they activate with their card, and one who
+    also has an RPPS types their RPPS idNat. Decided on the identifier's shape alone
+    (``0`` + ADELI number), never on the directory: the answer tells nothing about who
+    exists."""
+    return not is_adeli_id_nat(id_nat)
+
+
 def start_code_activation(id_nat: str) -> None:
     """Send one code by SMS and one by e-mail to the contacts the directory holds. Says
     nothing about whether the idNat exists: the caller answers the same either way."""
+    if not codes_offered(id_nat):
+        audit.record("ecps.activation.started", "failure", id_nat=id_nat[:40], kind="codes",
+                     reason="card_only")
+        db.session.commit()
+        return
     practitioner = find_active(id_nat)
     if practitioner is None or not practitioner.phone or not practitioner.email:
         audit.record("ecps.activation.started", "failure", id_nat=id_nat[:40], kind="codes",
@@ -180,6 +197,8 @@ def _matching_activation(payload: dict) -> Activation:
             raise EcpsError("invalid_activation", "this QR code is unknown, used or expired")
         return activation
     id_nat = str(payload.get("id_nat", ""))[:40]
+    if not codes_offered(id_nat):
+        raise EcpsError("card_activation_required", CARD_ONLY, 403)
     activation = db.session.scalar(
         select(Activation).where(Activation.kind == "codes", Activation.id_nat == id_nat,
                                  Activation.used_at.is_(None),

@@ -144,6 +144,9 @@ def activate_codes():
     id_nat = request.form.get("id_nat", "").strip()
     if not ID_NAT.match(id_nat):
         return render_template("ecps_codes.html", sent=False, error=True), 400
+    if not service.codes_offered(id_nat):
+        service.start_code_activation(id_nat)  # audited; sends nothing
+        return render_template("ecps_codes.html", sent=False, card_only=True), 403
     if _limited("ecps-activation-address", client_address() or "?",
                 "ecps_rate_per_address") or _limited("ecps-activation-idnat", id_nat,
                                                      "ecps_rate_per_id_nat"):
