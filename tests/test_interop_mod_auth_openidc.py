@@ -84,7 +84,9 @@ def test_login_userinfo_and_logout_like_ans_proof_of_concept(wallet_idp, browser
     assert page.status_code == 200, apache.log()
     assert page.json()["path"] == "/"
     seen = page.json()["headers"]
-    assert seen["X-Remote-User"] == demo_card.id_nat  # REMOTE_USER: preferred_username
+    # REMOTE_USER (the access log's %u) and X-Remote-User: preferred_username, the idNat
+    assert apache.logged(f'{demo_card.id_nat} "GET /protected/ HTTP/1.1" 200'), apache.log()
+    assert seen["X-Remote-User"] == demo_card.id_nat
     assert seen["OIDC_CLAIM_SubjectNameID"] == demo_card.id_nat
     assert seen["OIDC_CLAIM_acr"] == "eidas1" and seen["OIDC_CLAIM_authMode"] == "CARD"
     userinfo = json.loads(seen["OIDC_userinfo_json"])

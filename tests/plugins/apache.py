@@ -116,6 +116,15 @@ class Apache:
                     raise RuntimeError("Apache did not start:\n" + self.log()) from None
                 time.sleep(0.05)
 
+    def logged(self, line: str, timeout: float = 5) -> bool:
+        """Whether ``line`` shows up in the access log (written just after the response)."""
+        path, deadline = self.root / "logs" / "access.log", time.monotonic() + timeout
+        while line not in path.read_text():
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
+
     def log(self, lines: int = 400) -> str:
         """httpd's own output and the tail of its error and access logs."""
         parts = [self.output or ""]
