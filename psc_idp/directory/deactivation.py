@@ -9,7 +9,8 @@ from sqlalchemy import ColumnElement, and_, func, or_, select, true, update
 
 from .. import audit
 from ..extensions import db
-from ..oidc.models import LoginSession, Token, now
+from ..oidc import revocation
+from ..oidc.models import now
 from .models import DirectoryImport, Practitioner
 
 BATCH_SIZE = 500
@@ -59,19 +60,5 @@ def _deactivate(ids: list[str], run_id: int) -> int:
 
 def end_sessions(ids: list[str], current: int) -> tuple[dict[str, int], dict[str, int]]:
     """End the live SSO sessions and revoke the live tokens of ``ids``; how many of each,
-    by idNat (in the caller's transaction)."""
-    live_session = and_(LoginSession.id_nat.in_(ids), LoginSession.ended_at.is_(None))
-    live_token = and_(Token.id_nat.in_(ids), Token.revoked_at.is_(None), or_(
-        Token.access_expires_at >= current, Token.refresh_expires_at >= current))
-    sessions = _per_practitioner(LoginSession.id_nat, live_session)
-    tokens = _per_practitioner(Token.id_nat, live_token)
-    db.session.execute(update(LoginSession).where(live_session).values(ended_at=current)
-                       .execution_options(synchronize_session=False))
-    db.session.execute(update(Token).where(live_token).values(revoked_at=current)
-                       .execution_options(synchronize_session=False))
-    return sessions, tokens
-
-
-def _per_practitioner(column, condition) -> dict[str, int]:
-    return dict(db.session.execute(
-        select(column, func.count()).where(condition).group_by(column)).all())
+    by idNat (in the caller's transaction). The one home of this is ``oidc.revocation``."""
+    return revocation.end_practitioner_sessions(ids, current)

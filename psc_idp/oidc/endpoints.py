@@ -12,7 +12,6 @@ from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import Response, current_app, jsonify
 from flask import request as flask_request
 
-from .. import audit
 from ..extensions import db
 from ..keys import jws
 from . import revocation
@@ -44,6 +43,7 @@ class IssuedToken:
         return self.row.scope
 
     def get_client(self):
+        """The client the token was issued to; None once it is deleted."""
         return db.session.get(Client, self.row.client_id)
 
     def get_user(self):
@@ -55,7 +55,12 @@ class IssuedToken:
         return expiry < now()
 
     def is_revoked(self):
+        """Revoked, its SSO session ended, or its client disabled or deleted (refused at
+        once, whatever the order of the commits), or a rotated refresh token."""
         if self.row.revoked_at is not None:
+            return True
+        client = self.get_client()
+        if client is None or not client.enabled:
             return True
         session = db.session.get(LoginSession, self.row.sid)
         if session is None or session.ended_at is not None:
@@ -130,8 +135,7 @@ class Revocation(RevocationEndpoint):
             revocation.revoke_grant(token.row.grant_id, reason="client_revocation",
                                     client_id=token.row.client_id)
         else:
-            token.row.access_expires_at = min(token.row.access_expires_at, now() - 1)
-            audit.record("token.revoked", client_id=token.row.client_id, kind="access_token")
+            revocation.revoke_access_token(token.row)
         db.session.commit()
 
 
@@ -210,12 +214,7 @@ class EndSession(EndSessionEndpoint):
 
 
 def end_sso_session(sid: str | None) -> None:
-    if not sid:
-        return
-    row = db.session.get(LoginSession, sid)
-    if row is not None and row.ended_at is None:
-        row.ended_at = now()
-        revocation.revoke_session_tokens(sid)
-        audit.record("logout", id_nat=row.id_nat, sid=sid)
+    """End the browser's SSO session and revoke its tokens (``oidc.revocation``)."""
+    revocation.end_session(sid)
     db.session.commit()
 
