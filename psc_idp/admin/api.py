@@ -1,12 +1,15 @@
 """The admin REST API (``/admin/api/v1``): the same client operations as the CLI, for
-scripts; Bearer admin access tokens; every change audited with the key that made it."""
+scripts; Bearer admin access tokens; every change audited with the key that made it. Each
+body is checked against the served OpenAPI document before it is read (``admin.body``)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify
 
 from .. import clients
 from ..clients import RegistrationError
+from ..extensions import db
+from . import body
 from .auth import require_key
 from .openapi import DOCUMENT
 
@@ -17,15 +20,9 @@ def _actor() -> str:
     return f"admin-api:{g.access_key.id}"
 
 
-def _body() -> dict:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise RegistrationError("the body must be a JSON object")
-    return body
-
-
 @api.errorhandler(RegistrationError)
 def invalid(error: RegistrationError):
+    db.session.rollback()
     return jsonify(error=error.error, error_description=str(error)), 400
 
 
@@ -61,9 +58,9 @@ def list_clients():
 @api.post("/clients")
 @require_key("admin")
 def create_client():
-    body = _body()
-    client_id = body.pop("client_id", None)
-    client, secret = clients.register(body, client_id=client_id, actor=_actor(),
+    metadata = body.read("NewClient")
+    client_id = metadata.pop("client_id", None)
+    client, secret = clients.register(metadata, client_id=client_id, actor=_actor(),
                                       registered_by="admin-api")
     return jsonify({**clients.describe(client), "client_secret": secret}), 201
 
@@ -78,7 +75,7 @@ def get_client(client_id):
 @require_key("admin")
 def update_client(client_id):
     client = _client(client_id)
-    secret = clients.update_client(client, _body(), actor=_actor())
+    secret = clients.update_client(client, body.read("ClientMetadata"), actor=_actor())
     answer = clients.describe(client)
     if secret:
         answer["client_secret"] = secret
@@ -97,11 +94,8 @@ def delete_client(client_id):
 @require_key("admin")
 def rotate_secret(client_id):
     client = _client(client_id)
-    body = request.get_json(silent=True) or {}
-    grace = body.get("grace_seconds", current_app.extensions["psc_idp"].settings[
-        "client_secret_grace"]) if isinstance(body, dict) else None
-    if not isinstance(grace, int) or isinstance(grace, bool) or grace < 0:
-        raise RegistrationError("grace_seconds: a non-negative integer")
+    grace = body.read("Rotation", optional=True).get(
+        "grace_seconds", current_app.extensions["psc_idp"].settings["client_secret_grace"])
     secret = clients.rotate_secret(client, grace, actor=_actor())
     return jsonify({**clients.describe(client), "client_secret": secret})
 

@@ -9,6 +9,7 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ..clients import ACCESS_TOKEN_FORMATS
 from ..clients.cli import clients_cli
 from ..extensions import db
 from . import models
@@ -62,8 +63,26 @@ def revoke_token(key_id):
 @click.option("--expires", default="7d", show_default=True)
 @click.option("--uses", type=click.IntRange(1), default=1, show_default=True,
               help="how many clients it may register")
+@click.option("--require-pkce", is_flag=True, help="its clients must use PKCE S256")
+@click.option("--strict-client-auth", is_flag=True,
+              help="its clients are held to one client authentication method")
+@click.option("--access-token-format", type=click.Choice(ACCESS_TOKEN_FORMATS),
+              help="rfc9068: its clients get typ at+jwt access tokens")
+@click.option("--refresh-reuse-grace", type=click.IntRange(0, 60),
+              help="the longest refresh-token reuse grace its clients may have")
 @with_appcontext
-def issue_iat(label, expires, uses):
-    """Issue an initial access token for dynamic registration (RFC 7591), printed once."""
-    key, token = models.issue("registration", label, _lifetime(expires), uses=uses)
+def issue_iat(label, expires, uses, require_pkce, strict_client_auth, access_token_format,
+              refresh_reuse_grace):
+    """Issue an initial access token for dynamic registration (RFC 7591), printed once.
+    The policy options set a floor: the clients it registers may be stricter, never
+    looser."""
+    floor = {"require_pkce": require_pkce or None,
+             "strict_client_auth": strict_client_auth or None,
+             "access_token_format": access_token_format,
+             "refresh_reuse_grace": refresh_reuse_grace}
+    floor = {k: v for k, v in floor.items() if v is not None}
+    key, token = models.issue("registration", label, _lifetime(expires), uses=uses,
+                              policy=floor)
     click.echo(f"id: {key.id}\ninitial_access_token: {token}  (shown once)")
+    if floor:
+        click.echo("policy: " + ", ".join(f"{k}={v}" for k, v in floor.items()))

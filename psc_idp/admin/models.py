@@ -1,13 +1,15 @@
 """Access keys: bearer tokens that ops issue from the CLI — ``admin`` keys for the admin
 API, ``registration`` keys (RFC 7591 initial access tokens) handed to a vendor. Stored as
-SHA-256 hashes of 256-bit random values; shown once."""
+SHA-256 hashes of 256-bit random values; shown once. An initial access token may carry ops
+policy (``clients.policy``) that the clients it registers cannot go below; its uses are
+taken atomically, so concurrent registrations never exceed them."""
 
 from __future__ import annotations
 
 import re
 import secrets
 
-from sqlalchemy import BigInteger, Integer, String, select
+from sqlalchemy import JSON, BigInteger, Integer, String, or_, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .. import audit
@@ -29,18 +31,20 @@ class AccessKey(db.Model):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
     #: registrations left for an initial access token (None: no limit)
     uses_left: Mapped[int | None] = mapped_column(Integer)
+    #: policy floor of the clients an initial access token registers (clients.policy)
+    policy: Mapped[dict | None] = mapped_column(JSON)
 
 
 def issue(scope: str, label: str, lifetime: int, uses: int | None = None,
-          actor: str = "cli") -> tuple[AccessKey, str]:
+          actor: str = "cli", policy: dict | None = None) -> tuple[AccessKey, str]:
     assert scope in SCOPES
     token = f"{'psa' if scope == 'admin' else 'psi'}_{secrets.token_urlsafe(32)}"
     key = AccessKey(id=secrets.token_hex(6), label=label[:100], scope=scope,
                     token_hash=digest(token), created_at=now(), expires_at=now() + lifetime,
-                    uses_left=uses)
+                    uses_left=uses, policy=policy or None)
     db.session.add(key)
     audit.record("access_key.issued", actor=actor, key=key.id, scope=scope, label=key.label,
-                 expires_at=key.expires_at)
+                 expires_at=key.expires_at, policy=policy or {})
     db.session.commit()
     return key, token
 
@@ -55,6 +59,19 @@ def find_valid(token: str, scope: str) -> AccessKey | None:
     if key.uses_left is not None and key.uses_left <= 0:
         return None
     return key
+
+
+def consume(key: AccessKey) -> bool:
+    """Take one registration off ``key`` with one conditional update (``UPDATE … WHERE
+    uses_left > 0 RETURNING``): of concurrent requests, only as many as it has uses left
+    get True; the use comes back if the caller's transaction rolls back."""
+    taken = db.session.execute(
+        update(AccessKey).where(AccessKey.id == key.id, AccessKey.revoked_at.is_(None),
+                                AccessKey.expires_at >= now(),
+                                or_(AccessKey.uses_left.is_(None), AccessKey.uses_left > 0))
+        .values(uses_left=AccessKey.uses_left - 1).returning(AccessKey.id)
+        .execution_options(synchronize_session=False)).first()
+    return taken is not None
 
 
 def revoke(key_id: str, actor: str = "cli") -> bool:

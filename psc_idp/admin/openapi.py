@@ -1,62 +1,124 @@
-"""The OpenAPI 3.1 description of the admin API (served at ``/admin/api/v1/openapi.json``);
-the tests validate every response against it."""
+"""The OpenAPI 3.1 description of the admin API and of dynamic registration (RFC 7591/7592),
+served at ``/admin/api/v1/openapi.json``. Its schemas are the ones request bodies are
+validated against (``admin.body``); the tests validate every response against it."""
 
 from __future__ import annotations
 
+from ..clients import ACCESS_TOKEN_FORMATS, MAX_SECRET_GRACE, MAX_URIS
+from ..clients.jwks import ASSERTION_ALGS, MAX_KEYS
+from ..directory.claims import COMPAT_FLAGS
 from ..keys.signer import SUPPORTED_ALGS
-from ..oidc.consts import CLIENT_AUTH_METHODS
+from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES
 
-_URIS = {"type": "array", "items": {"type": "string", "format": "uri"}}
+_URI = {"type": "string", "format": "uri", "maxLength": 2000}
+_URIS = {"type": "array", "maxItems": MAX_URIS, "items": _URI}
 _ALG = {"type": "string", "enum": list(SUPPORTED_ALGS)}
+_TEXT = {"type": "string", "maxLength": 200}
 
-METADATA = {
-    "type": "object", "additionalProperties": False,
+JWK = {
+    "type": "object", "required": ["kty"], "maxProperties": 20,
+    "description": "a public key: RSA (2048 bits or more), EC (P-256, P-384) or OKP "
+                   "(Ed25519, Ed448); symmetric (oct) and private keys are refused; members "
+                   "other than these are ignored (RFC 7517 §4)",
     "properties": {
-        "client_id": {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,64}$",
-                      "description": "only at creation; default derived from the name"},
-        "client_name": {"type": "string", "maxLength": 200},
-        "redirect_uris": _URIS, "post_logout_redirect_uris": _URIS,
-        "token_endpoint_auth_method": {"type": "string", "enum": list(CLIENT_AUTH_METHODS)},
-        "jwks": {"type": ["object", "null"]},
-        "scope": {"type": "string"},
-        "grant_types": {"type": "array", "items": {
-            "type": "string", "enum": ["authorization_code", "refresh_token"]}},
-        "id_token_signed_response_alg": _ALG,
-        "userinfo_signed_response_alg": {"type": ["string", "null"],
-                                          "enum": [*SUPPORTED_ALGS, None]},
-        "require_pkce": {"type": "boolean", "description": "PKCE S256 required (always for "
-                         "public clients); default: pkce_required_for_confidential"},
-        "strict_client_auth": {"type": "boolean", "description": "refuse credentials sent "
-                               "with a second method or another method than registered"},
-        "access_token_format": {"type": "string", "enum": ["psc", "rfc9068"],
-                                "description": "psc: typ JWT with Keycloak's claims (PSC); "
-                                               "rfc9068: typ at+jwt"},
-        "refresh_reuse_grace": {"type": ["integer", "null"], "minimum": 0, "maximum": 60,
-                                "description": "seconds a rotated refresh token may be "
-                                               "reused; null: the server's setting"},
-        "compat": {"type": "array", "items": {"type": "string"}},
-        "contacts": {"type": "array", "items": {"type": "string"}},
+        "kty": {"type": "string", "description": "RSA, EC or OKP"}, "kid": _TEXT,
+        "use": {"type": "string", "description": "sig"},
+        "alg": {"type": "string", "description": f"one of {', '.join(ASSERTION_ALGS)}"},
+        "key_ops": {"type": "array", "maxItems": 10, "items": {"type": "string"},
+                    "description": '["verify"]'},
+        **{m: {"type": "string", "maxLength": 2048} for m in ("n", "e", "crv", "x", "y")},
+        "x5c": {"type": "array", "maxItems": 10, "items": {"type": "string"}},
+        "x5t": {"type": "string"}, "x5t#S256": {"type": "string"},
     },
 }
+
+_FIELDS = {
+    "client_name": {"type": "string", "minLength": 1, "maxLength": 200},
+    "redirect_uris": {**_URIS, "minItems": 1,
+                      "description": "stored normalised (lower-case scheme and host, no "
+                                     "default port); matched exactly"},
+    "post_logout_redirect_uris": _URIS,
+    "token_endpoint_auth_method": {"type": "string", "enum": list(CLIENT_AUTH_METHODS)},
+    "jwks": {"oneOf": [{"type": "null"}, {
+        "type": "object", "required": ["keys"], "additionalProperties": False,
+        "properties": {"keys": {"type": "array", "maxItems": MAX_KEYS, "items": JWK}}}]},
+    "scope": {"type": "string", "maxLength": 400},
+    "grant_types": {"type": "array", "minItems": 1, "maxItems": 4,
+                    "items": {"type": "string", "enum": list(GRANT_TYPES)}},
+    "id_token_signed_response_alg": _ALG,
+    "userinfo_signed_response_alg": {"enum": [*SUPPORTED_ALGS, None]},
+    "require_pkce": {"type": "boolean", "description": "PKCE S256 required (always for "
+                     "public clients); default: pkce_required_for_confidential"},
+    "strict_client_auth": {"type": "boolean", "description": "refuse credentials sent "
+                           "with a second method or another method than registered"},
+    "access_token_format": {"type": "string", "enum": list(ACCESS_TOKEN_FORMATS),
+                            "description": "psc: typ JWT with Keycloak's claims (PSC); "
+                                           "rfc9068: typ at+jwt"},
+    "refresh_reuse_grace": {"type": ["integer", "null"], "minimum": 0, "maximum": 60,
+                            "description": "seconds a rotated refresh token may be "
+                                           "reused; null: the server's setting"},
+    "compat": {"type": "array", "maxItems": len(COMPAT_FLAGS),
+               "items": {"type": "string", "enum": sorted(COMPAT_FLAGS)}},
+    "contacts": {"type": "array", "maxItems": 10, "items": {"type": "string",
+                                                             "maxLength": 199}},
+}
+_CLIENT_ID = {"type": "string", "pattern": "^[A-Za-z0-9._-]{3,64}$"}
+
+
+def _object(properties: dict, required=(), **extra) -> dict:
+    return {"type": "object", "additionalProperties": False, "properties": properties,
+            **({"required": list(required)} if required else {}), **extra}
+
+
+#: PATCH: any of the fields, at least one
+METADATA = _object(_FIELDS, minProperties=1)
+NEW_CLIENT = _object({"client_id": {**_CLIENT_ID, "description": "default: derived from "
+                                                                 "the name"}, **_FIELDS},
+                     required=("client_name", "redirect_uris"))
+#: RFC 7591 §2 informational fields: accepted, not kept
+INFORMATIONAL = {**{name: _URI for name in ("logo_uri", "client_uri", "policy_uri",
+                                           "tos_uri")},
+                 "software_id": _TEXT, "software_version": _TEXT}
+_REGISTRATION_FIELDS = {
+    **_FIELDS, **INFORMATIONAL,
+    "response_types": {"type": "array", "items": {"const": "code"}, "maxItems": 1},
+    "jwks_uri": {**_URI, "description": "refused: send jwks"},
+}
+REGISTRATION_REQUEST = _object(_REGISTRATION_FIELDS, required=("redirect_uris",))
+_SERVER_FIELDS = {
+    "client_id": _CLIENT_ID, "enabled": {"type": "boolean"},
+    "registered_by": {"type": "string", "enum": ["cli", "admin-api", "dynamic"]},
+    "client_id_issued_at": {"type": "integer"},
+    "secret_rotation_ends_at": {"type": ["integer", "null"]},
+}
+_REGISTRATION_SERVER_FIELDS = {
+    "client_secret": {"type": "string", "maxLength": 200},
+    "client_secret_expires_at": {"type": "integer"},
+    "registration_client_uri": {"type": "string", "maxLength": 2000},
+    "registration_access_token": {"type": "string", "maxLength": 200},
+}
+#: RFC 7592 §2.2: the client's metadata as read, read-only fields ignored when unchanged
+REGISTRATION_UPDATE = _object({**_REGISTRATION_FIELDS, **_SERVER_FIELDS,
+                               **_REGISTRATION_SERVER_FIELDS},
+                              required=("client_id", "redirect_uris"))
 
 CLIENT = {
     "type": "object",
     "required": ["client_id", "client_name", "redirect_uris", "token_endpoint_auth_method",
                  "enabled", "grant_types", "scope"],
     "properties": {
-        **METADATA["properties"],
+        **_FIELDS, **_SERVER_FIELDS,
         "response_types": {"type": "array", "items": {"const": "code"}},
-        "enabled": {"type": "boolean"},
-        "registered_by": {"type": "string", "enum": ["cli", "admin-api", "dynamic"]},
-        "client_id_issued_at": {"type": "integer"},
-        "secret_rotation_ends_at": {"type": ["integer", "null"]},
         "client_secret": {"type": ["string", "null"],
                           "description": "only in the answer that created it, shown once"},
     },
 }
-
+REGISTRATION = {**CLIENT, "properties": {**CLIENT["properties"],
+                                         **_REGISTRATION_SERVER_FIELDS}}
 ERROR = {"type": "object", "required": ["error"],
          "properties": {"error": {"type": "string"}, "error_description": {"type": "string"}}}
+ROTATION = _object({"grace_seconds": {"type": "integer", "minimum": 0,
+                                      "maximum": MAX_SECRET_GRACE}})
 
 
 def _json(schema_ref: str, description: str) -> dict:
@@ -64,67 +126,97 @@ def _json(schema_ref: str, description: str) -> dict:
         "schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
 
 
-_ERRORS = {"401": _json("Error", "missing, invalid or expired admin token"),
-           "404": _json("Error", "no such client")}
+def _body(schema_ref: str, required: bool = True) -> dict:
+    return {"required": required, "content": {"application/json": {
+        "schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+_401 = _json("Error", "missing, invalid or expired token")
+_404 = _json("Error", "no such client")
+_413 = _json("Error", "body larger than 64 KiB")
+_400 = _json("Error", "invalid_client_metadata or invalid_redirect_uri (RFC 7591 §3.2.2)")
 _ID = [{"name": "client_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_REGISTRATION_SERVER = [{"url": "{issuer}", "variables": {"issuer": {
+    "default": "https://localhost:5443/auth/realms/esante-wallet",
+    "description": "the issuer identifier"}}}]
+
+
+def _op(operation_id: str, responses: dict, body: dict | None = None, **extra) -> dict:
+    return {"operationId": operation_id, **({"requestBody": body} if body else {}),
+            "responses": responses, **extra}
+
+
+_ADMIN_PATHS = {
+    "/clients": {
+        "get": _op("listClients", {"200": _json("ClientList", "every client"), "401": _401}),
+        "post": _op("createClient", {"201": _json("Client", "created, with its secret"),
+                                     "400": _400, "401": _401, "413": _413},
+                    _body("NewClient")),
+    },
+    "/clients/{client_id}": {
+        "parameters": _ID,
+        "get": _op("getClient", {"200": _json("Client", "the client"), "401": _401,
+                                 "404": _404}),
+        "patch": _op("updateClient", {"200": _json("Client", "updated"), "400": _400,
+                                      "401": _401, "404": _404, "413": _413},
+                     _body("ClientMetadata")),
+        "delete": _op("deleteClient", {"204": {"description": "deleted: its tokens revoked, "
+                                                              "its id never reused"},
+                                       "401": _401, "404": _404}),
+    },
+    "/clients/{client_id}/secret": {"parameters": _ID, "post": _op(
+        "rotateSecret", {"200": _json("Client", "new secret (shown once); the old one works "
+                                                "for the grace period"),
+                         "400": _json("Error", "invalid_request (body) or "
+                                               "invalid_client_metadata (no secret)"),
+                         "401": _401, "404": _404, "413": _413}, _body("Rotation", False))},
+    "/clients/{client_id}/enable": {"parameters": _ID, "post": _op(
+        "enableClient", {"200": _json("Client", "enabled (tokens revoked at disable stay "
+                                                "revoked)"), "401": _401, "404": _404})},
+    "/clients/{client_id}/disable": {"parameters": _ID, "post": _op(
+        "disableClient", {"200": _json("Client", "disabled: every request refused, its "
+                                                 "tokens revoked"), "401": _401,
+                          "404": _404})},
+}
+_IAT = [{"initialAccessToken": []}]
+_RAT = [{"registrationAccessToken": []}]
+_REGISTRATION_PATHS = {
+    "/clients-registrations/openid-connect": {"servers": _REGISTRATION_SERVER, "post": _op(
+        "registerClient", {"201": _json("Registration", "registered (RFC 7591 §3.2.1)"),
+                           "400": _400, "401": _401, "413": _413},
+        _body("RegistrationRequest"), security=_IAT)},
+    "/clients-registrations/openid-connect/{client_id}": {
+        "servers": _REGISTRATION_SERVER, "parameters": _ID,
+        "get": _op("readRegistration", {"200": _json("Registration", "RFC 7592 §2.1"),
+                                        "401": _401}, security=_RAT),
+        "put": _op("replaceRegistration", {"200": _json("Registration", "RFC 7592 §2.2"),
+                                           "400": _400, "401": _401, "413": _413},
+                   _body("RegistrationUpdate"), security=_RAT),
+        "delete": _op("deleteRegistration", {"204": {"description": "RFC 7592 §2.3"},
+                                             "401": _401}, security=_RAT),
+    },
+}
 
 DOCUMENT = {
     "openapi": "3.1.0",
-    "info": {"title": "psc-idp admin API", "version": "1",
-             "description": "Relying-party administration. Every change is audited. "
-                            "Authorization: Bearer <admin access token> "
-                            "(`psc-idp admin issue-token`)."},
+    "info": {"title": "psc-idp admin API and dynamic registration", "version": "1",
+             "description": "Relying-party administration (every change audited; "
+                            "Authorization: Bearer <admin access token> from `psc-idp "
+                            "admin issue-token`) and RFC 7591/7592 registration under the "
+                            "issuer (initial access tokens from `psc-idp clients "
+                            "issue-iat`). Bodies are validated against these schemas."},
     "servers": [{"url": "/admin/api/v1"}],
     "security": [{"adminToken": []}],
     "components": {
-        "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
-        "schemas": {"ClientMetadata": METADATA, "Client": CLIENT, "Error": ERROR,
+        "securitySchemes": {k: {"type": "http", "scheme": "bearer"} for k in (
+            "adminToken", "initialAccessToken", "registrationAccessToken")},
+        "schemas": {"ClientMetadata": METADATA, "NewClient": NEW_CLIENT, "Client": CLIENT,
+                    "Error": ERROR, "Rotation": ROTATION, "JWK": JWK,
                     "ClientList": {"type": "array",
                                    "items": {"$ref": "#/components/schemas/Client"}},
-                    "Rotation": {"type": "object", "additionalProperties": False,
-                                 "properties": {"grace_seconds": {"type": "integer",
-                                                                  "minimum": 0}}}},
+                    "RegistrationRequest": REGISTRATION_REQUEST,
+                    "RegistrationUpdate": REGISTRATION_UPDATE,
+                    "Registration": REGISTRATION},
     },
-    "paths": {
-        "/clients": {
-            "get": {"operationId": "listClients", "responses": {
-                "200": _json("ClientList", "every client"), "401": _ERRORS["401"]}},
-            "post": {"operationId": "createClient",
-                     "requestBody": {"required": True, "content": {"application/json": {
-                         "schema": {"$ref": "#/components/schemas/ClientMetadata"}}}},
-                     "responses": {"201": _json("Client", "created, with its secret"),
-                                   "400": _json("Error", "invalid_client_metadata or "
-                                                         "invalid_redirect_uri"),
-                                   "401": _ERRORS["401"]}},
-        },
-        "/clients/{client_id}": {
-            "parameters": _ID,
-            "get": {"operationId": "getClient", "responses": {
-                "200": _json("Client", "the client"), **_ERRORS}},
-            "patch": {"operationId": "updateClient",
-                      "requestBody": {"required": True, "content": {"application/json": {
-                          "schema": {"$ref": "#/components/schemas/ClientMetadata"}}}},
-                      "responses": {"200": _json("Client", "updated"),
-                                    "400": _json("Error", "invalid metadata"), **_ERRORS}},
-            "delete": {"operationId": "deleteClient", "responses": {
-                "204": {"description": "deleted"}, **_ERRORS}},
-        },
-        "/clients/{client_id}/secret": {
-            "parameters": _ID,
-            "post": {"operationId": "rotateSecret",
-                     "requestBody": {"required": False, "content": {"application/json": {
-                         "schema": {"$ref": "#/components/schemas/Rotation"}}}},
-                     "responses": {"200": _json("Client", "new secret (shown once); the old "
-                                                          "one works for the grace period"),
-                                   "400": _json("Error", "client without a secret"),
-                                   **_ERRORS}},
-        },
-        "/clients/{client_id}/enable": {"parameters": _ID, "post": {
-            "operationId": "enableClient",
-            "responses": {"200": _json("Client", "enabled"), **_ERRORS}}},
-        "/clients/{client_id}/disable": {"parameters": _ID, "post": {
-            "operationId": "disableClient",
-            "responses": {"200": _json("Client", "disabled: every request refused"),
-                          **_ERRORS}}},
-    },
+    "paths": {**_ADMIN_PATHS, **_REGISTRATION_PATHS},
 }

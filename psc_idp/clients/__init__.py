@@ -1,26 +1,32 @@
 """Relying parties: validation of their metadata (RFC 7591 §2 fields, PSC's rules) and
 their whole life — create, update, rotate secret, disable/enable, delete. The CLI, the admin
 API and dynamic registration (RFC 7591/7592) all go through these functions, so the rules
-and the audit records are the same whatever the door. Secrets are shown once, stored hashed."""
+and the audit records are the same whatever the door. Secrets are shown once, stored hashed.
+Disabling a client revokes its tokens (enabling it again does not bring them back);
+deleting it revokes them too and keeps its id, which is never given to another client."""
 
 from __future__ import annotations
 
 import re
 import secrets
-from urllib.parse import urlsplit
 
 from flask import current_app
+from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..directory.claims import COMPAT_FLAGS
 from ..extensions import db
 from ..keys.signer import SUPPORTED_ALGS
+from ..oidc import revocation
 from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES, SCOPES
 from ..oidc.models import Client, digest, now
+from . import jwks as client_keys
+from . import uris
+from .models import DeletedClient
 
 CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
-LOOPBACK = {"localhost", "127.0.0.1", "[::1]", "::1"}
 MAX_URIS = 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 #: what can be set or updated, with the client attribute it maps to
 FIELDS = {
@@ -52,19 +58,11 @@ class RegistrationError(ValueError):
 
 
 def check_uri(uri: str, field: str) -> str:
-    if not isinstance(uri, str) or len(uri) > 2000:
-        raise RegistrationError(f"{field}: must be a URL string", field)
-    parts = urlsplit(uri)
-    if parts.scheme not in {"https", "http"} or not parts.netloc:
-        raise RegistrationError(f"{field}: {uri!r} is not an absolute http(s) URL", field)
-    if parts.fragment:
-        raise RegistrationError(f"{field}: {uri!r} must not have a fragment", field)
-    if parts.username or parts.password:
-        raise RegistrationError(f"{field}: {uri!r} must not carry credentials", field)
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK:
-        raise RegistrationError(f"{field}: {uri!r} must use https (http only for loopback)",
-                                field)
-    return uri
+    """``uri`` normalised as stored (``clients.uris``)."""
+    try:
+        return uris.normalise(uri)
+    except uris.InvalidUri as exc:
+        raise RegistrationError(f"{field}: {exc}", field) from None
 
 
 def _uris(values, field: str, required: bool) -> list[str]:
@@ -73,7 +71,11 @@ def _uris(values, field: str, required: bool) -> list[str]:
                                 else f"{field}: must be a list of URLs", field)
     if len(values) > MAX_URIS:
         raise RegistrationError(f"{field}: at most {MAX_URIS}", field)
-    return [check_uri(v, field) for v in values]
+    return list(dict.fromkeys(check_uri(v, field) for v in values))
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
 
 
 def validate(meta: dict) -> dict:
@@ -86,36 +88,43 @@ def validate(meta: dict) -> dict:
     for field, value in meta.items():
         out[field] = _check_field(field, value)
     method = out.get("token_endpoint_auth_method")
-    if method == "private_key_jwt" and not (out.get("jwks") or {}).get("keys"):
-        raise RegistrationError("jwks: private_key_jwt needs the client's public keys", "jwks")
+    if method == "private_key_jwt":
+        _check_assertion_keys(out.get("jwks"))
     return out
+
+
+def _check_assertion_keys(jwks) -> None:
+    if not client_keys.can_verify_assertions(jwks):
+        raise RegistrationError(
+            "jwks: private_key_jwt needs the client's public keys, at least one usable with "
+            f"{', '.join(client_keys.ASSERTION_ALGS)} (RSA, or EC on P-256)", "jwks")
 
 
 def _check_field(field: str, value):  # noqa: C901 - one branch per field reads best
     if field == "client_name":
-        if not isinstance(value, str) or not value.strip() or len(value) > 200:
-            raise RegistrationError("client_name: required, at most 200 characters", field)
+        if not isinstance(value, str) or not value.strip() or len(value) > 200 or \
+                _CONTROL.search(value):
+            raise RegistrationError("client_name: required, at most 200 characters, no "
+                                    "control characters", field)
         return value.strip()
     if field in ("redirect_uris", "post_logout_redirect_uris"):
         return _uris(value, field, required=field == "redirect_uris")
     if field == "token_endpoint_auth_method":
-        if value not in CLIENT_AUTH_METHODS:
+        if not isinstance(value, str) or value not in CLIENT_AUTH_METHODS:
             raise RegistrationError(f"{field}: one of {', '.join(CLIENT_AUTH_METHODS)}", field)
         return value
     if field == "jwks":
-        if value is not None and not (isinstance(value, dict) and
-                                      isinstance(value.get("keys"), list)):
-            raise RegistrationError("jwks: a JWK Set object {\"keys\": [...]}", field)
-        if value and any("d" in k for k in value["keys"] if isinstance(k, dict)):
-            raise RegistrationError("jwks: private keys must not be sent", field)
-        return value
+        try:
+            return client_keys.check_key_set(value)
+        except client_keys.InvalidKeys as exc:
+            raise RegistrationError(f"jwks: {exc}", field) from None
     if field == "scope":
-        scopes = value.split() if isinstance(value, str) else None
+        scopes = value.split() if isinstance(value, str) and len(value) <= 400 else None
         if not scopes or "openid" not in scopes or set(scopes) - set(SCOPES):
             raise RegistrationError(f"scope: 'openid' plus any of {' '.join(SCOPES)}", field)
         return " ".join(dict.fromkeys(scopes))
     if field == "grant_types":
-        if not isinstance(value, list) or not value or set(value) - set(GRANT_TYPES) \
+        if not _strings(value) or not value or set(value) - set(GRANT_TYPES) \
                 or "authorization_code" not in value:
             raise RegistrationError("grant_types: authorization_code, optionally "
                                     "refresh_token", field)
@@ -123,7 +132,7 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
     if field in ("id_token_signed_response_alg", "userinfo_signed_response_alg"):
         if value is None and field == "userinfo_signed_response_alg":
             return None
-        if value not in SUPPORTED_ALGS:
+        if not isinstance(value, str) or value not in SUPPORTED_ALGS:
             raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
         return value
     if field in ("require_pkce", "strict_client_auth"):
@@ -131,7 +140,7 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
             raise RegistrationError(f"{field}: true or false", field)
         return value
     if field == "access_token_format":
-        if value not in ACCESS_TOKEN_FORMATS:
+        if not isinstance(value, str) or value not in ACCESS_TOKEN_FORMATS:
             raise RegistrationError(f"{field}: one of {', '.join(ACCESS_TOKEN_FORMATS)}", field)
         return value
     if field == "refresh_reuse_grace":
@@ -141,12 +150,12 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
                                     "server's setting", field)
         return value
     if field == "compat":
-        if not isinstance(value, list) or set(value) - set(COMPAT_FLAGS):
+        if not _strings(value) or set(value) - set(COMPAT_FLAGS):
             raise RegistrationError(f"compat: any of {', '.join(sorted(COMPAT_FLAGS))}", field)
-        return value
+        return list(dict.fromkeys(value))
     if field == "contacts":
-        if not isinstance(value, list) or len(value) > 10 or not all(
-                isinstance(c, str) and "@" in c and len(c) < 200 for c in value):
+        if not _strings(value) or len(value) > 10 or not all(
+                "@" in c and len(c) < 200 and not _CONTROL.search(c) for c in value):
             raise RegistrationError("contacts: a list of e-mail addresses", field)
         return value
     raise RegistrationError(f"unsupported field {field}", field)
@@ -192,9 +201,11 @@ def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_u
 
 
 def register(metadata: dict, *, client_id: str | None = None, actor: str,
-             registered_by: str) -> tuple[Client, str | None]:
+             registered_by: str, registration_token_hash: str | None = None,
+             ) -> tuple[Client, str | None]:
     """Store a client from its metadata (RFC 7591 names; omitted fields take
-    ``DEFAULTS``); returns it with its secret (None if it has none)."""
+    ``DEFAULTS``); returns it with its secret (None if it has none). A refusal rolls the
+    caller's transaction back."""
     meta = validate({**DEFAULTS, "require_pkce": pkce_default(), **metadata})
     if "client_name" not in meta:
         raise RegistrationError("client_name: required, at most 200 characters",
@@ -206,16 +217,32 @@ def register(metadata: dict, *, client_id: str | None = None, actor: str,
         raise RegistrationError("client_id: 3 to 64 characters among A-Z a-z 0-9 . _ -",
                                 "client_id")
     client_id = client_id or _new_client_id(name)
-    if db.session.get(Client, client_id) is not None:
-        raise RegistrationError(f"client_id {client_id!r} is already registered", "client_id")
     secret = _secret_for(auth_method)
     client = Client(client_id=client_id, secret_hash=digest(secret) if secret else None,
-                    registered_by=registered_by)
+                    registered_by=registered_by,
+                    registration_token_hash=registration_token_hash)
     _apply(client, meta)
-    db.session.add(client)
+    _insert_new(client)
     audit.record("client.created", client_id=client_id, actor=actor)
     db.session.commit()
     return client, secret
+
+
+def _insert_new(client: Client) -> None:
+    """Insert ``client`` under an id no client ever had: the primary key refuses a live
+    one; the deleted ones are looked up after the insert, so that a deletion committed
+    meanwhile (whose row the insert waited for) is seen."""
+    db.session.add(client)
+    try:
+        db.session.flush()
+    except IntegrityError:
+        db.session.rollback()
+        raise RegistrationError(f"client_id {client.client_id!r} is already registered",
+                                "client_id") from None
+    if db.session.get(DeletedClient, client.client_id) is not None:
+        db.session.rollback()
+        raise RegistrationError(f"client_id {client.client_id!r} belonged to a deleted "
+                                "client: client ids are never reused", "client_id")
 
 
 def _secret_for(auth_method: str) -> str | None:
@@ -235,9 +262,8 @@ def update_client(client: Client, changes: dict, actor: str) -> str | None:
     secret-based one; changing away from secrets drops the stored ones."""
     meta = validate(changes)
     merged_method = meta.get("token_endpoint_auth_method", client.token_endpoint_auth_method)
-    merged_jwks = meta.get("jwks", client.jwks)
-    if merged_method == "private_key_jwt" and not (merged_jwks or {}).get("keys"):
-        raise RegistrationError("jwks: private_key_jwt needs the client's public keys", "jwks")
+    if merged_method == "private_key_jwt":
+        _check_assertion_keys(meta.get("jwks", client.jwks))
     secret = None
     if merged_method != client.token_endpoint_auth_method:
         if merged_method.startswith("client_secret") and not client.secret_hash:
@@ -252,8 +278,15 @@ def update_client(client: Client, changes: dict, actor: str) -> str | None:
     return secret
 
 
+#: the longest time an old secret may keep working after a rotation (seconds)
+MAX_SECRET_GRACE = 30 * 86400
+
+
 def rotate_secret(client: Client, grace_seconds: int, actor: str) -> str:
     """A new secret; the old one keeps working for ``grace_seconds``."""
+    if not isinstance(grace_seconds, int) or isinstance(grace_seconds, bool) or \
+            not 0 <= grace_seconds <= MAX_SECRET_GRACE:
+        raise RegistrationError(f"grace_seconds: from 0 to {MAX_SECRET_GRACE}", "grace_seconds")
     if not client.token_endpoint_auth_method.startswith("client_secret"):
         raise RegistrationError("this client authenticates without a secret",
                                 "token_endpoint_auth_method")
@@ -269,16 +302,25 @@ def rotate_secret(client: Client, grace_seconds: int, actor: str) -> str:
 
 
 def set_enabled(client: Client, enabled: bool, actor: str) -> None:
+    """Disabling refuses the client at once and revokes its tokens and pending codes:
+    enabling it again starts from nothing issued."""
     client.enabled, client.updated_at = enabled, now()
-    audit.record("client.enabled" if enabled else "client.disabled",
-                 client_id=client.client_id, actor=actor)
+    if enabled:
+        audit.record("client.enabled", client_id=client.client_id, actor=actor)
+    else:
+        revoked = revocation.revoke_client(client.client_id)
+        audit.record("client.disabled", client_id=client.client_id, actor=actor,
+                     tokens_revoked=revoked)
     db.session.commit()
 
 
 def delete_client(client: Client, actor: str) -> None:
+    """Revoke what the client holds and delete it; its id stays taken."""
     client_id = client.client_id
+    revoked = revocation.revoke_client(client_id)
     db.session.delete(client)
-    audit.record("client.deleted", client_id=client_id, actor=actor)
+    db.session.add(DeletedClient(client_id=client_id, deleted_at=now()))
+    audit.record("client.deleted", client_id=client_id, actor=actor, tokens_revoked=revoked)
     db.session.commit()
 
 
@@ -295,7 +337,7 @@ def describe(client: Client) -> dict:
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "grant_types": client.grant_types, "response_types": ["code"],
-        "scope": client.scope, "jwks": client.jwks,
+        "scope": client.scope, "jwks": client_keys.public_view(client.jwks),
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "userinfo_signed_response_alg": client.userinfo_signed_response_alg,
         "require_pkce": client.require_pkce, "strict_client_auth": client.strict_client_auth,

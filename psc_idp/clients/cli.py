@@ -13,6 +13,7 @@ from ..oidc.consts import CLIENT_AUTH_METHODS
 from ..oidc.models import Client
 from . import (
     ACCESS_TOKEN_FORMATS,
+    MAX_SECRET_GRACE,
     RegistrationError,
     create_client,
     delete_client,
@@ -157,7 +158,7 @@ def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_fi
 
 @clients_cli.command("rotate-secret")
 @click.argument("client_id")
-@click.option("--grace", type=click.IntRange(0), default=None,
+@click.option("--grace", type=click.IntRange(0, MAX_SECRET_GRACE), default=None,
               help="seconds the old secret keeps working (default: client_secret_grace)")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext

@@ -20,11 +20,10 @@ from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy.exc import IntegrityError
 
+from ..clients import jwks as client_keys
 from ..extensions import db
-from ..keys.signer import SUPPORTED_ALGS
 from .consts import PATHS
 from .models import AssertionJti, now
 
@@ -88,21 +87,24 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
                 issuer + PATHS["revocation_endpoint"]]
 
     def resolve_client_public_key(self, client):
-        """Only a client registered for ``private_key_jwt``, with keys, is verified at all."""
+        """Only a client registered for ``private_key_jwt``, with keys, is verified at all,
+        and only with its public asymmetric keys (``clients.jwks``: a symmetric key stored
+        before these rules is never used)."""
         if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or \
                 not (client.jwks or {}).get("keys"):
             raise InvalidClientError(description="this client does not authenticate with "
                                                  "private_key_jwt")
         try:
-            return KeySet.import_key_set(client.jwks)
-        except (JoseError, ValueError, TypeError, KeyError) as exc:
+            return client_keys.verification_keys(client.jwks)
+        except (client_keys.InvalidKeys, JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidClientError(description="the client's registered keys cannot "
                                                  "verify assertions") from exc
 
     def process_assertion_claims(self, assertion, resolve_key):
         """RFC 7523 §3 with the provider's algorithms only (never ``none``)."""
         try:
-            token = jwt.decode(assertion, resolve_key, algorithms=list(SUPPORTED_ALGS))
+            token = jwt.decode(assertion, resolve_key,
+                               algorithms=list(client_keys.ASSERTION_ALGS))
         except (JoseError, ValueError, TypeError) as exc:
             raise InvalidClientError(description="invalid client assertion") from exc
         self.verify_claims(token.claims)
