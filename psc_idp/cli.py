@@ -60,7 +60,7 @@ def upgrade_cmd():
 @main.command("run")
 @with_appcontext
 def run_cmd():
-    """Start the embedded TLS listeners (IdP origin and card origin)."""
+    """Start the embedded listeners (IdP, card and operations origins)."""
     from flask import current_app
 
     from .serve import serve_forever
@@ -73,6 +73,8 @@ def run_cmd():
     click.echo(f"psc-idp: card login on {settings['card_login_url']}")
     if settings["wallet_listen"]:
         click.echo(f"psc-idp: authorization endpoint {settings['authorization_endpoint']}")
+    if settings["ops_listen"]:
+        click.echo(f"psc-idp: /healthz, /readyz, /metrics on http://{settings['ops_listen']}")
     try:
         serve_forever(current_app._get_current_object())
     except (OSError, ValueError) as exc:

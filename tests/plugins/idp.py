@@ -21,6 +21,7 @@ from joserfc.jwk import RSAKey
 from psc_idp import create_app
 from psc_idp.keys.ring import generate_keys
 from psc_idp.migrate import upgrade
+from psc_idp.serve import Listeners, start_reactor
 
 from ..support import Browser, RelyingParty
 
@@ -91,26 +92,35 @@ def free_port() -> int:
 
 
 class LiveServer:
-    """psc-idp on its two embedded TLS listeners, in threads of the test process."""
+    """psc-idp serving in the test process: its embedded listeners (``serve.Listeners``, on
+    the reactor's thread) or werkzeug servers (plain HTTP behind nginx) in threads."""
 
     def __init__(self, app, servers):
         self.app, self.servers = app, servers
         self.settings = app.extensions["psc_idp"].settings
         self.issuer = self.settings["issuer"]
         self.card_url = self.settings["card_login_url"]
+        ops = self.settings["ops_listen"]
+        self.ops_url = f"http://{ops}" if ops and isinstance(servers[0], Listeners) else None
 
     def start(self):
+        self.threads = []
         for server in self.servers:
+            if isinstance(server, Listeners):
+                server.start()
+                continue
             # request threads are joined by server_close(): no request outlives the test
             # (its database connection would then outlive the engine)
             server.daemon_threads = False
-        self.threads = [threading.Thread(target=s.serve_forever, daemon=True)
-                        for s in self.servers]
+            self.threads.append(threading.Thread(target=server.serve_forever, daemon=True))
         for thread in self.threads:
             thread.start()
 
     def stop(self):
         for server in self.servers:
+            if isinstance(server, Listeners):
+                server.stop()  # joins the app threads: no request outlives the test
+                continue
             server.shutdown()
             server.server_close()
 
@@ -146,6 +156,7 @@ class Idp:
     def __init__(self, server: LiveServer, ca: Path):
         self.server, self.app, self.ca = server, server.app, str(ca)
         self.issuer, self.card_url = server.issuer, server.card_url
+        self.ops_url = server.ops_url  # the operations listener (None behind nginx)
         self.logout_uri = "https://rp.example/logged-out"
 
     def rp(self, auth_method: str = "client_secret_basic", jwks=None, userinfo_alg=None,
@@ -171,18 +182,17 @@ def live_settings(keys_dir: Path, database_url: str, cards, **extra) -> dict:
         listen=f"127.0.0.1:{port}", card_listen=f"127.0.0.1:{card_port}",
         tls_cert=str(pki.server_cert), tls_key=str(pki.server_key),
         card_trust_anchors=[str(pki.trust_anchor)], card_intermediates=[str(pki.issuing_ca)],
-        card_crls=[str(pki.crl)], **extra)
+        card_crls=[str(pki.crl)], **{"ops_listen": f"127.0.0.1:{free_port()}", **extra})
 
 
 @contextlib.contextmanager
 def running_idp(keys_dir, database_url, cards, smtp_server, tmp_path, **extra):
-    """A live psc-idp on its two TLS listeners (``extra``: settings)."""
-    from psc_idp.serve import listeners
-
+    """A live psc-idp on its embedded listeners (``extra``: settings)."""
     app = create_app(live_settings(keys_dir, database_url, cards, smtp_host="127.0.0.1",
                                    smtp_port=smtp_server.port,
                                    sms_outbox_dir=str(tmp_path / "sms-outbox"), **extra))
-    server = LiveServer(app, listeners(app))
+    start_reactor()
+    server = LiveServer(app, [Listeners(app)])
     server.start()
     try:
         yield Idp(server, cards.pki.tls_ca)
