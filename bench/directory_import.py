@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/directory_import.py [--lines 1000000] [--postgres URL]
                                                [--private-postgres] [--no-sqlite]
+                                               [--psc-columns]
 
 Generates an extract of N lines (2.5 lines per practitioner, as in the national file;
-``tests/directory_synthetic.py``), then, for SQLite (a new file) and PostgreSQL (``--postgres
+``tests/directory_synthetic.py``; the classic 49 columns, or PSC's 51 with
+``--psc-columns``), then, for SQLite (a new file) and PostgreSQL (``--postgres
 URL`` of an empty database, or ``--private-postgres``: a throw-away server with fsync off,
 optimistic), runs the installed command in a child process, as an operator does:
 
@@ -49,14 +51,17 @@ def main() -> None:
     parser.add_argument("--postgres", help="URL of an empty PostgreSQL database")
     parser.add_argument("--private-postgres", action="store_true")
     parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--psc-columns", action="store_true",
+                        help="PSC's 51-column layout (Autres identifiants, genre d'activité)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="psc-idp-bench-") as tmp:
         root = Path(tmp)
         generate_keys(root / "keys", "bench")
         count = practitioners_for(args.lines)
-        first = write_synthetic(root / "first.txt", count)
+        layout = {"psc_columns": args.psc_columns}
+        first = write_synthetic(root / "first.txt", count, **layout)
         second = write_synthetic(root / "second.txt", count, removed=range(0, count, 100),
-                                 changed=range(50, count, 100), added=count // 200)
+                                 changed=range(50, count, 100), added=count // 200, **layout)
         print(f"extract: {first.lines} lines, {first.practitioners} practitioners, "
               f"{first.path.stat().st_size / 2**20:.0f} MB", flush=True)
         files = [("1. first sync (all created)", first), ("2. same file (no change)", first),

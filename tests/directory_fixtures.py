@@ -37,10 +37,10 @@ DEMO = Path(__file__).resolve().parents[1] / "psc_idp" / "sandbox" / "demo_direc
 KIT = "899700245667"
 
 
-def directory_app(keys_dir: Path, database_url: str):
+def directory_app(keys_dir: Path, database_url: str, **settings):
     """An app on a fresh migrated database with an empty directory, inside its app
-    context (a fixture body)."""
-    app = create_app(base_settings(keys_dir, database_url))
+    context (a fixture body); ``settings`` override the test ones."""
+    app = create_app(base_settings(keys_dir, database_url, **settings))
     with app.app_context():
         for model in (Activity, SavoirFaire, Exercice, OtherId, Practitioner, DirectoryImport):
             db.session.execute(delete(model))

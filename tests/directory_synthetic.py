@@ -5,8 +5,10 @@ Practitioner ``i`` has the RPPS number ``998`` + ``i`` on 7 digits + its Luhn ch
 (idNat ``8`` + RPPS), one profession and two or three activities (one line each: 2.5 lines
 per practitioner on average). ``removed`` leaves practitioners out, ``changed`` moves their
 first activity to another structure, ``added`` appends new practitioners after the others:
-the second extract of a test is the first one with a known difference. ``Operator`` runs
-``psc-idp`` commands in child processes, as an operator does, and measures them."""
+the second extract of a test is the first one with a known difference. ``psc_columns``
+writes PSC's own 51-column layout (``Autres identifiants``, ``Code genre d'activité``).
+``Operator`` runs ``psc-idp`` commands in child processes, as an operator does, and
+measures them."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from psc_idp.directory.columns import HEADER
+from psc_idp.directory.columns import HEADER, PSC_HEADER
 from psc_idp.directory.identifiers import luhn_valid
 from tests.plugins.idp import SECRET
 
@@ -46,26 +48,26 @@ def practitioners_for(lines: int) -> int:
 
 def write_synthetic(path: Path, practitioners: int, *, removed: Collection[int] = (),
                     changed: Collection[int] = (), added: int = 0,
-                    extra: Iterable[str] = ()) -> Synthetic:
+                    extra: Iterable[str] = (), psc_columns: bool = False) -> Synthetic:
     """Write an extract of practitioners ``0 … practitioners + added - 1`` minus
     ``removed``, then the ``extra`` lines as they are; streams, whatever the size.
     ``lines`` and ``practitioners`` count the synthetic ones only."""
     removed, changed = set(removed), set(changed)
     written = count = 0
     with open(path, "w", encoding="utf-8", newline="\n") as out:
-        out.write("|".join(HEADER) + "|\n")
+        out.write("|".join(PSC_HEADER if psc_columns else HEADER) + "|\n")
         for index in range(practitioners + added):
             if index in removed:
                 continue
             count += 1
-            for text in _lines(index, index in changed):
+            for text in _lines(index, index in changed, psc_columns):
                 out.write(text)
                 written += 1
         out.writelines(text + "\n" for text in extra)
     return Synthetic(path, written, count)
 
 
-def _lines(index: int, changed: bool) -> list[str]:
+def _lines(index: int, changed: bool, psc_columns: bool = False) -> list[str]:
     nat = id_nat(index)
     person = [nat[0], nat[1:], nat, f"NOM{index}", f"PRENOM{index}'SECOND", "01/01/1970", "",
               "", "", "M", f"01{index:08d}", f"p{index}@example.org", "M"]
@@ -80,6 +82,8 @@ def _lines(index: int, changed: bool) -> list[str]:
                     "75", "", "ARS/ONI/ONI"]
         fields = person + exercice + savoir_faire + activity
         assert len(fields) == len(HEADER)
+        if psc_columns:
+            fields += [f"{nat},RPPS,1", "GENR01"]
         lines.append("|".join(fields) + "|\n")
     return lines
 

@@ -160,3 +160,25 @@ def test_installed_command(keys_dir, database_url, tmp_path):
                          timeout=120)
     assert bad.returncode == 2
     assert bad.stderr == f"Error: {tmp_path}: cannot read: Is a directory\n"
+
+
+def test_test_identities_are_warnings_in_production(keys_dir, database_url, cards):
+    """A production directory holding sandbox identities (RPPS 997…) is suspicious: each is
+    reported, and still imported (exit 0)."""
+    pki = cards.pki
+    production = directory_app(
+        keys_dir, database_url, mode="production", issuer="https://idp.example/auth",
+        card_login_url="https://card.idp.example", card_trust_anchors=[str(pki.trust_anchor)],
+        card_intermediates=[str(pki.issuing_ca)], card_crls=[str(pki.crl)],
+        sms_gateway="http", sms_http_url="https://sms.example/send", smtp_host="smtp.example")
+    app = next(production)
+    try:
+        result = run(app, DEMO)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.splitlines()[1:] == [
+            f"  warning line {n}: test identity {id_nat} (sandbox RPPS range 997…)"
+            for n, id_nat in ((2, KIT), (3, "899700218896"), (5, "899700075122"),
+                              (6, "899700366240"))]
+        assert find_active(KIT) is not None
+    finally:
+        next(production, None)

@@ -191,31 +191,30 @@ def _blocks(parsed, layout: Layout) -> Iterator[list]:
     block, known = [], set()
     for line in parsed:
         id_nat = _id_nat_of(line[2], layout)
-        if block and id_nat and len(block) < MAX_BLOCK and (
-                id_nat in known or _linked(line[2], id_nat, layout, known)):
+        room = block and id_nat and len(block) < MAX_BLOCK
+        if room and id_nat in known:
             block.append(line)
+            continue
+        ids = _identifiers(line[2], id_nat, layout)
+        if room and not ids.isdisjoint(known):
+            block.append(line)
+            known |= ids
             continue
         if block:
             yield block
-        block, known = [line], {id_nat}
-        if id_nat:
-            _linked(line[2], id_nat, layout, known, start=True)
+        block, known = [line], ids
     if block:
         yield block
 
 
-def _linked(fields: list[str], id_nat: str, layout: Layout, known: set[str],
-            start: bool = False) -> bool:
-    """Whether this line's identifiers meet ``known`` (the block's); if so (or at the
-    start of a block) they join it."""
+def _identifiers(fields: list[str], id_nat: str, layout: Layout) -> set[str]:
+    """The idNat of a line and the identifiers its ``Autres identifiants`` lists."""
+    if not id_nat:
+        return set()
     at = layout.other_ids_at
     if at is None or at >= len(fields):
-        return False
-    ids = {other.identifier for other in parse_other_ids(fields[at])} | {id_nat}
-    if start or not ids.isdisjoint(known):
-        known |= ids
-        return True
-    return False
+        return {id_nat}
+    return {other.identifier for other in parse_other_ids(fields[at])} | {id_nat}
 
 
 def _id_nat_of(fields: list[str], layout: Layout) -> str:
