@@ -11,23 +11,23 @@ importing the others would publish an incomplete set of activities.
 
 The lines of one practitioner follow each other; PSC's extractor writes a merged person's
 lines once per identifier, interleaved (``R A R A``): lines linked by their ``Autres
-identifiants`` form one block, grouped by idNat. Memory is bounded by one block."""
+identifiants`` form one block, grouped by idNat (``entry.py`` builds each practitioner).
+Memory is bounded by one block."""
 
 from __future__ import annotations
 
 import codecs
-import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 
-from .identifiers import ID_NAT_MAX_LENGTH, identity_warnings, parse_other_ids
+from .entry import Entry, ExerciceEntry, Rejected, build
+from .identifiers import parse_other_ids
 from .layout import NOT_AN_EXTRACT, ExtractError, Layout, layout_of
 
-__all__ = ["Entry", "Extract", "ExtractError", "Rejected", "blocks", "entries", "open_extract"]
+__all__ = ["Entry", "ExerciceEntry", "Extract", "ExtractError", "Rejected", "blocks", "entries",
+           "open_extract"]
 
 #: the genre d'activité of activities whose file has no such column or value (TRE_R22
 #: "Activité de soin et de pharmacie", what PSC sends, psc.md §3)
@@ -35,63 +35,6 @@ DEFAULT_GENRE_ACTIVITE = "GENR01"
 #: lines kept together as one person's block, at most (a longer run is cut there)
 MAX_BLOCK = 10_000
 _SPACES = str.maketrans({"\xa0": " ", "\u202f": " ", "\u2007": " "})
-
-
-@dataclass
-class ExerciceEntry:
-    fields: tuple[str, ...]
-    savoir_faire: dict[tuple[str, ...], None] = field(default_factory=dict)
-    activities: dict[tuple[str, ...], None] = field(default_factory=dict)
-
-
-@dataclass
-class Entry:
-    """One practitioner as the extract describes them, duplicates removed, file order kept;
-    ``person`` holds ``layout.person_attrs``, ``other_ids`` the raw ``Autres
-    identifiants``; ``warnings`` are ``(line, message)``."""
-
-    id_nat: str
-    person: tuple[str, ...]
-    lines: list[int]
-    layout: Layout = field(repr=False, compare=False)
-    other_ids: str = ""
-    exercices: dict[tuple[str, ...], ExerciceEntry] = field(default_factory=dict)
-    warnings: list[tuple[int, str]] = field(default_factory=list)
-
-    def add(self, fields: list[str]) -> None:
-        """Add one line; a line with no profession, savoir-faire or activity (a person
-        known without a profession, psc.md §10) adds nothing to the exercices."""
-        layout = self.layout
-        exercice, savoir_faire = layout.exercice(fields), layout.savoir_faire(fields)
-        activity = layout.activity(fields)
-        has_savoir_faire, has_activity = any(savoir_faire), any(activity)
-        if not (exercice[0] or has_savoir_faire or has_activity):
-            return
-        entry = self.exercices.get(exercice)
-        if entry is None:
-            entry = self.exercices[exercice] = ExerciceEntry(exercice)
-        if has_savoir_faire:
-            entry.savoir_faire[savoir_faire] = None
-        if has_activity:
-            entry.activities[activity] = None
-
-    @cached_property
-    def digest(self) -> str:
-        """sha256 of what is stored: equal digests mean an unchanged practitioner. The
-        columns a file lacks are left out, so a 49-column file digests as it always did."""
-        person = self.person + ((self.other_ids,) if self.layout.other_ids_at is not None
-                                else ())
-        content = [person, [(e.fields, list(e.savoir_faire), list(e.activities))
-                            for e in self.exercices.values()]]
-        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
-
-
-@dataclass
-class Rejected:
-    """The lines of one practitioner (or one unidentifiable line), each with its reason."""
-
-    id_nat: str
-    reasons: dict[int, str]
 
 
 @dataclass
@@ -184,7 +127,7 @@ def blocks(lines: Iterable[tuple[int, str]], layout: Layout, *,
         groups: dict[str, list] = {}
         for line in block:
             groups.setdefault(_id_nat_of(line[2], layout), []).append(line)
-        yield [_entry(id_nat, group, layout, test_ids) for id_nat, group in groups.items()]
+        yield [build(id_nat, group, layout, test_ids) for id_nat, group in groups.items()]
 
 
 def _blocks(parsed, layout: Layout) -> Iterator[list]:
@@ -219,55 +162,3 @@ def _identifiers(fields: list[str], id_nat: str, layout: Layout) -> set[str]:
 
 def _id_nat_of(fields: list[str], layout: Layout) -> str:
     return fields[layout.id_nat_at] if len(fields) > layout.id_nat_at else ""
-
-
-def _entry(id_nat: str, lines: list, layout: Layout, test_ids: bool) -> Entry | Rejected:
-    reasons, entry = {}, None
-    for number, text, fields in lines:
-        reason = _line_error(text, fields, layout, id_nat)
-        if reason is not None:
-            reasons[number] = reason
-            continue
-        person = layout.person(fields)
-        other_ids = fields[layout.other_ids_at] if layout.other_ids_at is not None else ""
-        if entry is None:
-            entry = Entry(id_nat, person, [], layout, other_ids)
-            entry.warnings.extend((number, message) for message in _identity(entry, test_ids))
-        elif person != entry.person or other_ids != entry.other_ids:
-            entry.warnings.append((number, _person_differs(entry, person, other_ids)))
-        entry.add(fields)
-        entry.lines.append(number)
-    if not reasons:
-        return entry
-    first_bad = min(reasons)
-    for number, _, _ in lines:
-        reasons.setdefault(number, f"rejected with practitioner {id_nat} (see line "
-                                   f"{first_bad})")
-    return Rejected(id_nat, dict(sorted(reasons.items())))
-
-
-def _identity(entry: Entry, test_ids: bool) -> list[str]:
-    values = dict(zip(entry.layout.person_attrs, entry.person, strict=True))
-    return identity_warnings(values["id_type"], values["identifier"], entry.id_nat,
-                             test_ids=test_ids)
-
-
-def _person_differs(entry: Entry, person: tuple[str, ...], other_ids: str) -> str:
-    name = next((n for n, a, b in zip(entry.layout.person_attrs, entry.person, person,
-                                      strict=True) if a != b), "other_ids")
-    return (f"{name} differs from line {entry.lines[0]} of the same practitioner "
-            f"(line {entry.lines[0]} kept)")
-
-
-def _line_error(text: str, fields: list[str], layout: Layout, id_nat: str) -> str | None:
-    if len(fields) != layout.width:
-        return f"expected {layout.width} fields, found {len(fields)}"
-    if "\ufffd" in text:
-        return "characters not valid in the file's encoding"
-    if "\x00" in text:
-        return "NUL character"
-    if not id_nat:
-        return "no idNat (Identification nationale PP)"
-    if len(id_nat) > ID_NAT_MAX_LENGTH:
-        return f"idNat longer than {ID_NAT_MAX_LENGTH} characters"
-    return None

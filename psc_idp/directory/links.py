@@ -16,13 +16,13 @@ of ``sync`` does not count the linked as deactivations."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, true, update
+from sqlalchemy import func, or_, select, true, update
 
 from .. import audit
 from ..ecps.models import Device
 from ..extensions import db
 from ..oidc.models import now
-from .deactivation import BATCH_SIZE, absent, end_sessions
+from .deactivation import BATCH_SIZE, end_sessions
 from .models import DirectoryImport, OtherId, Practitioner
 
 _P = Practitioner.__table__
@@ -31,33 +31,33 @@ _O = OtherId.__table__
 MAX_LINEAGE = 10
 
 
-def _listed_by_one(run_id: int):
+def _listed_by_one(run_id: int, after: str = ""):
     """(former, successor) rows: an absent practitioner listed as another identifier by
-    exactly one practitioner this run saw."""
-    successor = Practitioner.__table__.alias("successor")
-    pairs = (select(_O.c.identifier.label("former"), _O.c.id_nat.label("successor"))
-             .join(successor, successor.c.id_nat == _O.c.id_nat)
-             .where(_O.c.identifier != _O.c.id_nat, successor.c.active == true(),
-                    successor.c.last_import_id == run_id).subquery())
-    unique = (select(pairs.c.former, func.min(pairs.c.successor).label("successor"))
-              .group_by(pairs.c.former)
-              .having(func.count(func.distinct(pairs.c.successor)) == 1).subquery())
-    return (select(_P.c.id_nat, unique.c.successor)
-            .join(unique, unique.c.former == _P.c.id_nat).where(absent(run_id)))
+    exactly one practitioner this run saw, in idNat order after ``after``. Driven by the
+    absent (few) through the index on ``identifier``."""
+    former, successor = _P.alias("former"), _P.alias("successor")
+    return (select(former.c.id_nat, func.min(successor.c.id_nat))
+            .join(_O, _O.c.identifier == former.c.id_nat)
+            .join(successor, successor.c.id_nat == _O.c.id_nat)
+            .where(former.c.active == true(), former.c.id_nat > after,
+                   or_(former.c.last_import_id.is_(None), former.c.last_import_id < run_id),
+                   _O.c.id_nat != former.c.id_nat, successor.c.active == true(),
+                   successor.c.last_import_id == run_id)
+            .group_by(former.c.id_nat)
+            .having(func.count(func.distinct(successor.c.id_nat)) == 1)
+            .order_by(former.c.id_nat))
 
 
 def count_linkable(run_id: int) -> int:
-    return db.session.scalar(select(func.count()).select_from(_listed_by_one(run_id)
-                                                              .subquery()))
+    return db.session.scalar(select(func.count()).select_from(
+        _listed_by_one(run_id).subquery()))
 
 
 def link_absent(run_id: int, batch_size: int = BATCH_SIZE) -> int:
     """Link every absent former idNat to its successor, in batches of one transaction
     each; returns how many were linked."""
     total, after = 0, ""
-    query = _listed_by_one(run_id)
-    while pairs := db.session.execute(query.where(_P.c.id_nat > after)
-                                      .order_by(_P.c.id_nat).limit(batch_size)).all():
+    while pairs := db.session.execute(_listed_by_one(run_id, after).limit(batch_size)).all():
         total += _link(dict(pairs), run_id)
         after = pairs[-1][0]
     return total
