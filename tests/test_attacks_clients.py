@@ -415,3 +415,37 @@ def test_cli_initial_access_token_with_policy(idp, doors):
     registered = doors.register({"redirect_uris": [CB]}, iat=iat).json()
     assert (registered["require_pkce"], registered["access_token_format"]) == (True, "rfc9068")
     assert json.loads(json.dumps(registered))["client_secret"]
+
+
+def test_the_migration_removes_stored_symmetric_and_private_keys(keys_dir, database_url):
+    """Keys stored before these rules: the upgrade keeps only public members of public
+    asymmetric keys."""
+    from alembic import command
+
+    from psc_idp import create_app
+    from psc_idp.extensions import db
+    from psc_idp.migrate import alembic_config
+
+    from .plugins.idp import base_settings
+
+    app = create_app(base_settings(keys_dir, database_url))
+    public = RSAKey.generate_key(2048).as_dict(private=False)
+    stored = {"keys": [_oct_jwks()["keys"][0], RSAKey.generate_key(2048).as_dict(private=True),
+                       {**public, "x-note": "kept out"}]}
+    with app.app_context():
+        command.downgrade(alembic_config(), "e8c4b2a6d0f1")
+        db.session.execute(db.text(
+            "INSERT INTO oauth_client (client_id, name, token_endpoint_auth_method, jwks, "
+            "redirect_uris, post_logout_redirect_uris, scope, grant_types, "
+            "id_token_signed_response_alg, require_pkce, strict_client_auth, "
+            "access_token_format, compat, enabled, created_at, contacts, registered_by) "
+            "VALUES ('legacy', 'legacy', 'private_key_jwt', :jwks, '[]', '[]', 'openid', "
+            "'[]', 'RS256', false, false, 'psc', '[]', true, 0, '[]', 'cli')"),
+            {"jwks": json.dumps(stored)})
+        db.session.commit()
+        command.upgrade(alembic_config(), "head")
+        from psc_idp.clients import find
+
+        assert find("legacy").jwks == {"keys": [public]}
+        db.session.remove()
+        db.engine.dispose()

@@ -321,3 +321,22 @@ def test_registration_without_initial_access_token(idp):
     answer = requests.post(_registration_endpoint(idp), verify=idp.ca, timeout=10, json={
         "client_name": "z", "redirect_uris": ["https://z.example/cb"]})
     assert answer.status_code == 401 and "WWW-Authenticate" in answer.headers
+
+
+def test_openapi_document_is_the_validating_schema():
+    """Every schema of the served document is valid JSON Schema 2020-12, and each request
+    body the API documents is validated against it (admin.body)."""
+    from psc_idp.admin import body
+    from psc_idp.admin.openapi import DOCUMENT
+
+    for schema in DOCUMENT["components"]["schemas"].values():
+        jsonschema.Draft202012Validator.check_schema(schema)
+    referenced = {op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+                  .rsplit("/", 1)[1] for item in DOCUMENT["paths"].values()
+                  for op in item.values() if isinstance(op, dict) and "requestBody" in op}
+    assert referenced == {"NewClient", "ClientMetadata", "Rotation", "RegistrationRequest",
+                          "RegistrationUpdate"}
+    for name in referenced:
+        with pytest.raises(body.BodyError, match="unknown field"):
+            body.check({"client_id": "abc", "redirect_uris": ["https://a.example/"],
+                        "client_name": "n", "not-a-field": 1}, name)

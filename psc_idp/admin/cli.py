@@ -45,7 +45,9 @@ def list_tokens():
         expires = dt.datetime.fromtimestamp(key.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
         state = "revoked" if key.revoked_at else "active"
         uses = "" if key.uses_left is None else f"\t{key.uses_left} use(s) left"
-        click.echo(f"{key.id}\t{key.scope}\t{key.label}\texpires {expires}\t{state}{uses}")
+        policy = "".join(f"\t{k}={v}" for k, v in (key.policy or {}).items())
+        click.echo(f"{key.id}\t{key.scope}\t{key.label}\texpires {expires}\t{state}{uses}"
+                   f"{policy}")
 
 
 @admin_cli.command("revoke-token")

@@ -81,7 +81,8 @@ INFORMATIONAL = {**{name: _URI for name in ("logo_uri", "client_uri", "policy_ur
                  "software_id": _TEXT, "software_version": _TEXT}
 _REGISTRATION_FIELDS = {
     **_FIELDS, **INFORMATIONAL,
-    "response_types": {"type": "array", "items": {"const": "code"}, "maxItems": 1},
+    "response_types": {"type": "array", "items": {"const": "code"}, "minItems": 1,
+                       "maxItems": 1},
     "jwks_uri": {**_URI, "description": "refused: send jwks"},
 }
 REGISTRATION_REQUEST = _object(_REGISTRATION_FIELDS, required=("redirect_uris",))
