@@ -9,10 +9,10 @@ request head without a thread: an idle or stalled client costs a socket, never a
 and cannot hold up anyone else. Only complete requests reach the bounded thread pool that
 runs the Flask app. TLS goes through pyOpenSSL, whose verify callback lets the card origin
 accept any certificate and leave the judgement to psc-idp (``tls``). The servers considered
-instead do the handshake where one stalled client blocks others: werkzeug's inside
-``accept()``; cheroot's connection manager in its selector thread (``ssl_adapter.wrap``);
-gunicorn's gthread worker on its request threads, and both use Python's ``ssl``, which
-cannot accept an untrusted card at the handshake.
+instead do the handshake where a stalled client holds others up: werkzeug's inside
+``accept()``; cheroot's connection manager in its selector thread (``ssl_adapter.wrap``, up
+to its socket timeout); gunicorn's gthread worker on one of its few request threads
+(``TConn.init``), with Python's ``ssl``, which cannot accept an untrusted card.
 
 Limits: Twisted's (``HTTPChannel.totalHeadersSize`` 16 KiB of request line and headers,
 ``maxHeaders``); ours: a connection has ``request_timeout`` seconds from its opening (or its
@@ -164,6 +164,8 @@ class Listeners:
 
     def __init__(self, app: Flask):
         settings = app.extensions["psc_idp"].settings
+        if settings["request_timeout"] < 1:
+            raise ValueError("request_timeout must be at least 1 second")
         self.app, self.ports = app, []
         self.pool = ThreadPool(minthreads=2, maxthreads=APP_THREADS, name="psc-idp app")
         plain = tls.server_context(settings["tls_cert"], settings["tls_key"])
