@@ -47,3 +47,24 @@ def count(name: str, subject: str, window: int) -> int:
         except IntegrityError:
             continue  # another process created it: count again
     return 1 << 30  # could not count: treat as over any limit
+
+
+def claim(name: str, subject: str, seconds: int) -> bool:
+    """Take ``subject``'s turn: True when its last turn was taken ``seconds`` ago or more
+    (or never), and this one counts from now; False otherwise. A true minimum interval,
+    not a window: one atomic statement in the caller's transaction (two processes never
+    both get the turn)."""
+    now = int(time.time())
+    key = f"{name}:{subject}"[:200]
+    taken = db.session.execute(
+        update(RateCounter).where(RateCounter.key == key, RateCounter.expires_at <= now)
+        .values(count=RateCounter.count + 1, expires_at=now + seconds)
+        .returning(RateCounter.count)).scalar()
+    if taken is not None:
+        return True
+    try:
+        with db.session.begin_nested():
+            db.session.add(RateCounter(key=key, count=1, expires_at=now + seconds))
+        return True
+    except IntegrityError:
+        return False  # a live turn exists (or another process just took it)

@@ -44,8 +44,9 @@ class Activation(db.Model):
 
 class LoginRequest(db.Model):
     """A login waiting for the phone. ``real`` is false for the decoy created when the
-    idNat is unknown, has no device or is locked: the browser cannot tell the difference,
-    and no phone ever sees a decoy."""
+    idNat is unknown, has no device or the requester's network is throttled for it: the
+    browser cannot tell the difference, and no phone ever sees a decoy. ``network`` is the
+    requester's (IPv4 /24, IPv6 /64): the abuse limits count per network (``limits``)."""
 
     __tablename__ = "ecps_login_request"
 
@@ -58,18 +59,10 @@ class LoginRequest(db.Model):
     nonce: Mapped[str] = mapped_column(String(64))
     client_name: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(12), default="pending")
-    # pending | approved | denied | wrong_code | used
+    # pending | approved | denied | wrong_code | used | replaced | superseded
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     decided_at: Mapped[int | None] = mapped_column(BigInteger)
     device_id: Mapped[str | None] = mapped_column(String(40))
+    network: Mapped[str] = mapped_column(String(64), default="")
 
-
-class Lock(db.Model):
-    """Failures (wrong picks, denials) of a professional's e-CPS logins, and the lock."""
-
-    __tablename__ = "ecps_lock"
-
-    id_nat: Mapped[str] = mapped_column(String(40), primary_key=True)
-    failures: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[int] = mapped_column(BigInteger, default=0)

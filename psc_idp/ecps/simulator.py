@@ -215,15 +215,26 @@ def pending(wait, as_json, home, pin):
     if not requests:
         click.echo("no pending request")
     for r in requests:
-        click.echo(f"{r['request']}  {r['client'] or 'application'}  codes: "
-                   f"{'  '.join(r['candidates'])}")
+        click.echo(f"{r['request']}  {r['client'] or 'application'}  from "
+                   f"{r.get('network') or '?'}  codes: {'  '.join(r['candidates'])}")
+
+
+def _chosen(requests: list[dict], request_id: str | None, code: str | None) -> dict | None:
+    """The request the professional answers: the one named, else the newest that offers
+    the code they were shown (what a person does when several are pending), else the
+    newest."""
+    if request_id:
+        return next((r for r in requests if r["request"] == request_id), None)
+    newest_first = requests[::-1]
+    return next((r for r in newest_first if code in r["candidates"]),
+                newest_first[0] if newest_first else None)
 
 
 def _decide(home, pin, request_id, decision, code=None, wait=0) -> dict:
     state, key = Wallet(_home(home)).unlock(pin)
     requests = call(state, "GET", f"/ecps/api/pending?wait={wait}",
                     auth=device_auth(state, key))["requests"]
-    chosen = next((r for r in requests if not request_id or r["request"] == request_id), None)
+    chosen = _chosen(requests, request_id, code)
     if chosen is None:
         raise AppError("no pending request" + (f" {request_id}" if request_id else ""))
     claims = {"request": chosen["request"], "nonce": chosen["nonce"], "decision": decision,

@@ -1,0 +1,82 @@
+"""The phone app's API (``/ecps/api/…``): activation, the pending requests (long poll),
+decisions, the professional's devices. Bodies are checked at the edge (``body``); every
+refusal is ``{"error", "error_description"}`` with one of the statuses and codes of
+``ERRORS`` (README "The phone app's API")."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, jsonify, request
+
+from ..extensions import db
+from . import body, limits, service
+from .signed import EcpsError
+
+api = Blueprint("ecps_api", __name__)
+
+_DEVICE = {401: {"invalid_token", "unknown_device"}}
+#: endpoint → HTTP status → the API error codes it may answer (besides the success, 405 for
+#: another method, and 503 ``temporarily_unavailable`` when the database is down)
+ERRORS = {
+    "activate": {400: {"invalid_request", "invalid_key", "invalid_activation",
+                       "too_many_devices"},
+                 403: {"card_activation_required"}, 413: {"invalid_request"},
+                 429: {"too_many_attempts"}},
+    "pending": {400: {"invalid_request"}, **_DEVICE},
+    "decision": {400: {"invalid_request"}, **_DEVICE, 404: {"unknown_request"},
+                 409: {"already_decided"}, 410: {"expired"}, 413: {"invalid_request"}},
+    "devices": _DEVICE,
+}
+
+
+@api.errorhandler(EcpsError)
+def api_error(error: EcpsError):
+    db.session.rollback()
+    return jsonify(error=error.code, error_description=error.description), error.status
+
+
+def _device():
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme != "ECPS" or not token.strip():
+        raise EcpsError("invalid_token", "Authorization: ECPS <signed message> required", 401)
+    device = service.authenticate_device(token.strip())
+    db.session.commit()
+    return device
+
+
+@api.post("/ecps/api/activate")
+def api_activate():
+    device = service.activate(body.read("activation"), limits.requester())
+    return jsonify(device_id=device.id, id_nat=device.id_nat, label=device.label), 201
+
+
+@api.get("/ecps/api/pending")
+def api_pending():
+    """Long poll: answers as soon as a request is pending, or after ``wait`` seconds."""
+    wait = request.args.get("wait", "0")
+    if not (wait.isascii() and wait.isdigit() and len(wait) <= 4):
+        raise EcpsError("invalid_request", "wait must be an integer from 0 to 25")
+    device = _device()
+    deadline = time.monotonic() + min(int(wait), 25)
+    while True:
+        pending = service.pending_for(device)
+        db.session.rollback()  # end the read transaction so new rows become visible
+        if pending or time.monotonic() >= deadline:
+            return jsonify(requests=pending)
+        time.sleep(0.25)
+
+
+@api.post("/ecps/api/decision")
+def api_decision():
+    decided = service.decide(body.read("decision")["decision"])
+    return jsonify(request=decided.id, status=service.browser_status(decided))
+
+
+@api.get("/ecps/api/devices")
+def api_devices():
+    device = _device()
+    return jsonify(devices=[{
+        "device_id": d.id, "label": d.label, "status": d.status, "created_at": d.created_at,
+        "last_used_at": d.last_used_at, "this_device": d.id == device.id,
+    } for d in service.devices_of(device.id_nat)])

@@ -1,0 +1,165 @@
+"""e-CPS login by number matching (psc.md §6): a request for the browser, shown on the
+phone with three codes; the phone's signed decision; the browser's one use of an
+approval. Every change of a request's status is one conditional UPDATE (first wins)."""
+
+from __future__ import annotations
+
+import secrets
+
+from sqlalchemy import select, update
+
+from .. import audit
+from ..directory.lookup import find_active
+from ..extensions import db
+from ..oidc.models import now
+from . import limits, messaging
+from .enrolment import devices_of
+from .models import Device, LoginRequest
+from .signed import DECISION_TYP, EcpsError, identifier, same, settings, signed_claims
+
+
+def _code(digits: int) -> str:
+    return f"{secrets.randbelow(10 ** digits):0{digits}d}"
+
+
+def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest:
+    """A login request for the browser of ``tx``; a decoy when the idNat cannot log in
+    with e-CPS right now (unknown, no device, ``network`` throttled for it), so that the
+    page never tells who exists. It replaces ``network``'s pending request for the idNat
+    (one per network on the phone), and the phone keeps the newest ``ecps_max_pending``."""
+    current = now()
+    practitioner = find_active(id_nat)
+    has_device = bool(db.session.scalar(
+        select(Device.id).where(Device.id_nat == id_nat, Device.status == "active").limit(1)))
+    throttled = limits.throttled(id_nat, network)  # asked for every idNat: same timing
+    real = practitioner is not None and has_device and not throttled
+    code = _code(2)
+    candidates = {code}
+    while len(candidates) < 3:
+        candidates.add(_code(2))
+    _supersede("replaced", LoginRequest.id_nat == id_nat, LoginRequest.network == network)
+    request = LoginRequest(
+        id=secrets.token_urlsafe(24), tx_id=tx.id, id_nat=id_nat, real=real, code=code,
+        candidates=sorted(candidates), nonce=secrets.token_urlsafe(24),
+        client_name=client_name[:200], created_at=current, network=network,
+        expires_at=current + settings()["ecps_request_lifetime"])
+    db.session.add(request)
+    db.session.flush()
+    if real:
+        _keep_newest(id_nat)
+    reason = {} if real else {"reason": "throttled" if practitioner and has_device
+                              else "not_available"}
+    audit.record("ecps.login.requested", "success" if real else "failure", id_nat=id_nat,
+                 client_id=tx.client_id, network=network, **reason)
+    db.session.commit()
+    if real:
+        messaging.notify_devices(devices_of(id_nat), request)
+    return request
+
+
+def _supersede(status: str, *where) -> None:
+    """``replaced`` by the same network's newer request (unanswered: counts as a failure of
+    that network), or ``superseded`` by other networks' (``_keep_newest``)."""
+    db.session.execute(update(LoginRequest).where(LoginRequest.status == "pending", *where)
+                       .values(status=status, decided_at=now())
+                       .execution_options(synchronize_session=False))
+
+
+def _keep_newest(id_nat: str) -> None:
+    """The phone shows at most ``ecps_max_pending`` requests of a professional: the oldest
+    give way (strangers from fewer networks than that never push the owner's off)."""
+    older = db.session.scalars(select(LoginRequest.id).where(
+        LoginRequest.id_nat == id_nat, LoginRequest.real.is_(True),
+        LoginRequest.status == "pending", LoginRequest.expires_at >= now())
+        .order_by(LoginRequest.created_at.desc(), LoginRequest.id)
+        .offset(settings()["ecps_max_pending"])).all()
+    if older:
+        _supersede("superseded", LoginRequest.id.in_(older))
+
+
+def browser_status(request: LoginRequest) -> str:
+    """What the login page may know: pending, approved, denied or expired."""
+    if request.status == "pending" and request.expires_at < now():
+        return "expired"
+    return {"wrong_code": "denied", "used": "approved", "superseded": "expired",
+            "replaced": "expired"}.get(request.status, request.status)
+
+
+def pending_for(device: Device) -> list[dict]:
+    """What the phone shows: live requests for its professional, oldest first, with three
+    codes and where each comes from (the requester's network)."""
+    rows = db.session.scalars(select(LoginRequest).where(
+        LoginRequest.id_nat == device.id_nat, LoginRequest.real.is_(True),
+        LoginRequest.status == "pending", LoginRequest.expires_at >= now())
+        .order_by(LoginRequest.created_at))
+    return [{"request": r.id, "nonce": r.nonce, "candidates": r.candidates,
+             "client": r.client_name, "network": r.network, "created_at": r.created_at,
+             "expires_at": r.expires_at} for r in rows]
+
+
+def decide(token: str) -> LoginRequest:
+    """Apply a signed decision (approve with the picked code, or deny): only the first
+    decision on a pending request counts."""
+    device, claims = signed_claims(token, DECISION_TYP)
+    rid = identifier(claims.get("request"), 40)
+    request = db.session.get(LoginRequest, rid) if rid else None
+    if request is None or not request.real or request.id_nat != device.id_nat:
+        raise EcpsError("unknown_request", "no such login request for this device", 404)
+    iat = claims.get("iat")
+    if not isinstance(iat, int) or abs(now() - iat) > settings()["ecps_request_lifetime"]:
+        raise EcpsError("invalid_token", "stale decision", 401)
+    if not same(claims.get("nonce"), request.nonce):
+        raise EcpsError("invalid_token", "wrong nonce", 401)
+    status = _outcome(claims, request)
+    current = now()
+    claimed = db.session.execute(
+        update(LoginRequest).where(LoginRequest.id == request.id,
+                                   LoginRequest.status == "pending",
+                                   LoginRequest.expires_at >= current)
+        .values(status=status, decided_at=current, device_id=device.id)
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        db.session.refresh(request)
+        if request.status not in ("pending", "superseded", "replaced"):
+            raise EcpsError("already_decided", "this login request was already answered", 409)
+        raise EcpsError("expired", "this login request has expired or was replaced by a "
+                                   "newer one", 410)
+    device.last_used_at = current
+    db.session.refresh(request)
+    _audit(request, device)
+    db.session.commit()
+    return request
+
+
+def _outcome(claims: dict, request: LoginRequest) -> str:
+    decision = claims.get("decision")
+    if decision == "approve":
+        return "approved" if same(claims.get("code"), request.code) else "wrong_code"
+    if decision == "deny":
+        return "denied"
+    raise EcpsError("invalid_request", "decision must be 'approve' or 'deny'")
+
+
+def _audit(request: LoginRequest, device: Device) -> None:
+    who = {"id_nat": device.id_nat, "device": device.id, "network": request.network}
+    if request.status == "approved":
+        audit.record("ecps.login.approved", **who)
+        return
+    if request.status == "wrong_code":
+        audit.record("ecps.login.approved", "failure", reason="wrong_code", **who)
+    else:
+        audit.record("ecps.login.denied", "failure", reason="denied_by_professional", **who)
+    limits.record_failure(request)
+
+
+def use(request: LoginRequest) -> bool:
+    """The browser's one use of an approval (concurrent completions: one wins)."""
+    claimed = db.session.execute(
+        update(LoginRequest).where(LoginRequest.id == request.id,
+                                   LoginRequest.status == "approved")
+        .values(status="used").execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return False
+    return True
