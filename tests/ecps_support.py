@@ -103,3 +103,22 @@ def ecps_page(browser, authorization_url: str, id_nat: str) -> EcpsPage:
     posted = start_ecps_login(browser, authorization_url, id_nat)
     assert posted.status_code == 303, posted.text
     return EcpsPage(browser, browser.get(urljoin(posted.url, posted.headers["Location"])))
+
+
+def request_codes(browser, issuer: str, id_nat: str):
+    """The activation-code form, filled in with ``id_nat``; returns the POST's response."""
+    form = browser.get(issuer + "/ecps/activate/codes")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)
+    return browser.session.post(issuer + "/ecps/activate/codes",
+                                data={"csrf_token": csrf, "id_nat": id_nat}, timeout=10)
+
+
+def codes_sent(sms_outbox: Path, smtp_server, phone: str, email: str) -> list[tuple[str, str]]:
+    """(SMS code, e-mail code) of every activation sent to ``phone`` and ``email``, oldest
+    first (each send writes its e-mail, then its SMS)."""
+    sms = [json.loads(p.read_text()) for p in sorted(Path(sms_outbox).glob("*.json"))]
+    sms_codes = [re.search(r"(\d{8})", m["text"]).group(1) for m in sms if m["to"] == phone]
+    mail_codes = [re.search(r"l'activer : (\d{8})", m.get_content()).group(1)
+                  for m in smtp_server.to(email)]
+    assert len(sms_codes) == len(mail_codes), (sms_codes, mail_codes)
+    return list(zip(sms_codes, mail_codes, strict=True))
