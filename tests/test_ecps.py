@@ -221,7 +221,10 @@ def test_request_is_bound_to_the_browser_that_made_it(idp, enrolled, card_curl):
     assert "code" in code_from(page.done())  # the professional's own browser still completes
 
 
-def test_lockout_after_repeated_wrong_picks(idp, enrolled, card_curl):
+def test_repeated_wrong_picks_silence_the_requesters_network(idp, enrolled, card_curl):
+    """Not a lock on the professional: the requests of this network (every browser here
+    is on 127.0.0.1) stop reaching the phone (tests/test_attacks_ecps.py: the owner, on
+    another network, still logs in)."""
     settings = idp.app.extensions["psc_idp"].settings
     rp = idp.rp()
     for _ in range(settings["ecps_max_failures"]):
@@ -230,7 +233,7 @@ def test_lockout_after_repeated_wrong_picks(idp, enrolled, card_curl):
         enrolled.run("approve", "--code", wrong)
         assert page.status() == "denied"
     page = ecps_page(fresh_browser(idp, card_curl), rp.authorization_url(), KIT)
-    assert enrolled.pending() == []  # locked: the phone is not even asked
+    assert enrolled.pending() == []  # silenced: the phone is not even asked
     code, output = enrolled.run("approve", "--code", page.code)
     assert code != 0 and page.status() == "pending"
 
@@ -255,7 +258,7 @@ def test_no_enumeration(idp, tmp_path, card_curl, cards):
     assert {p.status() for p in pages} == {"pending"}
 
 
-def test_rate_limit_per_id_nat(idp, card_curl):
+def test_rate_limit_per_id_nat_and_network(idp, card_curl):
     settings = idp.app.extensions["psc_idp"].settings
     rp, browser = idp.rp(), fresh_browser(idp, card_curl)
     statuses = [start_ecps_login(browser, rp.authorization_url(), "899700000005").status_code
