@@ -96,31 +96,42 @@ def card_login(idp, rp, card_curl, card) -> float:
     return card_step
 
 
+def measure(idp, rp, card_curl, card) -> tuple[list[float], list[float], list[float]]:
+    """Milliseconds of /healthz (new TLS connection each), of the card step and of whole
+    card logins."""
+    health = [timed(lambda: healthz(idp)) for _ in range(10)]
+    cards, logins = [], []
+    for _ in range(5):
+        logins.append(timed(lambda: cards.append(card_login(idp, rp, card_curl, card))))
+    return health, cards, logins
+
+
 def test_hundreds_of_idle_connections_do_not_delay_anyone(idp, card_curl, demo_card):
     rp = idp.rp()
     card_login(idp, rp, card_curl, demo_card)  # warm: CRL loaded, code paths imported
+    quiet = measure(idp, rp, card_curl, demo_card)
     flood = [sock for origin in (address(idp.issuer), address(idp.card_url))
              for sock in hold(origin, IDLE_PER_ORIGIN, HALF_HELLO_PER_ORIGIN)]
     try:
         assert len(flood) >= 200
-        health = [timed(lambda: healthz(idp)) for _ in range(10)]
-        cards, logins = [], []
-        for _ in range(5):
-            logins.append(timed(lambda: cards.append(card_login(idp, rp, card_curl,
-                                                                demo_card))))
+        flooded = measure(idp, rp, card_curl, demo_card)
         assert all(still_open(sock) for sock in flood)  # the flood was there all along
     finally:
         for sock in flood:
             sock.close()
     median = statistics.median
-    print(f"\n{len(flood)} idle connections held: /healthz (new TLS connection) p50 "
-          f"{median(health):.1f} max {max(health):.1f} ms; card step (curl + SoftHSM) p50 "
-          f"{median(cards):.1f} max {max(cards):.1f} ms; whole login p50 {median(logins):.1f} "
-          f"max {max(logins):.1f} ms")
-    assert median(health) < 100 and median(cards) < 100 and median(logins) < 100
-    # Blocked by the flood, a request would wait for request_timeout (60 s) or its client's
-    # timeout (5 s, 20 s for curl): no answer may come near that, even on a busy machine.
-    assert max(health + cards + logins) < 1000
+    print(f"\n{len(flood)} idle connections held (p50 without them → p50 / max with them): "
+          + "; ".join(f"{name} {median(before):.1f} → {median(during):.1f} / {max(during):.1f} ms"
+                      for name, before, during in zip(
+                          ("/healthz (new TLS connection)", "card step (curl + SoftHSM)",
+                           "whole card login"), quiet, flooded, strict=True)))
+    # Within 100 ms; on a machine so busy that even without the flood it takes longer, the
+    # flood adds nothing measurable. Held up by the flood, a request would wait for
+    # request_timeout (60 s) or its client's timeout (5 s, 20 s for curl): no answer comes
+    # near that.
+    for before, during in zip(quiet, flooded, strict=True):
+        assert median(during) < max(100, 1.5 * median(before))
+        assert max(during) < 1000
 
 
 @pytest.fixture
