@@ -79,6 +79,15 @@ class _Channel(HTTPChannel):
             return self._refuse(b"413 Content Too Large")
         super().allHeadersReceived()
 
+    def checkPersistence(self, request, version) -> bool:
+        """The card origin closes each connection after its answer: a card login is one
+        request, and a kept-alive connection would let the next login on that browser (a
+        shared workstation, the card since removed) ride on this handshake's card."""
+        if self.site.origin == origins.CARD:
+            request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+            return False
+        return super().checkPersistence(request, version)
+
     def _refuse(self, status: bytes) -> None:
         """Answer ``status`` and read nothing more from this connection."""
         self.dataReceived = self.lineReceived = self.rawDataReceived = _ignore

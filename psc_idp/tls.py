@@ -7,8 +7,9 @@ The card origin asks for a client certificate, names the card CAs in its Certifi
 psc-idp judges it afterwards in ``cards.verify`` (psc.md §5) and tells the professional why a
 card is refused, with an audit record. OpenSSL still checks the client's CertificateVerify
 signature, so the client holds the card's private key. The card origin never resumes a TLS
-session: a resumed session carries the certificate of an earlier handshake, and each card
-login must be a fresh proof of possession of the card."""
+session (and ``serve`` closes its connections after each answer): a resumed session carries
+the certificate of an earlier handshake, and each card login must be a fresh proof of
+possession of the card."""
 
 from __future__ import annotations
 

@@ -123,6 +123,22 @@ def test_the_card_origin_never_resumes_a_session(idp, browser, client_certificat
         assert not resumed  # a full handshake: the certificate is asked for again
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_card_origin_closes_each_connection(idp, browser, demo_card):
+    """No second card login on the first one's connection (shared workstations)."""
+    context = ssl.create_default_context(cafile=idp.ca)
+    card_url = urlsplit(browser.start(idp.rp().authorization_url()))
+    request = (f"GET {card_url.path}?{card_url.query} HTTP/1.1\r\nHost: {card_url.netloc}"
+               "\r\n\r\n").encode()
+    with socket.create_connection(origin(idp.card_url), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:
+        tls.sendall(request + request)  # a kept-alive client's two requests
+        response = b""
+        while chunk := tls.recv(65536):
+            response += chunk
+    assert response.count(b"HTTP/1.1 ") == 1 and b"\r\nConnection: close\r\n" in response
+
+
 def test_the_access_log_holds_no_one_time_value(idp, browser, demo_card):
     records: list[str] = []
     handler = logging.Handler()
