@@ -41,7 +41,7 @@ from .support import Browser, code_from
 KIT = "899700245667"  # the demo card's professional
 JEAN = "899700218896"
 JEAN_PHONE, JEAN_MAIL = "+33 600000001", "jean.medecin0021889@example.test"
-OWNER, STRANGER, ELSEWHERE = "192.0.2.10", "203.0.113.66", "198.51.100.7"
+OWNER, STRANGER, ELSEWHERE = "192.0.2.10", "203.0.113.66", "2001:db8:5:7::66"
 
 
 @pytest.fixture(autouse=True)
@@ -109,14 +109,14 @@ def test_a_stranger_hammering_an_idnat_neither_blocks_its_owner_nor_floods_the_p
         requested = audit_events(live, "ecps.login.requested")
         assert {e.detail["network"] for e in requested} == {"203.0.113.0/24"}
 
-        # meanwhile another stranger, elsewhere, starts a login too: the phone shows both,
-        # each with its network, and the owner answers theirs
+        # meanwhile another stranger, elsewhere (IPv6: its /64), starts a login too: the
+        # phone shows both, each with its network, and the owner answers theirs
         other = ecps_page(browser_from(live, card_curl, ELSEWHERE), rp.authorization_url(),
                           KIT)
         claims = owner_logs_in(live, rp, card_curl, phone)
         assert claims["preferred_username"] == KIT and claims["authMode"] == "MOBILE"
         assert other.status() == "pending"
-        assert [r["network"] for r in phone.pending()] == ["198.51.100.0/24"]
+        assert [r["network"] for r in phone.pending()] == ["2001:db8:5:7::/64"]
 
 
 def test_ce_n_est_pas_moi_silences_the_requester_not_the_professional(
