@@ -1,0 +1,159 @@
+"""Client metadata (RFC 7591 §2 fields and psc-idp's own): each field checked and normalised
+the same way whatever the door (CLI, admin API, RFC 7591/7592); errors carry RFC 7591
+§3.2.2's codes."""
+
+from __future__ import annotations
+
+import re
+
+from ..directory.claims import COMPAT_FLAGS
+from ..keys.signer import SUPPORTED_ALGS
+from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES, SCOPES
+from . import jwks as client_keys
+from . import uris
+
+CLIENT_ID = re.compile(r"^[A-Za-z0-9._-]{3,64}$")
+MAX_URIS = 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+#: what can be set or updated, with the client attribute it maps to
+FIELDS = {
+    "client_name": "name", "redirect_uris": "redirect_uris",
+    "post_logout_redirect_uris": "post_logout_redirect_uris",
+    "token_endpoint_auth_method": "token_endpoint_auth_method", "jwks": "jwks",
+    "scope": "scope", "grant_types": "grant_types",
+    "id_token_signed_response_alg": "id_token_signed_response_alg",
+    "userinfo_signed_response_alg": "userinfo_signed_response_alg",
+    "require_pkce": "require_pkce", "compat": "compat", "contacts": "contacts",
+    "strict_client_auth": "strict_client_auth", "access_token_format": "access_token_format",
+    "refresh_reuse_grace": "refresh_reuse_grace",
+}
+ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
+
+
+class RegistrationError(ValueError):
+    """Invalid client metadata; ``field`` names it, the message says why (RFC 7591 §3.2.2:
+    ``invalid_redirect_uri`` or ``invalid_client_metadata``)."""
+
+    def __init__(self, message: str, field: str = ""):
+        super().__init__(message)
+        self.field = field
+
+    @property
+    def error(self) -> str:
+        uri_fields = {"redirect_uris", "redirect_uri"}
+        return "invalid_redirect_uri" if self.field in uri_fields else "invalid_client_metadata"
+
+
+def check_uri(uri: str, field: str) -> str:
+    """``uri`` normalised as stored (``clients.uris``)."""
+    try:
+        return uris.normalise(uri)
+    except uris.InvalidUri as exc:
+        raise RegistrationError(f"{field}: {exc}", field) from None
+
+
+def _uris(values, field: str, required: bool) -> list[str]:
+    if not isinstance(values, list | tuple) or (required and not values):
+        raise RegistrationError(f"{field}: a non-empty list of URLs is required" if required
+                                else f"{field}: must be a list of URLs", field)
+    if len(values) > MAX_URIS:
+        raise RegistrationError(f"{field}: at most {MAX_URIS}", field)
+    return list(dict.fromkeys(check_uri(v, field) for v in values))
+
+
+def _strings(value) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def validate(meta: dict) -> dict:
+    """Check every field of ``meta`` (client metadata names); returns the normalised values."""
+    unknown = set(meta) - set(FIELDS)
+    if unknown:
+        raise RegistrationError(f"unsupported field(s): {', '.join(sorted(unknown))}",
+                                sorted(unknown)[0])
+    out = {}
+    for field, value in meta.items():
+        out[field] = _check_field(field, value)
+    method = out.get("token_endpoint_auth_method")
+    if method == "private_key_jwt":
+        check_assertion_keys(out.get("jwks"))
+    return out
+
+
+def check_assertion_keys(jwks) -> None:
+    if not client_keys.can_verify_assertions(jwks):
+        raise RegistrationError(
+            "jwks: private_key_jwt needs the client's public keys, at least one usable with "
+            f"{', '.join(client_keys.ASSERTION_ALGS)} (RSA, or EC on P-256)", "jwks")
+
+
+def _check_field(field: str, value):  # noqa: C901 - one branch per field reads best
+    if field == "client_name":
+        if not isinstance(value, str) or not value.strip() or len(value) > 200 or \
+                _CONTROL.search(value):
+            raise RegistrationError("client_name: required, at most 200 characters, no "
+                                    "control characters", field)
+        return value.strip()
+    if field in ("redirect_uris", "post_logout_redirect_uris"):
+        return _uris(value, field, required=field == "redirect_uris")
+    if field == "token_endpoint_auth_method":
+        if not isinstance(value, str) or value not in CLIENT_AUTH_METHODS:
+            raise RegistrationError(f"{field}: one of {', '.join(CLIENT_AUTH_METHODS)}", field)
+        return value
+    if field == "jwks":
+        try:
+            return client_keys.check_key_set(value)
+        except client_keys.InvalidKeys as exc:
+            raise RegistrationError(f"jwks: {exc}", field) from None
+    if field == "scope":
+        scopes = value.split() if isinstance(value, str) and len(value) <= 400 else None
+        if not scopes or "openid" not in scopes or set(scopes) - set(SCOPES):
+            raise RegistrationError(f"scope: 'openid' plus any of {' '.join(SCOPES)}", field)
+        return " ".join(dict.fromkeys(scopes))
+    if field == "grant_types":
+        if not _strings(value) or not value or set(value) - set(GRANT_TYPES) \
+                or "authorization_code" not in value:
+            raise RegistrationError("grant_types: authorization_code, optionally "
+                                    "refresh_token", field)
+        return list(dict.fromkeys(value))
+    if field in ("id_token_signed_response_alg", "userinfo_signed_response_alg"):
+        if value is None and field == "userinfo_signed_response_alg":
+            return None
+        if not isinstance(value, str) or value not in SUPPORTED_ALGS:
+            raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
+        return value
+    if field in ("require_pkce", "strict_client_auth"):
+        if not isinstance(value, bool):
+            raise RegistrationError(f"{field}: true or false", field)
+        return value
+    if field == "access_token_format":
+        if not isinstance(value, str) or value not in ACCESS_TOKEN_FORMATS:
+            raise RegistrationError(f"{field}: one of {', '.join(ACCESS_TOKEN_FORMATS)}", field)
+        return value
+    if field == "refresh_reuse_grace":
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                  or not 0 <= value <= 60):
+            raise RegistrationError(f"{field}: seconds from 0 to 60, or null for the "
+                                    "server's setting", field)
+        return value
+    if field == "compat":
+        if not _strings(value) or set(value) - set(COMPAT_FLAGS):
+            raise RegistrationError(f"compat: any of {', '.join(sorted(COMPAT_FLAGS))}", field)
+        return list(dict.fromkeys(value))
+    if field == "contacts":
+        if not _strings(value) or len(value) > 10 or not all(
+                "@" in c and len(c) < 200 and not _CONTROL.search(c) for c in value):
+            raise RegistrationError("contacts: a list of e-mail addresses", field)
+        return value
+    raise RegistrationError(f"unsupported field {field}", field)
+
+
+#: the metadata of a client registered without saying otherwise
+DEFAULTS = {
+    "post_logout_redirect_uris": [], "token_endpoint_auth_method": "client_secret_basic",
+    "jwks": None, "id_token_signed_response_alg": "RS256",
+    "userinfo_signed_response_alg": None, "compat": [],
+    "contacts": [], "scope": "openid scope_all", "grant_types": list(GRANT_TYPES),
+    "strict_client_auth": False, "access_token_format": "psc", "refresh_reuse_grace": None,
+}
