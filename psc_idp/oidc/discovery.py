@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from flask import current_app
 
+from ..keys.signer import SUPPORTED_ALGS
 from .consts import CLIENT_AUTH_METHODS, GRANT_TYPES, PATHS, SCOPES, TOKEN_AUTH_METHODS
 from .response_mode import MODES
 
@@ -51,11 +52,12 @@ def metadata() -> dict:
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,
         "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
-        "token_endpoint_auth_signing_alg_values_supported": algs,
+        # client assertions (private_key_jwt) are verified with these, whatever our own keys
+        "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "introspection_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
-        "introspection_endpoint_auth_signing_alg_values_supported": algs,
+        "introspection_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
-        "revocation_endpoint_auth_signing_alg_values_supported": algs,
+        "revocation_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS,
         "acr_values_supported": sorted(set(idp.settings["acr"].values())),
