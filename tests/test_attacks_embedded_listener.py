@@ -125,11 +125,13 @@ def test_hundreds_of_idle_connections_do_not_delay_anyone(idp, card_curl, demo_c
                       for name, before, during in zip(
                           ("/healthz (new TLS connection)", "card step (curl + SoftHSM)",
                            "whole card login"), quiet, flooded, strict=True)))
-    # Within 100 ms; on a machine so busy that even without the flood it takes longer, the
-    # flood adds nothing measurable. Held up by the flood, a request would wait for
-    # request_timeout (60 s) or its client's timeout (5 s, 20 s for curl): no answer comes
-    # near that.
-    for before, during in zip(quiet, flooded, strict=True):
+    # /healthz and the card origin's answer within 100 ms (the bound; the whole login
+    # is several requests and two processes, so it gets the flood-adds-nothing check only).
+    # Held up by the flood, a request would wait for request_timeout (60 s) or its client's
+    # timeout (5 s, 20 s for curl): no answer comes near that.
+    health, card_step, whole = zip(quiet, flooded, strict=True)
+    assert median(health[1]) < 100 and median(card_step[1]) < 100
+    for before, during in (health, card_step, whole):
         assert median(during) < max(100, 1.5 * median(before))
         assert max(during) < 1000
 
