@@ -98,23 +98,39 @@ def test_a_stranger_hammering_an_idnat_neither_blocks_its_owner_nor_floods_the_p
         away_from_window_edges(600)
         stranger = browser_from(live, card_curl, STRANGER)
         stranger.session.headers["X-Forwarded-For"] = OWNER  # a forged hop changes nothing
-        statuses = [start_ecps_login(stranger, rp.authorization_url(), KIT).status_code
-                    for _ in range(30)]
-        limit = settings["ecps_rate_per_id_nat"]
-        assert statuses == [303] * limit + [429] * (30 - limit)  # the stranger's budget only
-        # each request replaced the stranger's previous one, unanswered: after
-        # ecps_max_failures of those the network's requests no longer reach the phone
-        assert len(RecordingPush.sent) == settings["ecps_max_failures"] + 1
-        assert phone.pending() == []
-        requested = audit_events(live, "ecps.login.requested")
-        assert {e.detail["network"] for e in requested} == {"203.0.113.0/24"}
+        statuses, owner_done = [], threading.Event()
 
-        # meanwhile another stranger, elsewhere (IPv6: its /64), starts a login too: the
-        # phone shows both, each with its network, and the owner answers theirs
-        other = ecps_page(browser_from(live, card_curl, ELSEWHERE), rp.authorization_url(),
-                          KIT)
+        def hammer():  # from before the owner starts until after they are in
+            while len(statuses) < 30 or not owner_done.is_set():
+                statuses.append(start_ecps_login(stranger, rp.authorization_url(),
+                                                 KIT).status_code)
+
+        attack = threading.Thread(target=hammer)
+        attack.start()
+        while len(statuses) < 3:
+            time.sleep(0.05)
         claims = owner_logs_in(live, rp, card_curl, phone)
         assert claims["preferred_username"] == KIT and claims["authMode"] == "MOBILE"
+        owner_done.set()
+        attack.join()
+        limit = settings["ecps_rate_per_id_nat"]  # the stranger's budget, not the owner's
+        assert statuses == [303] * limit + [429] * (len(statuses) - limit)
+        # each request replaced the stranger's previous one, unanswered: after
+        # ecps_max_failures of those the network's requests no longer reach the phone
+        requested = {e.detail["network"]: [] for e in audit_events(live, "ecps.login.requested")}
+        for event in audit_events(live, "ecps.login.requested"):
+            requested[event.detail["network"]].append(event.outcome)
+        assert requested == {"203.0.113.0/24": ["success"] * (settings["ecps_max_failures"] + 1)
+                             + ["failure"] * (limit - settings["ecps_max_failures"] - 1),
+                             "192.0.2.0/24": ["success"]}
+        assert len(RecordingPush.sent) == settings["ecps_max_failures"] + 2  # owner's too
+        assert phone.pending() == []
+
+        # another stranger, elsewhere (IPv6: its /64), starts a login too: the phone shows
+        # both, each with its network, and the owner answers theirs
+        other = ecps_page(browser_from(live, card_curl, ELSEWHERE), rp.authorization_url(),
+                          KIT)
+        assert owner_logs_in(live, rp, card_curl, phone)["preferred_username"] == KIT
         assert other.status() == "pending"
         assert [r["network"] for r in phone.pending()] == ["2001:db8:5:7::/64"]
 
