@@ -122,6 +122,10 @@ def test_adeli_replaced_by_rpps_keeps_phone_and_history(idp, browser, adeli_card
         {"identifiant": LEFEVRE_ADELI, "origine": "ADELI", "qualite": 1}]
     ecps_page(Browser(idp.ca, card_curl), rp.authorization_url(), LEFEVRE_ADELI)
     assert phone.pending() == []
+    # the ADELI card, still in the professional's reader, logs them in as who they became
+    card_login = Browser(idp.ca, card_curl).with_card(adeli_card, rp.authorization_url())
+    claims = rp.verify_id_token(rp.exchange(code_from(card_login)["code"]).json()["id_token"])
+    assert claims["preferred_username"] == LEFEVRE and claims["authMode"] == "CARD"
 
     # the history: found from the RPPS, the chain intact
     with idp.app.app_context():

@@ -88,6 +88,24 @@ def _link(successors: dict[str, str], run_id: int) -> int:
     return len(formers)
 
 
+def successor(id_nat: str) -> str | None:
+    """The active practitioner a former idNat was linked to (through any number of links),
+    or None: a professional whose ADELI card still names the old idNat logs in as the
+    practitioner they became."""
+    current = id_nat
+    for _ in range(MAX_LINEAGE):
+        row = db.session.execute(select(_P.c.successor_id_nat, _P.c.active)
+                                 .where(_P.c.id_nat == current)).first()
+        if row is None:
+            return None
+        if row.active and current != id_nat:
+            return current
+        if row.successor_id_nat is None:
+            return None
+        current = row.successor_id_nat
+    return None
+
+
 def lineage(id_nat: str) -> list[str]:
     """``id_nat`` and the former idNats linked to it, directly or through others."""
     found, frontier = [id_nat], [id_nat]

@@ -35,7 +35,7 @@ SCHEMAS = {
         "properties": {
             "public_jwk": JWK, "label": {"type": "string", "maxLength": 80},
             "qr_secret": {"type": "string", "minLength": 1, "maxLength": 100},
-            "id_nat": {"type": "string", "pattern": "^[0-9A-Za-z/]{1,40}$"},
+            "id_nat": {"type": "string", "pattern": "^[0-9A-Za-z/-]{1,40}$"},
             "sms_code": CODE, "email_code": CODE}},
     "decision": {
         "type": "object", "additionalProperties": False, "required": ["decision"],

@@ -59,9 +59,9 @@ def codes_offered(id_nat: str) -> bool:
 def start_code_activation(id_nat: str) -> None:
     """Send one code by SMS and one by e-mail to the contacts the directory holds. Says
     nothing about whether the idNat exists: the caller answers the same either way."""
-    if not codes_offered(id_nat):
-        audit.record("ecps.activation.started", "failure", id_nat=id_nat[:40], kind="codes",
-                     reason="card_only")
+    if not codes_offered(id_nat):  # answered before any rate limit: aggregated
+        audit.record_throttled("ecps.activation.started", "failure", id_nat=id_nat[:40],
+                               kind="codes", reason="card_only")
         db.session.commit()
         return
     practitioner = find_active(id_nat)

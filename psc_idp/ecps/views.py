@@ -22,7 +22,7 @@ from .signed import identifier
 
 bp = Blueprint("ecps", __name__)
 
-ID_NAT = re.compile(r"^[0-9A-Za-z/]{1,40}$")
+ID_NAT = re.compile(r"^[0-9A-Za-z/-]{1,40}$")
 TOO_MANY = Failure("rate_limited", "Trop de tentatives. Patientez quelques minutes.",
                    "Too many attempts. Wait a few minutes.")
 DENIED = Failure("ecps_denied", "La connexion a été refusée depuis l'application e-CPS.",

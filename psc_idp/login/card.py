@@ -9,6 +9,7 @@ from flask import current_app
 from .. import audit, ops
 from ..cards.source import UntrustedCertificateSource, client_certificate
 from ..cards.verify import CardRejected
+from ..directory.links import successor
 from ..directory.lookup import find_active
 from ..net import from_proxy
 from .outcome import Failure, Success
@@ -49,6 +50,12 @@ def _authenticate(req) -> Success | Failure:
         identity = current_app.extensions["psc_idp"].cards.verify(pem)
     except CardRejected as exc:
         return Failure(exc.reason, exc.message_fr, exc.message_en, exc.detail)
-    if find_active(identity.id_nat) is None:
-        return Failure(UNKNOWN.reason, UNKNOWN.message_fr, UNKNOWN.message_en, identity.id_nat)
-    return Success(identity.id_nat, "card", identity.fingerprint)
+    id_nat = identity.id_nat
+    if find_active(id_nat) is None:
+        # a card issued under an idNat that left the directory for a linked one (ADELI →
+        # RPPS, directory.links): the professional is who they became
+        id_nat = successor(identity.id_nat)
+        if id_nat is None:
+            return Failure(UNKNOWN.reason, UNKNOWN.message_fr, UNKNOWN.message_en,
+                           identity.id_nat)
+    return Success(id_nat, "card", identity.fingerprint)
