@@ -7,13 +7,9 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from werkzeug.serving import make_server
-
-from psc_idp import create_app
 
 from ..ecps_support import Phone
-from .idp import Idp, LiveServer, free_port, live_settings
-from .nginx import PROXY_SECRET, Nginx, render_site
+from .nginx import behind_nginx
 
 #: the header the load balancer in front of nginx sets; nginx takes the client's address
 #: from it (realip) and appends it to X-Forwarded-For, as behind a real load balancer
@@ -42,32 +38,13 @@ def networked_idp(keys_dir, database_url, cards, smtp_server, tmp_path, **extra)
     ``CLIENT_ADDRESS``): a browser sending that header comes from that address, as far as
     nginx and psc-idp can tell. psc-idp trusts nginx as in production (address and
     ``proxy_secret``) and takes the last X-Forwarded-For hop, the one nginx adds."""
-    idp_port, card_port, app_port = free_port(), free_port(), free_port()
-    settings = live_settings(
-        keys_dir, database_url, cards, trusted_proxies=["127.0.0.1/32"],
-        proxy_secret=PROXY_SECRET, smtp_host="127.0.0.1", smtp_port=smtp_server.port,
-        sms_outbox_dir=str(tmp_path / "sms-outbox"),
-        ecps_push="tests.plugins.ecps:RecordingPush", **extra)
-    settings.update(issuer=f"https://localhost:{idp_port}/auth/realms/esante-wallet",
-                    card_login_url=f"https://localhost:{card_port}")
-    app = create_app(settings)
-    server = LiveServer(app, [make_server("127.0.0.1", app_port, app, threaded=True)])
-    server.start()
-    nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, [app_port], idp_port, card_port))
-    conf = nginx.prefix / "nginx.conf"
     realip = f"  set_real_ip_from 127.0.0.1;\n  real_ip_header {CLIENT_ADDRESS};\n"
-    conf.write_text(conf.read_text().replace("http {\n", "http {\n" + realip))
-    nginx.start([idp_port, card_port])
     RecordingPush.sent.clear()
-    try:
-        yield Idp(server, cards.pki.tls_ca)
-    finally:
-        nginx.stop()
-        server.stop()
-        with app.app_context():
-            from psc_idp.extensions import db
-
-            db.engine.dispose()
+    with behind_nginx(keys_dir, database_url, cards, tmp_path, http_extra=realip,
+                      smtp_host="127.0.0.1", smtp_port=smtp_server.port,
+                      sms_outbox_dir=str(tmp_path / "sms-outbox"),
+                      ecps_push="tests.plugins.ecps:RecordingPush", **extra) as live:
+        yield live
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import secrets
 import shutil
 import socket
@@ -218,3 +219,12 @@ def browser(idp, card_curl):
 @pytest.fixture
 def browser_factory(card_curl):
     return lambda live: Browser(live.ca, card_curl)
+
+
+@pytest.fixture
+def no_server_errors(caplog):
+    """Whatever the test does, the server logs no error (no stack trace, no 500)."""
+    caplog.set_level(logging.WARNING)
+    yield
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+    assert not errors, [r.getMessage() for r in errors]

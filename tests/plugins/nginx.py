@@ -4,6 +4,7 @@ path of the card login (nginx terminates TLS and forwards the client certificate
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -93,26 +94,40 @@ class Nginx:
         self.process.wait(timeout=10)
 
 
-@pytest.fixture
-def proxied_idp(keys_dir, database_url, cards, tmp_path):
-    """psc-idp on plain HTTP behind nginx, trusting nginx's certificate header."""
+@contextlib.contextmanager
+def behind_nginx(keys_dir, database_url, cards, tmp_path, http_extra: str = "", **extra):
+    """psc-idp on plain HTTP behind the shipped nginx site, trusting nginx as in production
+    (its address and ``proxy_secret``); ``http_extra``: nginx directives added to its
+    ``http`` block; ``extra``: psc-idp settings."""
     idp_port, card_port, app_port = free_port(), free_port(), free_port()
     settings = live_settings(keys_dir, database_url, cards, trusted_proxies=["127.0.0.1/32"],
-                             proxy_secret=PROXY_SECRET)
+                             proxy_secret=PROXY_SECRET, **extra)
     settings.update(issuer=f"https://localhost:{idp_port}/auth/realms/esante-wallet",
                     card_login_url=f"https://localhost:{card_port}")
     app = create_app(settings)
     server = LiveServer(app, [make_server("127.0.0.1", app_port, app, threaded=True)])
     server.start()
     nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, [app_port], idp_port, card_port))
-    nginx.start([idp_port, card_port])
-    yield Idp(server, cards.pki.tls_ca)
-    nginx.stop()
-    server.stop()
-    with app.app_context():
-        from psc_idp.extensions import db
+    if http_extra:
+        conf = nginx.prefix / "nginx.conf"
+        conf.write_text(conf.read_text().replace("http {\n", "http {\n" + http_extra))
+    try:
+        nginx.start([idp_port, card_port])
+        yield Idp(server, cards.pki.tls_ca)
+    finally:
+        nginx.stop()
+        server.stop()
+        with app.app_context():
+            from psc_idp.extensions import db
 
-        db.engine.dispose()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def proxied_idp(keys_dir, database_url, cards, tmp_path):
+    """psc-idp on plain HTTP behind nginx, trusting nginx's certificate header."""
+    with behind_nginx(keys_dir, database_url, cards, tmp_path) as live:
+        yield live
 
 
 __all__ = ["PROXY_SECRET", "proxied_idp"]
