@@ -29,7 +29,7 @@ csrf = CSRFProtect()
 
 @dataclass
 class Idp:
-    settings: dict[str, Any]
+    settings: settings_module.Settings
     keys: KeyRing
     cards: Any = None
     server: Any = None
@@ -43,7 +43,7 @@ def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
     app = Flask(__name__)
     setup_config(app, settings)
     setup_database(app, settings)
-    idp = Idp(settings=settings, keys=load_key_ring(Path(settings["keys_dir"]), settings))
+    idp = Idp(settings=settings, keys=load_key_ring(Path(settings.keys_dir), settings))
     app.extensions["psc_idp"] = idp
     setup_cards(app, idp)
     setup_protocol(app, idp)
@@ -56,32 +56,32 @@ def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
     return app
 
 
-def setup_config(app: Flask, settings: dict[str, Any]) -> None:
+def setup_config(app: Flask, settings: settings_module.Settings) -> None:
     app.json.sort_keys = False  # keep PSC's claim order (psc.md §3): integrators diff it
     app.config.update(
-        SECRET_KEY=settings["secret_key"],
+        SECRET_KEY=settings.secret_key,
         # __Host-: only ever set by this exact origin, over HTTPS, for the whole path
         SESSION_COOKIE_NAME=session_cookie_name(settings),
-        SESSION_COOKIE_SECURE=settings["cookie_secure"],
+        SESSION_COOKIE_SECURE=settings.cookie_secure,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings["session_lifetime"]),
+        PERMANENT_SESSION_LIFETIME=timedelta(seconds=settings.session_lifetime),
         MAX_CONTENT_LENGTH=64 * 1024,
         SEND_FILE_MAX_AGE_DEFAULT=3600,  # static assets (CSS, scripts)
         WTF_CSRF_SSL_STRICT=False,
     )
 
 
-def session_cookie_name(settings: dict[str, Any]) -> str:
-    return "__Host-psc_idp" if settings["cookie_secure"] else "psc_idp_session"
+def session_cookie_name(settings: settings_module.Settings) -> str:
+    return "__Host-psc_idp" if settings.cookie_secure else "psc_idp_session"
 
 
-def setup_database(app: Flask, settings: dict[str, Any]) -> None:
-    app.config["SQLALCHEMY_DATABASE_URI"] = settings["database_url"]
-    sqlite_file.protect(settings["database_url"])  # 0600 before SQLite creates it
+def setup_database(app: Flask, settings: settings_module.Settings) -> None:
+    app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
+    sqlite_file.protect(settings.database_url)  # 0600 before SQLite creates it
     options = {"pool_pre_ping": True}
-    if settings["database_url"].startswith("postgresql"):
-        options.update(pool_size=settings["db_pool_size"], max_overflow=settings["db_pool_size"],
+    if settings.database_url.startswith("postgresql"):
+        options.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
                        pool_timeout=5, connect_args={"connect_timeout": 5})
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
@@ -108,7 +108,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     origins.setup(app, idp.settings)  # before any route: which origin serves which routes
     idp.server = build_server(app)
     idp.protector = protector()
-    prefix = urlsplit(idp.settings["issuer"]).path.rstrip("/")
+    prefix = urlsplit(idp.settings.issuer).path.rstrip("/")
     csrf.init_app(app)
     csrf.exempt(oidc_bp)
     csrf.exempt(ecps_api)
@@ -126,14 +126,14 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     csrf.exempt(registration_bp)
 
 
-def _register_wallet_endpoint(app: Flask, settings: dict[str, Any]) -> None:
+def _register_wallet_endpoint(app: Flask, settings: settings_module.Settings) -> None:
     """The configured ``authorization_endpoint`` (PSC's split "wallet" host) when it is not
     the standard path under the issuer."""
     from .oidc.consts import PATHS
     from .oidc.views import wallet_authorize
 
-    url = settings["authorization_endpoint"]
-    if url and url != settings["issuer"] + PATHS["authorization_endpoint"]:
+    url = settings.authorization_endpoint
+    if url and url != settings.issuer + PATHS["authorization_endpoint"]:
         app.add_url_rule(urlsplit(url).path, "wallet_authorize", wallet_authorize,
                          methods=["GET", "POST"])
         csrf.exempt(wallet_authorize)

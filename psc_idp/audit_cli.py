@@ -6,12 +6,12 @@ import datetime as dt
 import json
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from . import audit
 from .extensions import db
+from .settings import current as settings
 
 
 def _moment(text: str) -> int:
@@ -79,6 +79,6 @@ def export_cmd(since, until, event, id_nat, client_id):
 @with_appcontext
 def purge_cmd(days):
     """Delete records older than the retention period; the rest stays verifiable."""
-    days = days or current_app.extensions["psc_idp"].settings["audit_retention_days"]
+    days = days or settings().audit_retention_days
     before = int(dt.datetime.now(dt.UTC).timestamp()) - days * 86400
     click.echo(f"{audit.purge(before)} record(s) older than {days} days deleted")

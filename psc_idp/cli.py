@@ -13,7 +13,7 @@ from .ecps.cli import ecps_cli
 from .housekeeping import housekeeping_cli
 from .keys.cli import keys_cli
 from .sandbox.cli import sandbox_cli
-from .settings import SettingsError
+from .settings import SettingsError, current
 
 
 def _create_app():
@@ -65,16 +65,16 @@ def run_cmd():
 
     from .serve import serve_forever
 
-    settings = current_app.extensions["psc_idp"].settings
-    if not settings["tls_cert"] or not settings["tls_key"]:
+    settings = current()
+    if not settings.tls_cert or not settings.tls_key:
         raise click.ClickException("tls_cert and tls_key must be set for the embedded "
                                    "listeners (psc-idp sandbox init writes them)")
-    click.echo(f"psc-idp: issuer {settings['issuer']}")
-    click.echo(f"psc-idp: card login on {settings['card_login_url']}")
-    if settings["wallet_listen"]:
-        click.echo(f"psc-idp: authorization endpoint {settings['authorization_endpoint']}")
-    if settings["ops_listen"]:
-        click.echo(f"psc-idp: /healthz, /readyz, /metrics on http://{settings['ops_listen']}")
+    click.echo(f"psc-idp: issuer {settings.issuer}")
+    click.echo(f"psc-idp: card login on {settings.card_login_url}")
+    if settings.wallet_listen:
+        click.echo(f"psc-idp: authorization endpoint {settings.authorization_endpoint}")
+    if settings.ops_listen:
+        click.echo(f"psc-idp: /healthz, /readyz, /metrics on http://{settings.ops_listen}")
     try:
         serve_forever(current_app._get_current_object())
     except (OSError, ValueError) as exc:

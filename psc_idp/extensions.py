@@ -1,5 +1,7 @@
-"""Flask extensions shared by every area of psc-idp (the database handle)."""
+"""Flask extensions shared by every area of psc-idp: the database handle, and ``idp()``,
+the per-app state (settings, key ring, card verifier, OAuth server) of the current app."""
 
+from flask import current_app
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
@@ -18,3 +20,8 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def idp():
+    """The current app's ``app.Idp``: its settings, keys, card verifier and OAuth server."""
+    return current_app.extensions["psc_idp"]

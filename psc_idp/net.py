@@ -21,7 +21,9 @@ import functools
 import hmac
 import ipaddress
 
-from flask import current_app, has_request_context, request
+from flask import has_request_context, request
+
+from .settings import current as settings
 
 PROXY_SECRET_HEADER = "X-Psc-Idp-Proxy"
 _ENVIRON_KEY = "psc_idp.from_proxy"
@@ -36,9 +38,9 @@ def from_proxy(environ: dict, settings: dict) -> bool:
 
 
 def _from_proxy(environ: dict, settings: dict) -> bool:
-    if not is_trusted_proxy(environ.get("REMOTE_ADDR", ""), settings["trusted_proxies"]):
+    if not is_trusted_proxy(environ.get("REMOTE_ADDR", ""), settings.trusted_proxies):
         return False
-    secret = settings["proxy_secret"]
+    secret = settings.proxy_secret
     if not secret:
         return True
     given = environ.get("HTTP_" + PROXY_SECRET_HEADER.upper().replace("-", "_"), "")
@@ -70,7 +72,7 @@ def client_address() -> str | None:
         return None
     peer = request.environ.get("REMOTE_ADDR", "")
     forwarded = request.headers.get("X-Forwarded-For", "")
-    if forwarded and from_proxy(request.environ, current_app.extensions["psc_idp"].settings):
+    if forwarded and from_proxy(request.environ, settings()):
         return forwarded.split(",")[-1].strip()[:64] or peer
     return peer
 

@@ -14,7 +14,7 @@ import os
 import secrets
 import time
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, request
+from flask import Blueprint, Flask, Response, abort, g, jsonify, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -27,9 +27,10 @@ from prometheus_client import (
 from sqlalchemy import text
 
 from . import origins
-from .extensions import db
+from .extensions import db, idp
 from .net import from_proxy
 from .settings import SettingsError
+from .settings import current as settings
 
 bp = Blueprint("ops", __name__)
 
@@ -61,7 +62,7 @@ def healthz():
 
 
 def readiness() -> dict:
-    idp = current_app.extensions["psc_idp"]
+    state = idp()
     checks = {}
     try:
         db.session.execute(text("SELECT 1"))
@@ -69,15 +70,15 @@ def readiness() -> dict:
     except Exception as exc:  # any driver error means not ready
         db.session.rollback()
         checks["database"] = {"ok": False, "error": type(exc).__name__}
-    health = getattr(idp.keys, "health", None)
+    health = getattr(state.keys, "health", None)
     if callable(health):
         checks["keys"] = health()
     else:
-        checks["keys"] = {"ok": bool(idp.keys.algorithms)}
-    now, grace = time.time(), idp.settings["crl_grace"]
-    crls = idp.cards.crls.snapshot() if idp.cards else []
+        checks["keys"] = {"ok": bool(state.keys.algorithms)}
+    now, grace = time.time(), state.settings.crl_grace
+    crls = state.cards.crls.snapshot() if state.cards else []
     stale = [c.source for c in crls if c.stale(now, grace)]
-    missing = idp.cards is not None and bool(idp.settings["card_crls"]) and not crls
+    missing = state.cards is not None and bool(state.settings.card_crls) and not crls
     checks["crl"] = {"ok": not stale and not missing, "stale": stale, "loaded": len(crls)}
     return checks
 
@@ -86,7 +87,7 @@ def operator() -> bool:
     """The operations listener, or the ``metrics_token`` bearer token."""
     if request.environ.get(origins.ENVIRON_KEY) == origins.OPS:
         return True
-    token = current_app.extensions["psc_idp"].settings["metrics_token"]
+    token = settings().metrics_token
     given = request.headers.get("Authorization", "")
     return bool(token) and hmac.compare_digest(given.encode(), f"Bearer {token}".encode())
 
@@ -101,12 +102,12 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics():
-    idp = current_app.extensions["psc_idp"]
+    state = idp()
     if not operator():
-        if not idp.settings["metrics_token"]:
+        if not state.settings.metrics_token:
             abort(404)  # served on ops_listen only
         abort(Response("bearer token required\n", 401, {"WWW-Authenticate": "Bearer"}))
-    for crl in idp.cards.crls.snapshot() if idp.cards else []:
+    for crl in state.cards.crls.snapshot() if state.cards else []:
         CRL_AGE.labels(crl.source).set(time.time() - crl.this_update)
     pool = db.engine.pool
     DB_POOL.set(pool.checkedout() if hasattr(pool, "checkedout") else 0)
@@ -120,7 +121,7 @@ def metrics():
 
 
 def setup(app: Flask) -> None:
-    token = app.extensions["psc_idp"].settings["metrics_token"]
+    token = app.extensions["psc_idp"].settings.metrics_token
     if token and len(token) < 32:
         raise SettingsError("metrics_token must be at least 32 random characters")
     app.register_blueprint(bp)
@@ -141,7 +142,7 @@ def setup(app: Flask) -> None:
         response.headers["X-Request-Id"] = g.get("request_id", "")
         return response
 
-    if app.extensions["psc_idp"].settings["log_format"] == "json":
+    if app.extensions["psc_idp"].settings.log_format == "json":
         handler = logging.StreamHandler()
         handler.setFormatter(JsonFormatter())
         root = logging.getLogger("psc_idp")

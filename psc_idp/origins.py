@@ -11,9 +11,9 @@ build an absolute URL from the client's ``Host`` header, which anyone can forge.
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Flask, abort, request
+
+from .settings import Settings
 
 ENVIRON_KEY = "psc_idp.origin"
 IDP, CARD, WALLET, OPS = "idp", "card", "wallet", "ops"
@@ -34,12 +34,12 @@ def serves(origin: str, endpoint: str, *, wallet_listener: bool) -> bool:
     return blueprint != "card" and not (wallet_listener and endpoint == "wallet_authorize")
 
 
-def setup(app: Flask, settings: dict[str, Any]) -> None:
+def setup(app: Flask, settings: Settings) -> None:
     """Call before the routes are registered (a rule reads ``strict_slashes`` when added)."""
     app.url_map.strict_slashes = False
     app.url_map.merge_slashes = False
     app.url_map.redirect_defaults = False
-    wallet_listener = bool(settings["wallet_listen"])
+    wallet_listener = bool(settings.wallet_listen)
 
     def only_this_origins_routes():
         origin = request.environ.get(ENVIRON_KEY)

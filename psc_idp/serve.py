@@ -173,21 +173,21 @@ class Listeners:
 
     def __init__(self, app: Flask):
         settings = app.extensions["psc_idp"].settings
-        if settings["request_timeout"] < 1:
+        if settings.request_timeout < 1:
             raise ValueError("request_timeout must be at least 1 second")
         self.app, self.ports = app, []
         self.pool = ThreadPool(minthreads=2, maxthreads=APP_THREADS, name="psc-idp app")
-        plain = tls.server_context(settings["tls_cert"], settings["tls_key"])
-        card = tls.card_context(settings["tls_cert"], settings["tls_key"],
-                                settings["card_trust_anchors"] + settings["card_intermediates"])
-        self.plan = [(origins.IDP, settings["listen"], plain),
-                     (origins.CARD, settings["card_listen"], card)]
-        if settings["wallet_listen"]:  # the authorization endpoint's own origin (psc.md §1)
-            self.plan.append((origins.WALLET, settings["wallet_listen"], plain))
-        if settings["ops_listen"]:
-            self.plan.append((origins.OPS, settings["ops_listen"], None))
+        plain = tls.server_context(settings.tls_cert, settings.tls_key)
+        card = tls.card_context(settings.tls_cert, settings.tls_key,
+                                settings.card_trust_anchors + settings.card_intermediates)
+        self.plan = [(origins.IDP, settings.listen, plain),
+                     (origins.CARD, settings.card_listen, card)]
+        if settings.wallet_listen:  # the authorization endpoint's own origin (psc.md §1)
+            self.plan.append((origins.WALLET, settings.wallet_listen, plain))
+        if settings.ops_listen:
+            self.plan.append((origins.OPS, settings.ops_listen, None))
         self.sites = [_OriginSite(origin, _OriginResource(app, self.pool, origin),
-                                  settings["request_timeout"]) for origin, _, _ in self.plan]
+                                  settings.request_timeout) for origin, _, _ in self.plan]
 
     def start(self) -> None:
         """Listen: directly before ``reactor.run()``, or through the reactor's thread when

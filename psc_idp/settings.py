@@ -1,6 +1,8 @@
 """Settings of psc-idp: each declared once with its default and meaning, loaded in order
 defaults → TOML file (``PSC_IDP_CONFIG``) → ``PSC_IDP_*`` environment → test overrides,
-then validated; an insecure production configuration refuses to start."""
+then validated; an insecure production configuration refuses to start. The result is a
+frozen ``Settings`` object read by attribute (``current().issuer``), its fields and types
+generated from the table below."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ import ipaddress
 import json
 import os
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, make_dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from flask import current_app
 
 
 class SettingsError(Exception):
@@ -107,8 +111,18 @@ SETTINGS: tuple[Setting, ...] = (
 _BY_NAME = {s.name: s for s in SETTINGS}
 ENV_PREFIX = "PSC_IDP_"
 
+#: one typed, read-only field per setting of the table (int, str, bool, list, dict)
+Settings = make_dataclass("Settings", [(s.name, type(s.default)) for s in SETTINGS],
+                          frozen=True, slots=True)
+Settings.__doc__ = "The validated settings of one psc-idp app (``current()``)."
 
-def load(overrides: dict[str, Any] | None = None, environ=os.environ) -> dict[str, Any]:
+
+def current() -> Settings:
+    """The settings of the app serving the current request or command: the one accessor."""
+    return current_app.extensions["psc_idp"].settings
+
+
+def load(overrides: dict[str, Any] | None = None, environ=os.environ) -> Settings:
     """Merge defaults, the TOML file, the environment and ``overrides``, then validate."""
     values = {s.name: s.default for s in SETTINGS}
     path = environ.get("PSC_IDP_CONFIG")
@@ -117,7 +131,17 @@ def load(overrides: dict[str, Any] | None = None, environ=os.environ) -> dict[st
     values.update(_from_environ(environ))
     values.update(_checked(overrides or {}, "test overrides"))
     validate(values)
-    return values
+    return Settings(**values)
+
+
+def defaults(**changes) -> Settings:
+    """Every default with ``changes``, not validated: for commands and scripts that need a
+    few values only (the signing-key tools)."""
+    return Settings(**{**{s.name: s.default for s in SETTINGS}, **_checked(changes, "")})
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    return {s.name: getattr(settings, s.name) for s in SETTINGS}
 
 
 def _from_toml(path: Path) -> dict[str, Any]:

@@ -106,17 +106,17 @@ def test_a_stranger_hammering_an_idnat_neither_blocks_its_owner_nor_floods_the_p
         assert claims["preferred_username"] == KIT and claims["authMode"] == "MOBILE"
         owner_done.set()
         attack.join()
-        limit = settings["ecps_rate_per_id_nat"]  # the stranger's budget, not the owner's
+        limit = settings.ecps_rate_per_id_nat  # the stranger's budget, not the owner's
         assert statuses == [303] * limit + [429] * (len(statuses) - limit)
         # each request replaced the stranger's previous one, unanswered: after
         # ecps_max_failures of those the network's requests no longer reach the phone
         requested = {e.detail["network"]: [] for e in audit_events(live, "ecps.login.requested")}
         for event in audit_events(live, "ecps.login.requested"):
             requested[event.detail["network"]].append(event.outcome)
-        assert requested == {"203.0.113.0/24": ["success"] * (settings["ecps_max_failures"] + 1)
-                             + ["failure"] * (limit - settings["ecps_max_failures"] - 1),
+        assert requested == {"203.0.113.0/24": ["success"] * (settings.ecps_max_failures + 1)
+                             + ["failure"] * (limit - settings.ecps_max_failures - 1),
                              "192.0.2.0/24": ["success"]}
-        assert len(RecordingPush.sent) == settings["ecps_max_failures"] + 2  # owner's too
+        assert len(RecordingPush.sent) == settings.ecps_max_failures + 2  # owner's too
         assert phone.pending() == []
 
         # another stranger, elsewhere (IPv6: its /64), starts a login too: the phone shows
@@ -135,7 +135,7 @@ def test_ce_n_est_pas_moi_silences_the_requester_not_the_professional(
         activate_with_card(live, browser_from(live, card_curl, OWNER), demo_card, phone)
         settings, rp = settings_of(live), live.rp()
         stranger = browser_from(live, card_curl, STRANGER)
-        for _ in range(settings["ecps_max_failures"]):
+        for _ in range(settings.ecps_max_failures):
             page = ecps_page(stranger, rp.authorization_url(), KIT)
             [request] = phone.pending()
             assert request["network"] == "203.0.113.0/24"
@@ -162,7 +162,7 @@ def test_activation_code_requests_neither_void_earlier_codes_nor_flood_the_outbo
         networked, card_curl, smtp_server, tmp_path):
     with networked(ecps_codes_interval=1) as live:
         settings = settings_of(live)
-        away_from_window_edges(settings["ecps_otp_lifetime"], 3600)
+        away_from_window_edges(settings.ecps_otp_lifetime, 3600)
         smtp_server.messages.clear()
         outbox = tmp_path / "sms-outbox"
         owner = browser_from(live, card_curl, OWNER)
@@ -178,13 +178,13 @@ def test_activation_code_requests_neither_void_earlier_codes_nor_flood_the_outbo
         statuses = [a.status_code for a in answers]
         sent = codes_sent(outbox, smtp_server, JEAN_PHONE, JEAN_MAIL)
         # at most ecps_codes_per_id_nat sends per code lifetime, one per interval…
-        assert len(sent) == settings["ecps_codes_per_id_nat"]
+        assert len(sent) == settings.ecps_codes_per_id_nat
         assert statuses.count(200) == len(sent) - 1
         recent = [a for a in answers if 'id="codes-recent"' in a.text]
         assert recent and {a.status_code for a in recent} == {429}
         # …and the stranger's network is cut off after ecps_codes_per_network requests
-        assert statuses[settings["ecps_codes_per_network"]:] == [429] * (
-            14 - settings["ecps_codes_per_network"])
+        assert statuses[settings.ecps_codes_per_network:] == [429] * (
+            14 - settings.ecps_codes_per_network)
         assert 'data-reason="rate_limited"' in answers[-1].text
 
         # the codes the owner received first still activate their phone, as do later ones
@@ -217,7 +217,7 @@ def test_concurrent_code_guesses_are_counted_before_any_is_evaluated(
         networked, card_curl, smtp_server, tmp_path):
     with networked() as live:
         settings = settings_of(live)
-        away_from_window_edges(settings["ecps_otp_lifetime"])
+        away_from_window_edges(settings.ecps_otp_lifetime)
         smtp_server.messages.clear()
         assert request_codes(browser_from(live, card_curl, OWNER), live.issuer,
                              JEAN).status_code == 200
@@ -235,7 +235,7 @@ def test_concurrent_code_guesses_are_counted_before_any_is_evaluated(
         for thread in threads:
             thread.join()
         counted = Counter((a.status_code, a.json()["error"]) for a in answers)
-        evaluated = settings["ecps_otp_attempts"]
+        evaluated = settings.ecps_otp_attempts
         assert counted == {(400, "invalid_activation"): evaluated,
                            (429, "too_many_attempts"): 30 - evaluated}
         # the guesses did not spend the owner's attempts: their codes still work
@@ -253,7 +253,7 @@ def test_a_set_of_codes_with_one_leaked_half_is_void_after_the_wrong_other_halve
         smtp_server.messages.clear()
         request_codes(browser_from(live, card_curl, OWNER), live.issuer, JEAN)
         [(sms, mail)] = codes_sent(tmp_path / "sms-outbox", smtp_server, JEAN_PHONE, JEAN_MAIL)
-        for i in range(settings["ecps_otp_attempts"]):
+        for i in range(settings.ecps_otp_attempts):
             answer = post_activation(live, activation_body(sms, wrong(mail)), f"100.64.{i}.9")
             assert answer.status_code == 400 and answer.json()["error"] == "invalid_activation"
         late = post_activation(live, activation_body(sms, mail), "100.64.99.9")

@@ -227,7 +227,7 @@ def test_repeated_wrong_picks_silence_the_requesters_network(idp, enrolled, card
     another network, still logs in)."""
     settings = idp.app.extensions["psc_idp"].settings
     rp = idp.rp()
-    for _ in range(settings["ecps_max_failures"]):
+    for _ in range(settings.ecps_max_failures):
         page = ecps_page(fresh_browser(idp, card_curl), rp.authorization_url(), KIT)
         wrong = next(c for c in enrolled.pending()[0]["candidates"] if c != page.code)
         enrolled.run("approve", "--code", wrong)
@@ -262,8 +262,8 @@ def test_rate_limit_per_id_nat_and_network(idp, card_curl):
     settings = idp.app.extensions["psc_idp"].settings
     rp, browser = idp.rp(), fresh_browser(idp, card_curl)
     statuses = [start_ecps_login(browser, rp.authorization_url(), "899700000005").status_code
-                for _ in range(settings["ecps_rate_per_id_nat"] + 1)]
-    assert statuses[:-1] == [303] * settings["ecps_rate_per_id_nat"]
+                for _ in range(settings.ecps_rate_per_id_nat + 1)]
+    assert statuses[:-1] == [303] * settings.ecps_rate_per_id_nat
     assert statuses[-1] == 429
 
 

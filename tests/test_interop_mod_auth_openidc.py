@@ -56,7 +56,7 @@ def test_login_userinfo_and_logout_like_ans_proof_of_concept(wallet_idp, browser
                                                              demo_card, apache_site,
                                                              apache_backend):
     idp, browser = wallet_idp, browser_factory(wallet_idp)
-    authorization_endpoint = idp.server.settings["authorization_endpoint"]  # "wallet" origin
+    authorization_endpoint = idp.server.settings.authorization_endpoint  # "wallet" origin
     assert not authorization_endpoint.startswith(idp.issuer)
     apache = apache_site(SITE)
     client_id, secret = register(idp, apache.url)

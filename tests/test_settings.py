@@ -9,11 +9,11 @@ SECRET = "x" * 40
 
 def test_defaults_follow_psc():
     values = load({"secret_key": SECRET}, environ={})
-    assert values["issuer"].endswith("/auth/realms/esante-wallet")
-    assert values["access_token_lifetime"] == 120
-    assert values["code_lifetime"] == 60
-    assert values["acr"] == {"card": "eidas1", "ecps": "eidas1"}
-    assert values["crl_stale_policy"] == "fail_closed"
+    assert values.issuer.endswith("/auth/realms/esante-wallet")
+    assert values.access_token_lifetime == 120
+    assert values.code_lifetime == 60
+    assert values.acr == {"card": "eidas1", "ecps": "eidas1"}
+    assert values.crl_stale_policy == "fail_closed"
 
 
 def test_environment_overrides_toml(tmp_path):
@@ -23,8 +23,8 @@ def test_environment_overrides_toml(tmp_path):
     environ = {"PSC_IDP_CONFIG": str(config), "PSC_IDP_ACCESS_TOKEN_LIFETIME": "60",
                "PSC_IDP_SECRET_KEY": SECRET}
     values = load(environ=environ)
-    assert values["issuer"] == "https://toml.example/auth/realms/esante-wallet"
-    assert values["access_token_lifetime"] == 60
+    assert values.issuer == "https://toml.example/auth/realms/esante-wallet"
+    assert values.access_token_lifetime == 60
 
 
 @pytest.mark.parametrize("environ, message", [
@@ -69,4 +69,15 @@ def test_production_accepts_a_secure_configuration():
     values = load({"secret_key": SECRET, "mode": "production", "keys_passphrase": "p" * 20,
                    "card_trust_anchors": ["/etc/psc-idp/ca.pem"], "sms_gateway": "http",
                    "sms_http_url": "https://sms.example/send"}, environ={})
-    assert values["mode"] == "production"
+    assert values.mode == "production"
+
+
+def test_settings_are_typed_and_read_only():
+    import dataclasses
+
+    values = load({"secret_key": SECRET}, environ={})
+    assert isinstance(values.access_token_lifetime, int) and isinstance(values.acr, dict)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        values.issuer = "https://elsewhere.example"
+    with pytest.raises(AttributeError):
+        values.no_such_setting  # noqa: B018 - reading it is the test

@@ -4,11 +4,12 @@ body is checked against the served OpenAPI document before it is read (``admin.b
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify
+from flask import Blueprint, g, jsonify
 
 from .. import clients
 from ..clients import RegistrationError
 from ..extensions import db
+from ..settings import current as settings
 from . import body
 from .auth import require_key
 from .openapi import DOCUMENT
@@ -95,7 +96,7 @@ def delete_client(client_id):
 def rotate_secret(client_id):
     client = _client(client_id)
     grace = body.read("Rotation", optional=True).get(
-        "grace_seconds", current_app.extensions["psc_idp"].settings["client_secret_grace"])
+        "grace_seconds", settings().client_secret_grace)
     secret = clients.rotate_secret(client, grace, actor=_actor())
     return jsonify({**clients.describe(client), "client_secret": secret})
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
 from .. import audit, clients
@@ -15,19 +15,16 @@ from ..audit import AuditEvent
 from ..directory.links import lineage
 from ..directory.models import Practitioner
 from ..ecps import service as ecps
-from ..extensions import db
+from ..extensions import db, idp
 from ..login import flow
 from ..login.outcome import Failure
 from ..login.views import card_url
 from ..oidc.models import Client, LoginSession
+from ..settings import current as settings
 
 bp = Blueprint("console", __name__, url_prefix="/admin/console")
 REFUSED = Failure("not_admin", "Cette console est réservée aux administrateurs de psc-idp.",
                   "This console is for psc-idp administrators only.")
-
-
-def settings():
-    return current_app.extensions["psc_idp"].settings
 
 
 @bp.before_request
@@ -37,7 +34,7 @@ def admins_only():
         page = request.endpoint if request.method == "GET" else "console.home"
         tx = flow.start_account(page if page in flow.ACCOUNT_PAGES else "console.home")
         return redirect(card_url(tx))
-    if subject.id_nat not in settings()["admins"]:
+    if subject.id_nat not in settings().admins:
         audit.record("console.refused", "failure", id_nat=subject.id_nat, path=request.path)
         db.session.commit()
         return render_template("failure.html", failure=REFUSED), 403
@@ -51,11 +48,11 @@ def _actor() -> str:
 
 @bp.get("/")
 def home():
-    idp = current_app.extensions["psc_idp"]
-    health = getattr(idp.keys, "health", None)
-    return render_template("console/home.html", keys=idp.keys.jwks()["keys"],
+    state = idp()
+    health = getattr(state.keys, "health", None)
+    return render_template("console/home.html", keys=state.keys.jwks()["keys"],
                            health=health() if callable(health) else None,
-                           crls=idp.cards.crls.snapshot() if idp.cards else [])
+                           crls=state.cards.crls.snapshot() if state.cards else [])
 
 
 @bp.get("/clients")

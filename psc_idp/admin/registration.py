@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import secrets
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 
 from .. import clients
 from ..clients import RegistrationError, policy
 from ..extensions import db
 from ..oidc.models import digest
+from ..settings import current as settings
 from . import body, models
 from .auth import bearer, unauthorized
 
@@ -58,7 +59,7 @@ def _answer(client, secret: str | None, registration_token: str | None, status: 
 
 
 def _described(client, secret: str | None = None, registration_token: str | None = None):
-    issuer = current_app.extensions["psc_idp"].settings["issuer"]
+    issuer = settings().issuer
     answer = clients.describe(client)
     answer.update(client_secret_expires_at=0,
                   registration_client_uri=f"{issuer}{PATH}/{client.client_id}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
@@ -18,6 +17,7 @@ from ..extensions import db
 from ..oidc import revocation
 from ..oidc.consts import GRANT_TYPES
 from ..oidc.models import Client, digest, now
+from ..settings import current as settings
 from . import jwks as client_keys
 from .metadata import (  # noqa: F401 - the package's API
     ACCESS_TOKEN_FORMATS,
@@ -36,7 +36,7 @@ from .models import DeletedClient
 def pkce_default() -> bool:
     """``require_pkce`` of a new confidential client: PSC requires no PKCE (psc.md §10),
     ops may (``pkce_required_for_confidential``). Public clients always need it."""
-    return current_app.extensions["psc_idp"].settings["pkce_required_for_confidential"]
+    return settings().pkce_required_for_confidential
 
 
 def create_client(*, name: str, redirect_uris: list[str], post_logout_redirect_uris=(),

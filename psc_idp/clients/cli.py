@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
 from ..keys.signer import SUPPORTED_ALGS
 from ..oidc.consts import CLIENT_AUTH_METHODS
 from ..oidc.models import Client
+from ..settings import current as settings
 from . import (
     ACCESS_TOKEN_FORMATS,
     MAX_SECRET_GRACE,
@@ -165,7 +165,7 @@ def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_fi
 def rotate_cmd(client_id, grace, as_json):
     """Issue a new secret; the old one works for the grace period."""
     client = _get(client_id)
-    grace = current_app.extensions["psc_idp"].settings["client_secret_grace"] \
+    grace = settings().client_secret_grace \
         if grace is None else grace
     try:
         secret = rotate_secret(client, grace, actor="cli")

@@ -7,7 +7,7 @@ values. An omitted policy field takes the floor (RFC 7591 §2 lets the server su
 
 from __future__ import annotations
 
-from flask import current_app
+from ..settings import current as _settings
 
 POLICY_FIELDS = ("require_pkce", "strict_client_auth", "access_token_format",
                  "refresh_reuse_grace")
@@ -23,23 +23,19 @@ class LooserThanPolicy(ValueError):
         self.field = field
 
 
-def _settings() -> dict:
-    return current_app.extensions["psc_idp"].settings
-
-
 def strictness(field: str, value) -> int:
     """Larger is stricter."""
     if field in ("require_pkce", "strict_client_auth"):
         return int(bool(value))
     if field == "access_token_format":
         return FORMATS.index(value)
-    return -(_settings()["refresh_reuse_grace"] if value is None else value)
+    return -(_settings().refresh_reuse_grace if value is None else value)
 
 
 def registration_floor(key_policy: dict | None) -> dict:
     """What ops require of a client registered with an initial access token carrying
     ``key_policy``: the server's settings, tightened by the token."""
-    floor = {"require_pkce": _settings()["pkce_required_for_confidential"],
+    floor = {"require_pkce": _settings().pkce_required_for_confidential,
              "strict_client_auth": False, "access_token_format": FORMATS[0],
              "refresh_reuse_grace": None}
     for field, value in (key_policy or {}).items():

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from flask import current_app, has_app_context
+from flask import has_app_context
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from .. import audit
 from ..extensions import db
+from ..settings import current as settings
 from .deactivation import deactivate_absent
 from .extract import Entry, Extract, Rejected, blocks, open_extract
 from .links import link_absent
@@ -60,7 +61,7 @@ def import_file(path: Path, *, full: bool = False, batch_size: int = BATCH_SIZE,
 def production() -> bool:
     """Whether the app runs in production mode (sandbox identities are then suspicious)."""
     return has_app_context() and \
-        current_app.extensions["psc_idp"].settings["mode"] == "production"
+        settings().mode == "production"
 
 
 def start_run(path: Path, *, full: bool, file_sha256: str | None = None) -> int:

@@ -19,11 +19,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from flask import current_app
 from sqlalchemy import select, update
 
 from .. import audit
 from ..extensions import db
+from ..settings import current as settings
 from .deactivation import count_absent, count_active, deactivate_absent
 from .extract import ExtractError, open_extract
 from .importer import BATCH_SIZE, apply_lines, finish, start_run
@@ -106,7 +106,7 @@ def _safeguard(run_id: int, report: SyncReport, digest: str, force: bool, limit:
 
 
 def limit_percent() -> int:
-    return current_app.extensions["psc_idp"].settings["directory_sync_max_deactivated_percent"]
+    return settings().directory_sync_max_deactivated_percent
 
 
 

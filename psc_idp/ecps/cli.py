@@ -5,9 +5,9 @@ from __future__ import annotations
 import datetime as dt
 
 import click
-from flask import current_app
 from flask.cli import with_appcontext
 
+from ..settings import current
 from .messaging import OutboxGateway
 
 
@@ -21,9 +21,9 @@ def ecps_cli():
 @with_appcontext
 def outbox_cmd(last: int):
     """Show the SMS and e-mails of the development outboxes (activation codes)."""
-    settings = current_app.extensions["psc_idp"].settings
-    for kind, directory in (("SMS", settings["sms_outbox_dir"]),
-                            ("e-mail", settings["mail_outbox_dir"])):
+    settings = current()
+    for kind, directory in (("SMS", settings.sms_outbox_dir),
+                            ("e-mail", settings.mail_outbox_dir)):
         for message in OutboxGateway(directory).messages()[-last:]:
             when = dt.datetime.fromtimestamp(message["at"], dt.UTC).strftime("%H:%M:%S")
             text = message["text"]

@@ -35,7 +35,7 @@ def start_qr_activation(id_nat: str) -> str:
     secret = secrets.token_urlsafe(24)
     db.session.add(Activation(id=uuid.uuid4().hex, id_nat=id_nat, kind="qr",
                               secret_hash=digest(secret),
-                              expires_at=now() + settings()["ecps_qr_lifetime"]))
+                              expires_at=now() + settings().ecps_qr_lifetime))
     audit.record("ecps.activation.started", id_nat=id_nat, kind="qr")
     db.session.commit()
     return secret
@@ -44,7 +44,7 @@ def start_qr_activation(id_nat: str) -> str:
 def qr_text(secret: str) -> str:
     """What the QR code holds: the issuer and the secret, nothing personal."""
     return "psc-ecps:activate?" + json.dumps(
-        {"issuer": settings()["issuer"], "secret": secret}, separators=(",", ":"))
+        {"issuer": settings().issuer, "secret": secret}, separators=(",", ":"))
 
 
 def codes_offered(id_nat: str) -> bool:
@@ -73,7 +73,7 @@ def start_code_activation(id_nat: str) -> None:
     sms_code, email_code = _code(8), _code(8)
     db.session.add(Activation(
         id=uuid.uuid4().hex, id_nat=id_nat, kind="codes", secret_hash=digest(sms_code),
-        email_code_hash=digest(email_code), expires_at=now() + settings()["ecps_otp_lifetime"]))
+        email_code_hash=digest(email_code), expires_at=now() + settings().ecps_otp_lifetime))
     audit.record("ecps.activation.started", id_nat=id_nat, kind="codes")
     db.session.commit()
     messaging.send_activation_codes(practitioner, sms_code=sms_code, email_code=email_code)
@@ -118,7 +118,7 @@ def _use(activation: Activation) -> None:
     claimed = db.session.execute(
         update(Activation).where(Activation.id == activation.id, Activation.used_at.is_(None),
                                  Activation.expires_at >= current,
-                                 Activation.attempts < settings()["ecps_otp_attempts"])
+                                 Activation.attempts < settings().ecps_otp_attempts)
         .values(used_at=current).execution_options(synchronize_session=False))
     if claimed.rowcount != 1:
         raise EcpsError("invalid_activation", "these codes or this QR code were used or "
@@ -143,7 +143,7 @@ def _matching_activation(payload: dict, network: str) -> Activation:
     candidates = db.session.scalars(select(Activation).where(
         Activation.kind == "codes", Activation.id_nat == id_nat, Activation.used_at.is_(None),
         Activation.expires_at >= current,
-        Activation.attempts < settings()["ecps_otp_attempts"],
+        Activation.attempts < settings().ecps_otp_attempts,
         or_(Activation.secret_hash == sms, Activation.email_code_hash == email))).all()
     for activation in candidates:
         if secrets.compare_digest(activation.secret_hash, sms) and \
@@ -152,7 +152,7 @@ def _matching_activation(payload: dict, network: str) -> Activation:
     for activation in candidates:  # one half right: a guess aimed at this set
         db.session.execute(update(Activation).where(
             Activation.id == activation.id,
-            Activation.attempts < settings()["ecps_otp_attempts"])
+            Activation.attempts < settings().ecps_otp_attempts)
             .values(attempts=Activation.attempts + 1)
             .execution_options(synchronize_session=False))
     audit.record("ecps.activation", "failure", id_nat=id_nat, reason="wrong_codes",

@@ -11,13 +11,13 @@ window, reset by an approval from that network)."""
 
 from __future__ import annotations
 
-from flask import current_app
 from sqlalchemy import select
 
 from .. import audit, ratelimit
 from ..extensions import db
 from ..net import address_prefix, client_address
 from ..oidc.models import now
+from ..settings import current as settings
 from .models import LoginRequest
 
 #: a requester the limits cannot place (no address) shares one network with its kind
@@ -28,10 +28,6 @@ HOUR, TEN_MINUTES = 3600, 600
 FAILED = ("denied", "wrong_code", "replaced")
 
 
-def settings():
-    return current_app.extensions["psc_idp"].settings
-
-
 def requester() -> str:
     """The network this request comes from, as the limits key it."""
     address = client_address()
@@ -39,7 +35,7 @@ def requester() -> str:
 
 
 def _within(name: str, subject: str, limit: str, window: int) -> bool:
-    allowed = ratelimit.count(name, subject, window) <= settings()[limit]
+    allowed = ratelimit.count(name, subject, window) <= getattr(settings(), limit)
     db.session.commit()  # counted even if what follows fails
     if not allowed:
         audit.record_throttled("ecps.rate_limited", reason=name)
@@ -66,7 +62,7 @@ def failures(id_nat: str, network: str) -> int:
     rows = db.session.execute(select(LoginRequest.status, LoginRequest.expires_at).where(
         LoginRequest.id_nat == id_nat, LoginRequest.network == network,
         LoginRequest.real.is_(True),
-        LoginRequest.created_at >= current - settings()["ecps_lock_seconds"])
+        LoginRequest.created_at >= current - settings().ecps_lock_seconds)
         .order_by(LoginRequest.created_at)).all()
     count = 0
     for status, expires_at in rows:
@@ -80,15 +76,15 @@ def failures(id_nat: str, network: str) -> int:
 def throttled(id_nat: str, network: str) -> bool:
     """Whether ``network``'s login requests for ``id_nat`` stop reaching the phone (they
     become decoys): the professional said "not me" (or ignored it) often enough."""
-    return failures(id_nat, network) >= settings()["ecps_max_failures"]
+    return failures(id_nat, network) >= settings().ecps_max_failures
 
 
 def record_failure(request: LoginRequest) -> None:
     """After a denial or a wrong pick (in the decision's transaction): audit the moment
     its network becomes throttled for the idNat."""
-    if failures(request.id_nat, request.network) == settings()["ecps_max_failures"]:
+    if failures(request.id_nat, request.network) == settings().ecps_max_failures:
         audit.record("ecps.throttled", "failure", id_nat=request.id_nat,
-                     network=request.network, seconds=settings()["ecps_lock_seconds"])
+                     network=request.network, seconds=settings().ecps_lock_seconds)
 
 
 # --- activation codes (SMS and e-mail) -------------------------------------------------------
@@ -102,10 +98,10 @@ def may_send_codes(id_nat: str, network: str) -> str | None:
     s = settings()
     if not _within("ecps-codes-network", network, "ecps_codes_per_network", HOUR):
         return "network"
-    turn = ratelimit.claim("ecps-codes-turn", id_nat, s["ecps_codes_interval"])
+    turn = ratelimit.claim("ecps-codes-turn", id_nat, s.ecps_codes_interval)
     db.session.commit()
     if not turn or not _within("ecps-codes-idnat", id_nat, "ecps_codes_per_id_nat",
-                               s["ecps_otp_lifetime"]):
+                               s.ecps_otp_lifetime):
         if not turn:
             audit.record_throttled("ecps.rate_limited", reason="ecps-codes-turn")
             db.session.commit()
@@ -118,6 +114,6 @@ def may_try_codes(id_nat: str, network: str) -> bool:
     per network and ``ecps_otp_attempts_per_id_nat`` from all networks per code lifetime,
     counted atomically before any comparison (concurrent guesses are counted, not
     raced)."""
-    lifetime = settings()["ecps_otp_lifetime"]
+    lifetime = settings().ecps_otp_lifetime
     return _within("ecps-otp-network", f"{id_nat}@{network}", "ecps_otp_attempts", lifetime) \
         and _within("ecps-otp-idnat", id_nat, "ecps_otp_attempts_per_id_nat", lifetime)

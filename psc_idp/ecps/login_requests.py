@@ -42,7 +42,7 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
         id=secrets.token_urlsafe(24), tx_id=tx.id, id_nat=id_nat, real=real, code=code,
         candidates=sorted(candidates), nonce=secrets.token_urlsafe(24),
         client_name=client_name[:200], created_at=current, network=network,
-        expires_at=current + settings()["ecps_request_lifetime"])
+        expires_at=current + settings().ecps_request_lifetime)
     db.session.add(request)
     db.session.flush()
     if real:
@@ -72,7 +72,7 @@ def _keep_newest(id_nat: str) -> None:
         LoginRequest.id_nat == id_nat, LoginRequest.real.is_(True),
         LoginRequest.status == "pending", LoginRequest.expires_at >= now())
         .order_by(LoginRequest.created_at.desc(), LoginRequest.id)
-        .offset(settings()["ecps_max_pending"])).all()
+        .offset(settings().ecps_max_pending)).all()
     if older:
         _supersede("superseded", LoginRequest.id.in_(older))
 
@@ -106,7 +106,7 @@ def decide(token: str) -> LoginRequest:
     if request is None or not request.real or request.id_nat != device.id_nat:
         raise EcpsError("unknown_request", "no such login request for this device", 404)
     iat = claims.get("iat")
-    if not isinstance(iat, int) or abs(now() - iat) > settings()["ecps_request_lifetime"]:
+    if not isinstance(iat, int) or abs(now() - iat) > settings().ecps_request_lifetime:
         raise EcpsError("invalid_token", "stale decision", 401)
     if not same(claims.get("nonce"), request.nonce):
         raise EcpsError("invalid_token", "wrong nonce", 401)

@@ -13,13 +13,9 @@ import urllib.request
 from email.message import EmailMessage
 from pathlib import Path
 
-from flask import current_app
+from ..settings import current as settings
 
 log = logging.getLogger("psc_idp.ecps")
-
-
-def settings():
-    return current_app.extensions["psc_idp"].settings
 
 
 class DeliveryError(Exception):
@@ -60,16 +56,16 @@ def _mask(value: str) -> str:
 def send_email(to: str, subject: str, body: str) -> None:
     s = settings()
     message = EmailMessage()
-    message["From"], message["To"], message["Subject"] = s["mail_from"], to, subject
+    message["From"], message["To"], message["Subject"] = s.mail_from, to, subject
     message.set_content(body)
-    if not s["smtp_host"]:
-        OutboxGateway(s["mail_outbox_dir"]).send(to, f"Subject: {subject}\n\n{body}")
+    if not s.smtp_host:
+        OutboxGateway(s.mail_outbox_dir).send(to, f"Subject: {subject}\n\n{body}")
         return
-    with smtplib.SMTP(s["smtp_host"], s["smtp_port"], timeout=10) as smtp:
-        if s["smtp_starttls"]:
+    with smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=10) as smtp:
+        if s.smtp_starttls:
             smtp.starttls(context=ssl.create_default_context())
-        if s["smtp_username"]:
-            smtp.login(s["smtp_username"], s["smtp_password"])
+        if s.smtp_username:
+            smtp.login(s.smtp_username, s.smtp_password)
         smtp.send_message(message)
 
 
@@ -117,9 +113,9 @@ class HttpGateway:
 
 def sms_gateway():
     s = settings()
-    if s["sms_gateway"] == "http":
-        return HttpGateway(s["sms_http_url"], s["sms_http_token"])
-    return OutboxGateway(s["sms_outbox_dir"])
+    if s.sms_gateway == "http":
+        return HttpGateway(s.sms_http_url, s.sms_http_token)
+    return OutboxGateway(s.sms_outbox_dir)
 
 
 # --- push ------------------------------------------------------------------------------------
@@ -129,7 +125,7 @@ def notify_devices(devices, request) -> None:
     ``/ecps/api/pending``. A deployment can plug a real push provider with the
     ``ecps_push`` setting (``module:factory`` returning an object with
     ``notify(device, request_id)``); a push failure never fails the login."""
-    path = settings()["ecps_push"]
+    path = settings().ecps_push
     if not path:
         return
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import secrets
 
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
@@ -20,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ..extensions import db
 from ..oidc.models import AssertionJti, now
+from ..settings import current as settings
 from .models import Device
 
 AUTH_TYP = "ecps-auth+jwt"
@@ -37,10 +37,6 @@ class EcpsError(Exception):
     def __init__(self, code: str, description: str, status: int = 400):
         super().__init__(description)
         self.code, self.description, self.status = code, description, status
-
-
-def settings():
-    return current_app.extensions["psc_idp"].settings
 
 
 def public_key(jwk) -> ECKey:
@@ -88,7 +84,7 @@ def authenticate_device(token: str) -> Device:
     device, claims = signed_claims(token, AUTH_TYP)
     current = now()
     exp, iat, jti = claims.get("exp"), claims.get("iat"), claims.get("jti")
-    if claims.get("iss") != device.id or claims.get("aud") != settings()["issuer"]:
+    if claims.get("iss") != device.id or claims.get("aud") != settings().issuer:
         raise EcpsError("invalid_token", "wrong issuer or audience", 401)
     if not _integer(exp) or not _integer(iat) or exp < current or exp - iat > 120 or \
             iat > current + 30:

@@ -7,7 +7,7 @@ import re
 import time
 
 import segno
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, jsonify, redirect, render_template, request, url_for
 
 from ..extensions import db
 from ..login import flow
@@ -15,6 +15,7 @@ from ..login.outcome import Failure, Success
 from ..login.views import EXPIRED, card_url
 from ..oidc.authorize import resume
 from ..oidc.models import Client
+from ..settings import current as settings
 from . import limits, service
 from .api import api  # noqa: F401 (registered by create_app with the pages)
 from .models import LoginRequest
@@ -31,10 +32,6 @@ REQUEST_EXPIRED = Failure("ecps_expired", "La demande n'a pas été validée à 
                           "l'application e-CPS. Recommencez.",
                           "The request was not approved in time in the e-CPS app. "
                           "Start again.")
-
-
-def settings():
-    return current_app.extensions["psc_idp"].settings
 
 
 # --- login ------------------------------------------------------------------------------
@@ -128,7 +125,7 @@ def activate():
     qr = segno.make(text, error="m")
     return render_template("ecps_activate.html", text=text,
                            qr_svg=qr.svg_inline(scale=5, title="QR code e-CPS"),
-                           seconds=settings()["ecps_qr_lifetime"])
+                           seconds=settings().ecps_qr_lifetime)
 
 
 @bp.route("/ecps/activate/codes", methods=["GET", "POST"])
@@ -146,7 +143,7 @@ def activate_codes():
         return render_template("failure.html", failure=TOO_MANY), 429
     if refused:  # codes went out moments ago: they are still valid
         return render_template("ecps_codes.html", sent=False, recent=True,
-                               minutes=settings()["ecps_otp_lifetime"] // 60), 429
+                               minutes=settings().ecps_otp_lifetime // 60), 429
     service.start_code_activation(id_nat)
     return render_template("ecps_codes.html", sent=True, id_nat=id_nat)
 

@@ -54,7 +54,7 @@ def generate_cmd(algs, backend):
     once. Replacing a key is 'keys rotate'."""
     settings = _settings()
     created = _run(lambda: lifecycle.generate_keys(
-        Path(settings["keys_dir"]), settings, algs or SUPPORTED_ALGS, backend=backend))
+        Path(settings.keys_dir), settings, algs or SUPPORTED_ALGS, backend=backend))
     for entry in created:
         click.echo(f"{entry['kid']}\t{entry['alg']}\t{entry['backend']}\t"
                    f"signs from {_when(entry['activate_at'])}")
@@ -73,7 +73,7 @@ def rotate_cmd(algs, backend, publish_delay, days):
     the old key stays published until every token it signed has expired. Also destroys
     the keys that left the JWKS."""
     settings = _settings()
-    keys_dir = Path(settings["keys_dir"])
+    keys_dir = Path(settings.keys_dir)
     destroyed = _run(lambda: lifecycle.purge(keys_dir, settings))
     created = _run(lambda: lifecycle.rotate(
         keys_dir, settings, algs or None, publish_delay=publish_delay, backend=backend,
@@ -115,5 +115,5 @@ def check_cmd():
     click.echo(f"ok: {', '.join(health['algorithms'])}")
 
 
-def _ring(settings: dict) -> KeyRing:
-    return _run(lambda: KeyRing(Path(settings["keys_dir"]), settings))
+def _ring(settings: settings_module.Settings) -> KeyRing:
+    return _run(lambda: KeyRing(Path(settings.keys_dir), settings))

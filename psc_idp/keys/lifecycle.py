@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from .. import settings as settings_module
+from ..settings import Settings
 from . import index
 from .hsm import Hsm, token_for
 from .index import KeyRingError
@@ -34,25 +35,26 @@ def state(entry: dict, now: float) -> str:
     return "active" if now >= entry.get("activate_at", entry["created"]) else "next"
 
 
-def retention(settings: dict) -> int:
+def retention(settings: Settings) -> int:
     """How long a retired key stays published: the longest-lived token it signed."""
-    return max(settings["access_token_lifetime"], settings["id_token_lifetime"]) + \
-        settings["key_retire_margin"]
+    return max(settings.access_token_lifetime, settings.id_token_lifetime) + \
+        settings.key_retire_margin
 
 
-def complete(settings_or_passphrase: dict | str) -> dict:
-    """Settings with every default, from a settings dict or (scripts, tests) a passphrase."""
-    defaults = {s.name: s.default for s in settings_module.SETTINGS}
+def complete(settings_or_passphrase) -> Settings:
+    """Settings, given settings, a dict of some (scripts, tests) or a passphrase."""
     if isinstance(settings_or_passphrase, str):
-        return {**defaults, "keys_passphrase": settings_or_passphrase}
-    return {**defaults, **settings_or_passphrase}
+        return settings_module.defaults(keys_passphrase=settings_or_passphrase)
+    if isinstance(settings_or_passphrase, dict):
+        return settings_module.defaults(**settings_or_passphrase)
+    return settings_or_passphrase
 
 
-def hsm(settings: dict) -> Hsm:
-    if not settings["pkcs11_module"] or not settings["pkcs11_token_label"]:
+def hsm(settings: Settings) -> Hsm:
+    if not settings.pkcs11_module or not settings.pkcs11_token_label:
         raise KeyRingError("pkcs11 keys need the pkcs11_module and pkcs11_token_label settings")
-    return token_for(settings["pkcs11_module"], settings["pkcs11_token_label"],
-                     settings["pkcs11_pin"])
+    return token_for(settings.pkcs11_module, settings.pkcs11_token_label,
+                     settings.pkcs11_pin)
 
 
 def generate_keys(keys_dir: Path, settings_or_passphrase, algs=SUPPORTED_ALGS,
@@ -67,20 +69,20 @@ def generate_keys(keys_dir: Path, settings_or_passphrase, algs=SUPPORTED_ALGS,
         taken = sorted({e["alg"] for e in live} & set(algs))
         if taken:
             raise KeyRingError(f"{', '.join(taken)} already has a key: use 'psc-idp keys rotate'")
-        activate_at = now + settings["key_publish_delay"] if live else now
+        activate_at = now + settings.key_publish_delay if live else now
         created = [_create(Path(keys_dir), settings, alg, backend, activate_at) for alg in algs]
         entries.extend(created)
     return created
 
 
-def rotate(keys_dir: Path, settings: dict, algs=None, *, publish_delay: int | None = None,
+def rotate(keys_dir: Path, settings: Settings, algs=None, *, publish_delay: int | None = None,
            backend: str | None = None, older_than: float | None = None) -> list[dict]:
     """A successor for each algorithm's signing key (by default each algorithm the ring
     has), published now and signing after ``publish_delay`` (``key_publish_delay``), when
     its predecessor retires. Skipped for an algorithm whose successor is already waiting,
     and with ``older_than`` (seconds) for one whose key has not signed that long yet."""
     settings = complete(settings)
-    delay = settings["key_publish_delay"] if publish_delay is None else publish_delay
+    delay = settings.key_publish_delay if publish_delay is None else publish_delay
     with index.editing(keys_dir) as entries:
         now, created = time.time(), []
         live = [e for e in entries if state(e, now) in LIVE]
@@ -100,7 +102,7 @@ def rotate(keys_dir: Path, settings: dict, algs=None, *, publish_delay: int | No
     return created
 
 
-def purge(keys_dir: Path, settings: dict) -> list[str]:
+def purge(keys_dir: Path, settings: Settings) -> list[str]:
     """Destroy the private half of removed keys and forget them; returns their kids. A key
     whose token cannot be reached now is kept for the next run."""
     settings = complete(settings)
@@ -125,9 +127,9 @@ def _signed_for(active: list[dict], now: float) -> float:
     return now - max(e["activate_at"] for e in active) if active else float("inf")
 
 
-def _create(keys_dir: Path, settings: dict, alg: str, backend: str | None,
+def _create(keys_dir: Path, settings: Settings, alg: str, backend: str | None,
             activate_at: float) -> dict:
-    backend = backend or settings["keys_backend"]
+    backend = backend or settings.keys_backend
     if backend not in BACKENDS:
         raise KeyRingError(f"unknown keys backend {backend!r} (file or pkcs11)")
     kid = f"{alg.lower()}-{time.strftime('%Y%m%d')}-{secrets.token_hex(4)}"
@@ -138,4 +140,4 @@ def _create(keys_dir: Path, settings: dict, alg: str, backend: str | None,
             return entry | create_token_key(hsm(settings), kid, alg)
         except TokenKeyError as exc:
             raise KeyRingError(str(exc)) from exc
-    return entry | create_file_key(keys_dir, kid, alg, settings["keys_passphrase"])
+    return entry | create_file_key(keys_dir, kid, alg, settings.keys_passphrase)

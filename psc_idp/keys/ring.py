@@ -17,9 +17,9 @@ import threading
 import time
 from pathlib import Path
 
-from flask import current_app
 from joserfc.jwk import KeySet
 
+from ..extensions import idp
 from . import index, jws
 from .index import KeyRingError
 from .lifecycle import LIVE, complete, generate_keys, hsm, state
@@ -72,7 +72,7 @@ class KeyRing:
         if entry.get("backend") == "pkcs11":
             return Pkcs11Signer(entry["kid"], entry["alg"], hsm(self.settings),
                                 entry.get("jwk"))
-        return load_file_signer(self.keys_dir, entry, self.settings["keys_passphrase"])
+        return load_file_signer(self.keys_dir, entry, self.settings.keys_passphrase)
 
     def _in(self, states, alg: str | None = None) -> list[tuple[dict, Signer]]:
         """(entry, signer) of the keys in one of ``states`` now."""
@@ -145,4 +145,4 @@ def load_key_ring(keys_dir: Path, settings_or_passphrase: dict | str) -> KeyRing
 
 def keys_health() -> dict:
     """Whether the current app's signing keys can sign now (``/readyz``, console)."""
-    return current_app.extensions["psc_idp"].keys.health()
+    return idp().keys.health()

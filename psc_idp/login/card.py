@@ -4,14 +4,14 @@ validated (chain, usage, revocation) and its idNat looked up in the directory.""
 
 from __future__ import annotations
 
-from flask import current_app
-
 from .. import audit, ops
 from ..cards.source import UntrustedCertificateSource, client_certificate
 from ..cards.verify import CardRejected
 from ..directory.links import successor
 from ..directory.lookup import find_active
+from ..extensions import idp
 from ..net import from_proxy
+from ..settings import current
 from .outcome import Failure, Success
 
 NO_CERTIFICATE = Failure(
@@ -37,17 +37,17 @@ def authenticate(req) -> Success | Failure:
 
 
 def _authenticate(req) -> Success | Failure:
-    settings = current_app.extensions["psc_idp"].settings
+    settings = current()
     try:
         pem = client_certificate(req.environ, from_proxy=from_proxy(req.environ, settings),
-                                 header=settings["client_cert_header"])
+                                 header=settings.client_cert_header)
     except UntrustedCertificateSource as exc:
         return Failure(NO_CERTIFICATE.reason, NO_CERTIFICATE.message_fr,
                        NO_CERTIFICATE.message_en, f"certificate header from untrusted {exc}")
     if pem is None:
         return NO_CERTIFICATE
     try:
-        identity = current_app.extensions["psc_idp"].cards.verify(pem)
+        identity = idp().cards.verify(pem)
     except CardRejected as exc:
         return Failure(exc.reason, exc.message_fr, exc.message_en, exc.detail)
     id_nat = identity.id_nat

@@ -20,13 +20,10 @@ from ..extensions import db
 from ..oidc.consts import AMR, AUTH_MODE, PATHS
 from ..oidc.models import LoginSession, LoginTransaction, digest, now
 from ..oidc.subject import Subject
+from ..settings import current as settings
 from .outcome import Success
 
 MAX_PENDING = 5
-
-
-def settings():
-    return current_app.extensions["psc_idp"].settings
 
 
 #: the authorization request parameters psc-idp understands: only these are kept while the
@@ -61,7 +58,7 @@ def account_page(tx: LoginTransaction) -> str | None:
 def _start(client_id: str, params: dict) -> LoginTransaction:
     tx = LoginTransaction(
         id=secrets.token_urlsafe(24), client_id=client_id, params=params,
-        expires_at=now() + settings()["login_lifetime"],
+        expires_at=now() + settings().login_lifetime,
     )
     db.session.add(tx)
     db.session.commit()
@@ -131,9 +128,9 @@ def complete(tx: LoginTransaction, handoff: str | None) -> Subject | None:
 def open_session(id_nat: str, method: str, detail: str | None, auth_time: int) -> Subject:
     row = LoginSession(
         sid=secrets.token_urlsafe(24), id_nat=id_nat, auth_time=auth_time,
-        acr=settings()["acr"].get(method, "eidas1"), amr=AMR[method],
+        acr=settings().acr.get(method, "eidas1"), amr=AMR[method],
         auth_mode=AUTH_MODE[method], method_detail=detail,
-        expires_at=now() + settings()["session_lifetime"],
+        expires_at=now() + settings().session_lifetime,
     )
     db.session.add(row)
     db.session.commit()
@@ -156,6 +153,6 @@ def current_subject(max_age: int | None = None) -> Subject | None:
 def replayed_request(tx: LoginTransaction) -> Request:
     """The stored authorization request, as a request object Authlib can validate again."""
     params = {k: v for k, v in tx.params.items() if v is not None}
-    path = settings()["issuer"] + PATHS["authorization_endpoint"]
+    path = settings().issuer + PATHS["authorization_endpoint"]
     builder = EnvironBuilder(method="GET", base_url=path, query_string=urlencode(params))
     return Request(builder.get_environ())

@@ -6,11 +6,12 @@ from __future__ import annotations
 import hmac
 from urllib.parse import urlencode
 
-from flask import Blueprint, current_app, redirect, render_template, request, url_for
+from flask import Blueprint, redirect, render_template, request, url_for
 
 from ..extensions import db
 from ..oidc.authorize import resume
 from ..oidc.models import Client
+from ..settings import current as settings
 from . import card, flow
 from .outcome import Failure
 
@@ -21,10 +22,6 @@ EXPIRED = Failure("login_expired", "Cette demande de connexion a expiré ou n'es
                   "Retournez à l'application pour recommencer.",
                   "This login request has expired or is no longer valid. "
                   "Go back to the application to start again.")
-
-
-def settings():
-    return current_app.extensions["psc_idp"].settings
 
 
 @bp.get("/login")
@@ -40,7 +37,7 @@ def page():
 
 def card_url(tx) -> str:
     query = urlencode({"tx": tx.id, "k": flow.card_key(tx)})
-    return f"{settings()['card_login_url']}/card/login?{query}"
+    return f"{settings().card_login_url}/card/login?{query}"
 
 
 @bp.get("/login/complete")
@@ -80,4 +77,4 @@ def card_login():
     if handoff is None:
         return render_template("failure.html", failure=ALREADY), 400
     query = urlencode({"tx": tx.id, "h": handoff})
-    return redirect(f"{settings()['issuer']}/login/complete?{query}")
+    return redirect(f"{settings().issuer}/login/complete?{query}")

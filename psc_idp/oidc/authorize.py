@@ -13,11 +13,13 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import LoginRequiredError
-from flask import Response, current_app, redirect, render_template, url_for
+from flask import Response, redirect, render_template, url_for
 from flask import request as flask_request
 
+from ..extensions import idp
 from ..login import flow
 from ..login.outcome import Failure
+from ..settings import current as settings
 from . import response_mode
 from .errors import printable
 from .models import LoginTransaction
@@ -37,7 +39,7 @@ class RequestUriNotSupportedError(OAuth2Error):
 
 
 def server():
-    return current_app.extensions["psc_idp"].server
+    return idp().server
 
 
 def authorize():
@@ -122,7 +124,7 @@ def authorization_error(error: OAuth2Error, data):
     tell the person, never redirect."""
     if error.redirect_uri:
         error.state = data.get("state")
-        issuer = current_app.extensions["psc_idp"].settings["issuer"]
+        issuer = settings().issuer
         _, _, headers = error()
         location = add_params_to_uri(dict(headers)["Location"], {"iss": issuer})
         mode = data.get("response_mode")

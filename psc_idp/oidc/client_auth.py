@@ -17,13 +17,13 @@ from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_post
 from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
-from flask import current_app
 from joserfc import jwt
 from joserfc.errors import JoseError
 from sqlalchemy.exc import IntegrityError
 
 from ..clients import jwks as client_keys
 from ..extensions import db
+from ..settings import current as settings
 from .consts import PATHS
 from .models import AssertionJti, now
 
@@ -82,7 +82,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return super().__call__(query_client, request)
 
     def get_audiences(self):
-        issuer = current_app.extensions["psc_idp"].settings["issuer"]
+        issuer = settings().issuer
         return [issuer, issuer + PATHS["token_endpoint"], issuer + PATHS["introspection_endpoint"],
                 issuer + PATHS["revocation_endpoint"]]
 

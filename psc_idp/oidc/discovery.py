@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import current_app
-
+from ..extensions import idp
 from ..keys.signer import SUPPORTED_ALGS
+from ..settings import Settings
 from .consts import CLIENT_AUTH_METHODS, GRANT_TYPES, PATHS, SCOPES, TOKEN_AUTH_METHODS
 from .response_mode import MODES
 
@@ -21,26 +21,26 @@ CLAIMS = [
 ]
 
 
-def authorization_endpoint(settings: dict) -> str:
+def authorization_endpoint(settings: Settings) -> str:
     """The advertised authorization endpoint: PSC serves it on a separate "wallet" origin
     (psc.md §1), psc-idp under the issuer unless ``authorization_endpoint`` says otherwise."""
-    return settings["authorization_endpoint"] or \
-        settings["issuer"] + PATHS["authorization_endpoint"]
+    return settings.authorization_endpoint or \
+        settings.issuer + PATHS["authorization_endpoint"]
 
 
-def is_split(settings: dict) -> bool:
+def is_split(settings: Settings) -> bool:
     """True when the authorization endpoint is on another origin than the issuer."""
     def origin(url: str) -> tuple:
         parts = urlsplit(url)
         return parts.scheme, parts.netloc.lower()
-    return origin(authorization_endpoint(settings)) != origin(settings["issuer"])
+    return origin(authorization_endpoint(settings)) != origin(settings.issuer)
 
 
 def metadata() -> dict:
-    idp = current_app.extensions["psc_idp"]
-    issuer, algs = idp.settings["issuer"], idp.keys.algorithms
+    state = idp()
+    issuer, algs = state.settings.issuer, state.keys.algorithms
     endpoints = {name: issuer + path for name, path in PATHS.items()}
-    endpoints["authorization_endpoint"] = authorization_endpoint(idp.settings)
+    endpoints["authorization_endpoint"] = authorization_endpoint(state.settings)
     return {
         "issuer": issuer,
         **endpoints,
@@ -60,7 +60,7 @@ def metadata() -> dict:
         "revocation_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS,
-        "acr_values_supported": sorted(set(idp.settings["acr"].values())),
+        "acr_values_supported": sorted(set(state.settings.acr.values())),
         "prompt_values_supported": ["none", "login"],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,

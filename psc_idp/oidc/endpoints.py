@@ -9,10 +9,10 @@ from authlib.oauth2.rfc6750 import InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask import request as flask_request
 
-from ..extensions import db
+from ..extensions import db, idp
 from ..keys import jws
 from . import revocation
 from .claims import userinfo_claims
@@ -23,10 +23,6 @@ from .subject import Subject
 from .tokens import REFRESH, access_claims
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-
-def idp():
-    return current_app.extensions["psc_idp"]
 
 
 class IssuedToken:
@@ -83,7 +79,7 @@ def _access(value: str) -> IssuedToken | None:
     token's, so no other JWT of psc-idp's (an ID token) is ever taken for one."""
     try:
         claims = jws.decode(value, idp().keys.key_set(), typ=(ACCESS_TOKEN_TYP, "JWT"),
-                            iss={"essential": True, "value": idp().settings["issuer"]},
+                            iss={"essential": True, "value": idp().settings.issuer},
                             exp={"essential": True}, jti={"essential": True})
     except jws.InvalidJWT:
         return None
@@ -161,8 +157,8 @@ def userinfo_response(token: IssuedToken):
     if not alg:
         return jsonify(claims)
     issued = now()
-    claims |= {"iss": idp().settings["issuer"], "aud": client.client_id, "iat": issued,
-               "exp": issued + idp().settings["access_token_lifetime"]}
+    claims |= {"iss": idp().settings.issuer, "aud": client.client_id, "iat": issued,
+               "exp": issued + idp().settings.access_token_lifetime}
     return Response(jws.encode(claims, idp().keys.signer(alg)), mimetype="application/jwt")
 
 

@@ -9,9 +9,9 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
-from flask import current_app
 
 from ..extensions import db
+from ..settings import current as settings
 from . import revocation, tokens
 from .errors import printable
 from .models import AuthorizationCode, Token, digest, now
@@ -56,7 +56,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             code_challenge_method=data.get("code_challenge_method") or None,
             id_nat=subject.id_nat, sid=subject.sid, auth_time=subject.auth_time,
             acr=subject.acr, amr=subject.amr, auth_mode=subject.auth_mode,
-            expires_at=now() + current_app.extensions["psc_idp"].settings["code_lifetime"],
+            expires_at=now() + settings().code_lifetime,
         ))
         db.session.commit()
 
@@ -87,7 +87,7 @@ def reuse_grace(client) -> int:
     ``refresh_reuse_grace`` or the server's."""
     if client.refresh_reuse_grace is not None:
         return client.refresh_reuse_grace
-    return current_app.extensions["psc_idp"].settings["refresh_reuse_grace"]
+    return settings().refresh_reuse_grace
 
 
 class PscCodeChallenge(CodeChallenge):

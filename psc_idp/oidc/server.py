@@ -7,11 +7,11 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
 from authlib.oauth2.rfc9207 import IssuerParameter
-from flask import current_app
 from flask import request as flask_request
 
 from .. import audit, clients, ops
 from ..extensions import db
+from ..settings import current
 from .client_auth import PrivateKeyJWT, secret_basic, secret_post
 from .endpoints import EndSession, Introspection, Revocation
 from .errors import printable
@@ -47,7 +47,7 @@ class PscAuthorizationServer(AuthorizationServer):
         return client if client is not None and client.enabled else None
 
     def save_token(self, token, request):
-        settings = current_app.extensions["psc_idp"].settings
+        settings = current()
         subject, issued = request.user, now()
         refresh = token.get("refresh_token")
         db.session.add(Token(
@@ -57,7 +57,7 @@ class PscAuthorizationServer(AuthorizationServer):
             auth_mode=subject.auth_mode, nonce=subject.nonce,
             refresh_hash=digest(refresh) if refresh else None,
             issued_at=issued, access_expires_at=issued + token["expires_in"],
-            refresh_expires_at=issued + settings["refresh_token_lifetime"] if refresh else None,
+            refresh_expires_at=issued + settings.refresh_token_lifetime if refresh else None,
         ))
         audit.record("token.issued", id_nat=subject.id_nat, client_id=request.client.client_id,
                      grant_type=request.payload.grant_type)
@@ -66,7 +66,7 @@ class PscAuthorizationServer(AuthorizationServer):
 
 class Issuer(IssuerParameter):
     def get_issuer(self):
-        return current_app.extensions["psc_idp"].settings["issuer"]
+        return current().issuer
 
 
 def build_server(app) -> PscAuthorizationServer:

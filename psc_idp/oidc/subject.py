@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from flask import current_app
+from ..settings import current as settings
 
 
 @dataclass(frozen=True)
@@ -35,4 +35,4 @@ class Subject:
 
 def subject_identifier(id_nat: str) -> str:
     """PSC's ``sub``: ``f:<realm uuid>:<idNat>`` (psc.md §2)."""
-    return f"f:{current_app.extensions['psc_idp'].settings['realm_uuid']}:{id_nat}"
+    return f"f:{settings().realm_uuid}:{id_nat}"

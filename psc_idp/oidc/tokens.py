@@ -13,9 +13,9 @@ from __future__ import annotations
 import secrets
 
 from authlib.oidc.core.util import create_half_hash
-from flask import current_app
 
 from ..directory.lookup import find_identity
+from ..extensions import idp
 from ..keys import jws
 from .claims import identity_claims, login_claims
 from .consts import ACCESS_TOKEN_TYP, METHOD_BY_AUTH_MODE
@@ -26,10 +26,6 @@ from .subject import Subject
 BEARER, REFRESH = "Bearer", "Refresh"
 
 
-def idp():
-    return current_app.extensions["psc_idp"]
-
-
 class TokenGenerator:
     """Authlib's token generator hook: builds the token response of a grant. The jti and
     the raw refresh token travel to ``save_token`` in private keys it removes."""
@@ -37,7 +33,7 @@ class TokenGenerator:
     def __call__(self, grant_type, client, user: Subject, scope, expires_in=None,
                  include_refresh_token=True):
         settings = idp().settings
-        lifetime = settings["access_token_lifetime"]
+        lifetime = settings.access_token_lifetime
         jti = secrets.token_urlsafe(24)
         token = {
             "token_type": "Bearer",
@@ -48,7 +44,7 @@ class TokenGenerator:
         }
         if include_refresh_token and client.check_grant_type("refresh_token"):
             token["refresh_token"] = secrets.token_urlsafe(32)
-            token["refresh_expires_in"] = settings["refresh_token_lifetime"]
+            token["refresh_expires_in"] = settings.refresh_token_lifetime
         token["session_state"] = user.sid  # Keycloak's token response (psc.md §10)
         return token
 
@@ -58,7 +54,7 @@ def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, iss
     """The claims of an access token (or, for introspection, of a refresh token:
     ``kind``) issued to ``client_id`` for ``subject``."""
     base = {"exp": expires, "iat": issued, "auth_time": subject.auth_time, "jti": jti,
-            "iss": idp().settings["issuer"]}
+            "iss": idp().settings.issuer}
     if not psc_shape:  # RFC 9068 §2.2
         practitioner = find_identity(subject.id_nat)
         return {**base, "aud": client_id, "sub": subject.get_user_id(),
@@ -83,7 +79,7 @@ def access_token(client, subject: Subject, scope: str, jti: str, lifetime: int) 
 
 def auth_level(subject: Subject) -> str:
     """PSC's ``auth_level`` claim for the login method (setting ``auth_level``)."""
-    return idp().settings["auth_level"][METHOD_BY_AUTH_MODE[subject.auth_mode]]
+    return idp().settings.auth_level[METHOD_BY_AUTH_MODE[subject.auth_mode]]
 
 
 def id_token(client, subject: Subject, scope: str, *, nonce=None,
@@ -94,8 +90,8 @@ def id_token(client, subject: Subject, scope: str, *, nonce=None,
     signer = idp().keys.signer(client.id_token_signed_response_alg or "RS256")
     practitioner = find_identity(subject.id_nat)
     claims = {
-        "iss": idp().settings["issuer"], "sub": subject.get_user_id(), "aud": client.client_id,
-        "exp": issued + idp().settings["id_token_lifetime"], "iat": issued,
+        "iss": idp().settings.issuer, "sub": subject.get_user_id(), "aud": client.client_id,
+        "exp": issued + idp().settings.id_token_lifetime, "iat": issued,
         "jti": secrets.token_urlsafe(16), "azp": client.client_id,
         **login_claims(subject), "auth_level": auth_level(subject), "scope": scope,
         "session_state": subject.sid, **identity_claims(subject, practitioner),

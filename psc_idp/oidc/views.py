@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 
 from authlib.oauth2 import OAuth2Error
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import Blueprint, jsonify, redirect, render_template, request
 
-from ..extensions import db
+from ..extensions import db, idp
 from ..login.outcome import Failure
 from . import authorize as authorize_endpoint
 from .consts import PATHS
@@ -16,10 +16,6 @@ from .endpoints import userinfo_response
 from .errors import printable
 
 bp = Blueprint("oidc", __name__)
-
-
-def idp():
-    return current_app.extensions["psc_idp"]
 
 
 @bp.get("/.well-known/openid-configuration")
@@ -34,7 +30,7 @@ def discovery():
 def jwks():
     response = jsonify(idp().keys.jwks())
     # cached no longer than a new key is published before it signs (keys.lifecycle)
-    response.cache_control.max_age = min(300, idp().settings["key_publish_delay"])
+    response.cache_control.max_age = min(300, idp().settings.key_publish_delay)
     return response
 
 
@@ -51,7 +47,7 @@ def wallet_authorize():
     settings = idp().settings
     if not is_split(settings):
         return authorize_endpoint.authorize()
-    target = settings["issuer"] + PATHS["authorization_endpoint"]
+    target = settings.issuer + PATHS["authorization_endpoint"]
     query = request.query_string.decode("latin-1")
     return redirect(f"{target}?{query}" if query else target, code=307)
 

@@ -99,9 +99,9 @@ class LiveServer:
     def __init__(self, app, servers):
         self.app, self.servers = app, servers
         self.settings = app.extensions["psc_idp"].settings
-        self.issuer = self.settings["issuer"]
-        self.card_url = self.settings["card_login_url"]
-        ops = self.settings["ops_listen"]
+        self.issuer = self.settings.issuer
+        self.card_url = self.settings.card_login_url
+        ops = self.settings.ops_listen
         self.ops_url = f"http://{ops}" if ops and isinstance(servers[0], Listeners) else None
 
     def start(self):
