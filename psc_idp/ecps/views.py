@@ -102,7 +102,9 @@ def done():
     subject = flow.complete(tx, handoff)  # None unless this is the first completion
     if subject is None:
         return render_template("failure.html", failure=EXPIRED), 400
-    return resume(tx, subject)
+    response = resume(tx, subject)
+    db.session.commit()  # the SSO session, if resuming did not already commit it with a code
+    return response
 
 
 # --- activation and devices (after a card login) ------------------------------------------

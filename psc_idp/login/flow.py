@@ -61,6 +61,8 @@ def _start(client_id: str, params: dict) -> LoginTransaction:
         expires_at=now() + settings().login_lifetime,
     )
     db.session.add(tx)
+    db.session.flush()
+    db.session.expunge(tx)  # stays readable after the commit: no reload to build the redirect
     db.session.commit()
     session["tx"] = ([tx.id] + session.get("tx", []))[:MAX_PENDING]
     return tx
@@ -103,13 +105,14 @@ def authenticated(tx: LoginTransaction, outcome: Success) -> str | None:
     audit.record("login", id_nat=outcome.id_nat, client_id=tx.client_id, method=outcome.method)
     ops.login(outcome.method, "success")
     db.session.commit()
-    db.session.refresh(tx)
     return handoff
 
 
 def complete(tx: LoginTransaction, handoff: str | None) -> Subject | None:
     """Consume the hand-off in the browser that started the login: open the SSO session
-    (once: two concurrent completions never open two sessions)."""
+    (once: two concurrent completions never open two sessions). Nothing is committed here:
+    the caller commits the session with what it issues (the authorization code), so a
+    login is recorded whole or not at all."""
     if not handoff or not tx.handoff_hash or \
             not secrets.compare_digest(tx.handoff_hash, digest(handoff)):
         return None
@@ -132,8 +135,7 @@ def open_session(id_nat: str, method: str, detail: str | None, auth_time: int) -
         auth_mode=AUTH_MODE[method], method_detail=detail,
         expires_at=now() + settings().session_lifetime,
     )
-    db.session.add(row)
-    db.session.commit()
+    db.session.add(row)  # committed by the caller, with what the login is for
     session["sid"] = row.sid
     session.permanent = True
     return Subject.of(row)

@@ -50,7 +50,9 @@ def complete():
     if page is not None:
         db.session.commit()
         return redirect(url_for(page))
-    return resume(tx, subject)
+    response = resume(tx, subject)
+    db.session.commit()  # the SSO session, if resuming did not already commit it with a code
+    return response
 
 
 ALREADY = Failure("already_authenticated", "Cette demande de connexion a déjà été validée. "
@@ -73,8 +75,9 @@ def card_login():
     if isinstance(outcome, Failure):
         db.session.commit()
         return render_template("failure.html", failure=outcome, retry=True), 403
+    tx_id = tx.id  # the commit below expires the row: no reload for the redirect
     handoff = flow.authenticated(tx, outcome)
     if handoff is None:
         return render_template("failure.html", failure=ALREADY), 400
-    query = urlencode({"tx": tx.id, "h": handoff})
+    query = urlencode({"tx": tx_id, "h": handoff})
     return redirect(f"{settings().issuer}/login/complete?{query}")
