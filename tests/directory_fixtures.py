@@ -16,6 +16,7 @@ from psc_idp.directory.models import (
     Exercice,
     OtherId,
     Practitioner,
+    ProfessionalDocument,
     SavoirFaire,
 )
 from psc_idp.extensions import db
@@ -42,7 +43,8 @@ def directory_app(keys_dir: Path, database_url: str, **settings):
     context (a fixture body); ``settings`` override the test ones."""
     app = create_app(base_settings(keys_dir, database_url, **settings))
     with app.app_context():
-        for model in (Activity, SavoirFaire, Exercice, OtherId, Practitioner, DirectoryImport):
+        for model in (ProfessionalDocument, Activity, SavoirFaire, Exercice, OtherId,
+                      Practitioner, DirectoryImport):
             db.session.execute(delete(model))
         db.session.commit()
         yield app

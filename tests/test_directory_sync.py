@@ -19,6 +19,7 @@ from psc_idp.directory.models import (
     Exercice,
     OtherId,
     Practitioner,
+    ProfessionalDocument,
     SavoirFaire,
 )
 from psc_idp.directory.sync import file_sha256, sync_file
@@ -51,7 +52,8 @@ def snapshot() -> dict:
     db.session.expire_all()
     tables = {model.__tablename__: sorted(tuple(row) for row in db.session.execute(
         select(model.__table__))) for model in (Practitioner, Exercice, SavoirFaire, Activity,
-                                                 OtherId, DirectoryImport)}
+                                                 OtherId, ProfessionalDocument,
+                                                 DirectoryImport)}
     return tables | {"audit": db.session.scalar(select(func.count(audit.AuditEvent.id)))}
 
 
@@ -159,7 +161,7 @@ def test_an_interrupted_run_resumes_to_the_same_state(app, tmp_path):
     uninterrupted = tmp_path / "again"
     uninterrupted.mkdir()
     db.session.execute(Practitioner.__table__.delete())  # cascades to the children
-    for model in (Activity, SavoirFaire, Exercice, OtherId):
+    for model in (Activity, SavoirFaire, Exercice, OtherId, ProfessionalDocument):
         db.session.execute(model.__table__.delete())
     db.session.commit()
     import_file(DEMO)
@@ -180,7 +182,8 @@ def _content(tables: dict) -> dict:
     practitioners = [row[:11] for row in tables["directory_practitioner"]]  # to the digest
     return {"practitioners": practitioners,
             **{name: tables[name] for name in ("directory_exercice", "directory_savoir_faire",
-                                               "directory_activity", "directory_other_id")}}
+                                               "directory_activity", "directory_other_id",
+                                               "directory_document")}}
 
 
 def test_deactivation_ends_the_session_and_revokes_the_tokens(idp, browser, demo_card,

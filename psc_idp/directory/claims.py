@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from .columns import ACTIVITY, EXERCICE, SAVOIR_FAIRE, part
 from .identifiers import origin_of
-from .models import Activity, Exercice, Practitioner
+from .models import Practitioner
 
 #: OID of the TRE_R02 secteur d'activité code system, suffix of ``Secteur_Activite``
 SECTEUR_ACTIVITE_OID = "1.2.250.1.71.4.2.4"
@@ -34,55 +34,93 @@ COMPAT_TOP_LEVEL_CIVILITE = "top-level-codeCivilite"
 COMPAT_TOP_LEVEL_GENRE = "top-level-codeGenreActivite"
 COMPAT_FLAGS = frozenset({COMPAT_OTHER_IDS, COMPAT_TOP_LEVEL_CIVILITE, COMPAT_TOP_LEVEL_GENRE})
 
-_EXERCICE = tuple((c.claim, c.attribute) for c in part(EXERCICE))
-_SAVOIR_FAIRE = tuple((c.claim, c.attribute) for c in part(SAVOIR_FAIRE))
-_ACTIVITY = tuple((c.claim, c.attribute) for c in part(ACTIVITY))
+_EXERCICE = tuple(c.claim for c in part(EXERCICE))
+_SAVOIR_FAIRE = tuple(c.claim for c in part(SAVOIR_FAIRE))
+_ACTIVITY = tuple(c.claim for c in part(ACTIVITY))
+#: attributes of each part, in the order ``build`` takes their values
+EXERCICE_ATTRS = tuple(c.attribute for c in part(EXERCICE))
+SAVOIR_FAIRE_ATTRS = tuple(c.attribute for c in part(SAVOIR_FAIRE))
+ACTIVITY_ATTRS = tuple(c.attribute for c in part(ACTIVITY))
+_NO_SAVOIR_FAIRE = ("",) * len(_SAVOIR_FAIRE)
+_PROFESSION = EXERCICE_ATTRS.index("profession")
+_SECTEUR, _ORGANIZATION, _ORGANIZATION_ID, _GENRE = (ACTIVITY_ATTRS.index(name) for name in (
+    "secteur_activite", "raison_sociale", "structure_id", "genre_activite"))
+
+#: ``(identifier, origin, quality)`` of an ``Autres identifiants`` triple as listed
+OtherIdValues = tuple[str, str, int | None]
+#: a profession: its values, its savoir-faire's, its activities' (``*_ATTRS`` order)
+ExerciceValues = tuple[tuple[str, ...], list[tuple[str, ...]], list[tuple[str, ...]]]
 
 
-def professional_claims(practitioner: Practitioner, compat=frozenset()) -> dict:
+def build(id_nat: str, civilite: str, family_name: str, given_names: str,
+          other_ids: list[OtherIdValues], exercices: list[ExerciceValues]) -> dict:
     """psc.md §3's userinfo except ``sub``, ``authMode`` and ``Palier_Authentification``,
-    which the caller adds. ``compat``: flags among COMPAT_FLAGS; others are ignored."""
-    first = _first_activity(practitioner)
-    ref_pro = {"codeCivilite": practitioner.civilite,
-               "exercices": [entry for e in practitioner.exercices for entry in _exercice(e)]}
-    claims = {
-        "preferred_username": practitioner.id_nat,
-        "SubjectNameID": practitioner.id_nat,
-        "given_name": practitioner.given_name,
-        "family_name": practitioner.family_name,
+    which the caller adds, from a practitioner's values: what is stored
+    (``ProfessionalDocument``) and served. ``given_names`` as in the extract."""
+    first = next((a for _, _, activities in exercices for a in activities), None)
+    return {
+        "preferred_username": id_nat,
+        "SubjectNameID": id_nat,
+        "given_name": given_names.split("'")[0],
+        "family_name": family_name,
         "email_verified": False,
-        "Secteur_Activite": _coded(first.secteur_activite if first else "",
-                                   SECTEUR_ACTIVITE_OID),
-        "SubjectOrganization": first.raison_sociale if first else "",
-        "SubjectOrganizationID": first.structure_id if first else "",
-        "SubjectRole": _roles(practitioner),
+        "Secteur_Activite": _coded(first[_SECTEUR] if first else "", SECTEUR_ACTIVITE_OID),
+        "SubjectOrganization": first[_ORGANIZATION] if first else "",
+        "SubjectOrganizationID": first[_ORGANIZATION_ID] if first else "",
+        "SubjectRole": [_coded(code, SUBJECT_ROLE_OID) for code in dict.fromkeys(
+            e[0][_PROFESSION] for e in exercices if e[0][_PROFESSION])],
         "PSI_Locale": PSI_LOCALE,
         "Mode_Acces_Raison": "",
         "Acces_Regulation_Medicale": "FAUX",
         "UITVersion": "1.0",
-        "otherIds": other_ids(practitioner),
-        "SubjectRefPro": ref_pro,
+        "otherIds": _other_ids(id_nat, other_ids),
+        "SubjectRefPro": {"codeCivilite": civilite,
+                          "exercices": [entry for e in exercices for entry in _exercice(*e)]},
     }
-    return _compat(claims, ref_pro, first, compat)
 
 
-def _compat(claims: dict, ref_pro: dict, first: Activity | None, compat) -> dict:
+def apply_compat(document: dict, compat) -> dict:
+    """``document`` (``build``'s claims, e.g. stored) with the spellings of the client's
+    ``compat`` flags (COMPAT_FLAGS; others are ignored); ``document`` is left as it is."""
+    claims = document
     if COMPAT_OTHER_IDS in compat:
-        claims = _renamed(claims, "otherIds", "otherIDs")
+        claims = {("otherIDs" if key == "otherIds" else key): value
+                  for key, value in claims.items()}
     if COMPAT_TOP_LEVEL_GENRE in compat:
-        claims = {"codeGenreActivite": first.genre_activite if first else "", **claims}
+        genre = next((a["codeGenreActivite"] for e in document["SubjectRefPro"]["exercices"]
+                      for a in e["activities"]), "")
+        claims = {"codeGenreActivite": genre, **claims}
     if COMPAT_TOP_LEVEL_CIVILITE in compat:
-        claims = {"codeCivilite": ref_pro.pop("codeCivilite"), **claims}
+        ref_pro = dict(document["SubjectRefPro"])
+        claims = {"codeCivilite": ref_pro.pop("codeCivilite"), **claims,
+                  "SubjectRefPro": ref_pro}
     return claims
 
 
-def other_ids(practitioner: Practitioner) -> list[dict]:
+def professional_claims(practitioner: Practitioner, compat=frozenset()) -> dict:
+    """``build``'s claims of a practitioner read through the ORM, with the spellings of
+    ``compat`` (``apply_compat``). Userinfo serves the stored ones instead
+    (``lookup.professional_document``)."""
+    exercices = [(_values(e, EXERCICE_ATTRS),
+                  [_values(sf, SAVOIR_FAIRE_ATTRS) for sf in e.savoir_faire],
+                  [_values(a, ACTIVITY_ATTRS) for a in e.activities])
+                 for e in practitioner.exercices]
+    other = [(o.identifier, o.origin, o.quality) for o in practitioner.other_ids]
+    return apply_compat(build(practitioner.id_nat, practitioner.civilite,
+                              practitioner.family_name, practitioner.given_names, other,
+                              exercices), compat)
+
+
+def _values(row, attrs: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(getattr(row, attribute) for attribute in attrs)
+
+
+def _other_ids(id_nat: str, listed: list[OtherIdValues]) -> list[dict]:
     """The person's identifiers from the extract's ``Autres identifiants``, in file order,
     with the idNat itself first when the extract does not list it; origin and quality
     derived from the identifier when the extract leaves them empty (psc-ps-api's rule)."""
-    listed = [(o.identifier, o.origin, o.quality) for o in practitioner.other_ids]
-    if practitioner.id_nat not in {identifier for identifier, _, _ in listed}:
-        listed.insert(0, (practitioner.id_nat, "", None))
+    if id_nat not in {identifier for identifier, _, _ in listed}:
+        listed = [(id_nat, "", None), *listed]
     return [_other_id(*item) for item in listed]
 
 
@@ -92,33 +130,16 @@ def _other_id(identifier: str, origin: str, quality: int | None) -> dict:
             "qualite": derived_quality if quality is None else quality}
 
 
-def _first_activity(practitioner: Practitioner) -> Activity | None:
-    return next((a for e in practitioner.exercices for a in e.activities), None)
-
-
 def _coded(code: str, oid: str) -> str:
     return f"{code}^{oid}" if code else ""
 
 
-def _roles(practitioner: Practitioner) -> list[str]:
-    codes = dict.fromkeys(e.profession for e in practitioner.exercices if e.profession)
-    return [_coded(code, SUBJECT_ROLE_OID) for code in codes]
-
-
-def _renamed(claims: dict, old: str, new: str) -> dict:
-    return {(new if key == old else key): value for key, value in claims.items()}
-
-
-def _exercice(exercice: Exercice) -> list[dict]:
-    """One entry per savoir-faire of the profession (one, with empty codes, if none)."""
-    head = {claim: getattr(exercice, attribute) for claim, attribute in _EXERCICE}
-    activities = [_activity(a) for a in exercice.activities]
-    return [{**head, **{claim: getattr(sf, attribute) if sf else ""
-                        for claim, attribute in _SAVOIR_FAIRE}, "activities": activities}
-            for sf in exercice.savoir_faire or [None]]
-
-
-def _activity(activity: Activity) -> dict:
-    """One place of practice; ``codeGenreActivite`` as the extract gives it (GENR01 when
-    it has none)."""
-    return {claim: getattr(activity, attribute) for claim, attribute in _ACTIVITY}
+def _exercice(values: tuple[str, ...], savoir_faire: list[tuple[str, ...]],
+              activities: list[tuple[str, ...]]) -> list[dict]:
+    """One entry per savoir-faire of the profession (one, with empty codes, if none), each
+    with all the profession's activities (``codeGenreActivite`` as stored: GENR01 when the
+    extract has none)."""
+    head = dict(zip(_EXERCICE, values, strict=True))
+    places = [dict(zip(_ACTIVITY, a, strict=True)) for a in activities]
+    return [{**head, **dict(zip(_SAVOIR_FAIRE, sf, strict=True)), "activities": places}
+            for sf in savoir_faire or [_NO_SAVOIR_FAIRE]]

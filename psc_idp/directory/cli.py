@@ -1,5 +1,5 @@
 """``psc-idp directory import FILE…`` and ``directory sync FILE``: load national directory
-extracts (psc.md §8).
+extracts (psc.md §8); ``directory rebuild-claims``: build the stored claims again.
 
 Each file gets a summary line, then its rejected lines and its warnings (lines imported
 anyway, psc.md §10). Exit status: 0 every line was imported (with or without warnings);
@@ -89,6 +89,19 @@ def _dry_run(path: Path, force: bool) -> int:
     click.echo(f"{path}: the safeguard would refuse to deactivate {report.deactivated} of "
                f"{report.active} active practitioners (see --force)")
     return REFUSED
+
+
+@directory.command("rebuild-claims")
+@with_appcontext
+def rebuild_claims_cmd():
+    """Build the stored scope_all claims of every active practitioner again from the
+    directory tables (psc-idp db upgrade does it when their shape changes)."""
+    from ..extensions import db
+    from .document import rebuild
+
+    count = rebuild(db.session.connection())
+    db.session.commit()
+    click.echo(f"stored claims rebuilt for {count} active practitioners")
 
 
 def _run(path: Path, action) -> int:

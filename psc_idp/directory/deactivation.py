@@ -1,7 +1,7 @@
 """Deactivating the practitioners a complete extract no longer lists (psc.md §8): they can
 no longer log in, their SSO sessions end and their tokens are revoked, in small batches,
-each one transaction with an audit record per practitioner. Their data is kept: a later
-extract that lists them again brings them back."""
+each one transaction with an audit record per practitioner. Their data is kept (not their
+stored claims, ``document``): a later extract that lists them again brings them back."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .. import audit
 from ..extensions import db
 from ..oidc import revocation
 from ..oidc.models import now
+from .document import forget
 from .models import DirectoryImport, Practitioner
 
 BATCH_SIZE = 500
@@ -48,6 +49,7 @@ def _deactivate(ids: list[str], run_id: int) -> int:
     sessions, tokens = end_sessions(ids, current)
     db.session.execute(update(_P).where(_P.c.id_nat.in_(ids))
                        .values(active=False, updated_at=current))
+    forget(db.session.connection(), ids)
     db.session.execute(update(DirectoryImport).where(DirectoryImport.id == run_id)
                        .values(deactivated=DirectoryImport.deactivated + len(ids))
                        .execution_options(synchronize_session=False))

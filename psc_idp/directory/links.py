@@ -4,7 +4,8 @@ identifiants`` (typically their RPPS). PSC's loader does not delete such ADELI i
 RG01); psc-idp links them instead of deactivating them as gone:
 
 - the former idNat is marked inactive with ``successor_id_nat`` = the practitioner listing it
-  (it no longer logs in by itself: its sessions end and its tokens are revoked);
+  (it no longer logs in by itself: its sessions end, its tokens are revoked and its stored
+  claims are deleted);
 - its e-CPS devices move to the successor, so the professional logs in with the same phone
   under the new idNat;
 - one ``directory.linked`` audit record on the successor names the former idNat; the audit
@@ -23,6 +24,7 @@ from ..ecps.models import Device
 from ..extensions import db
 from ..oidc.models import now
 from .deactivation import BATCH_SIZE, end_sessions
+from .document import forget
 from .models import DirectoryImport, OtherId, Practitioner
 
 _P = Practitioner.__table__
@@ -75,6 +77,7 @@ def _link(successors: dict[str, str], run_id: int) -> int:
                            .execution_options(synchronize_session=False))
         db.session.execute(update(_P).where(_P.c.id_nat == former).values(
             active=False, successor_id_nat=successor, updated_at=current))
+    forget(db.session.connection(), formers)
     db.session.execute(update(DirectoryImport).where(DirectoryImport.id == run_id)
                        .values(linked=DirectoryImport.linked + len(formers))
                        .execution_options(synchronize_session=False))

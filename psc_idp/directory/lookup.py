@@ -1,6 +1,7 @@
 """Finding the practitioner who logs in or for whom tokens are issued: one indexed query
 (the idNat is the primary key), remembered for the rest of the request (a token response
-needs the practitioner for the access token and for the ID token)."""
+needs the practitioner for the access token and for the ID token); and the stored
+``scope_all`` claims that userinfo serves (one row, ``document``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from ..extensions import db
-from .models import Exercice, Practitioner
+from .document import decode
+from .models import Exercice, Practitioner, ProfessionalDocument
+
+_D = ProfessionalDocument.__table__
 
 
 def find_active(id_nat: str) -> Practitioner | None:
@@ -26,6 +30,15 @@ def find_identity(id_nat: str) -> Practitioner | None:
     """The active practitioner's own row only (names), for token issuance: no exercices,
     activities or structures, which only userinfo needs."""
     return _remembered("identity", id_nat)
+
+
+def professional_document(id_nat: str) -> dict | None:
+    """The stored ``scope_all`` claims of an active practitioner (``claims.build``: psc.md
+    §3's userinfo but ``sub``, ``authMode`` and ``Palier_Authentification``; a client's
+    spellings with ``claims.apply_compat``), or None for an unknown or deactivated one.
+    One query, one row."""
+    text = db.session.execute(select(_D.c.claims).where(_D.c.id_nat == id_nat)).scalar()
+    return None if text is None else decode(text)
 
 
 def _remembered(kind: str, id_nat: str, *options) -> Practitioner | None:

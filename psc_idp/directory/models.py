@@ -11,7 +11,10 @@ the extract: the directory is replaced practitioner by practitioner, and sharing
 structure rows between practitioners would tie their updates together.
 
 Not stored (data minimisation): birth date and place, sex. No claim and no login step
-uses them. Phone and e-mail are kept: e-CPS activation sends codes to them (psc.md §6)."""
+uses them. Phone and e-mail are kept: e-CPS activation sends codes to them (psc.md §6).
+
+Beside these tables, ``ProfessionalDocument`` keeps each active practitioner's ``scope_all``
+claims ready to serve (``document.py``): userinfo reads one row, not five tables."""
 
 from __future__ import annotations
 
@@ -168,6 +171,18 @@ class Activity(db.Model):
     code_departement: Mapped[str] = mapped_column(Text, default="")
     ancien_identifiant: Mapped[str] = mapped_column(Text, default="")
     autorite_enregistrement: Mapped[str] = mapped_column(Text, default="")
+
+
+class ProfessionalDocument(db.Model):
+    """The ``scope_all`` claims of an active practitioner (psc.md §3), as JSON text in claim
+    order, written with their rows by every import (``writer``) and deleted when they are
+    deactivated or linked: a row exists exactly for the active practitioners."""
+
+    __tablename__ = "directory_document"
+
+    id_nat: Mapped[str] = mapped_column(
+        ID_NAT, ForeignKey(Practitioner.id_nat, ondelete="CASCADE"), primary_key=True)
+    claims: Mapped[str] = mapped_column(Text)
 
 
 class DirectoryImport(db.Model):

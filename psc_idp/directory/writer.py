@@ -1,7 +1,8 @@
 """Writing practitioners read from an extract (psc.md §8) into the directory tables: a
 practitioner's row, then their exercices, savoir-faire, activities and other identifiers,
-all in bulk (``COPY`` on PostgreSQL). Rows follow the file's layout: the columns it has,
-plus the genre d'activité GENR01 where it has none (psc.md §10)."""
+and their stored claims (``document``), all in bulk (``COPY`` on PostgreSQL). Rows follow
+the file's layout: the columns it has, plus the genre d'activité GENR01 where it has none
+(psc.md §10)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, update
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
+from .document import builder
 from .extract import DEFAULT_GENRE_ACTIVITE, Entry
 from .identifiers import parse_other_ids
-from .models import Activity, Exercice, OtherId, Practitioner, SavoirFaire
+from .models import Activity, Exercice, OtherId, Practitioner, ProfessionalDocument, SavoirFaire
 
 _P = Practitioner.__table__
 #: child tables, deleted before a practitioner is written again
-CHILDREN = (Activity, SavoirFaire, Exercice, OtherId)
+CHILDREN = (Activity, SavoirFaire, Exercice, OtherId, ProfessionalDocument)
 
 
 def write(new: list[Entry], changed: list[Entry], touched: list[str], run_id: int) -> None:
@@ -63,7 +65,11 @@ def _insert_children(written: list[Entry]) -> None:
             {"id_nat": entry.id_nat, "rank": i, "identifier": other.identifier,
              "origin": other.origin, "quality": other.quality}
             for i, other in enumerate(parse_other_ids(entry.other_ids)))
-    for model in (Exercice, SavoirFaire, Activity, OtherId):
+    if written:
+        document = builder(written[0].layout)
+        rows[ProfessionalDocument] = [{"id_nat": e.id_nat, "claims": document(e)}
+                                      for e in written]
+    for model in (Exercice, SavoirFaire, Activity, OtherId, ProfessionalDocument):
         insert_rows(model.__table__, rows[model])
 
 

@@ -1,12 +1,16 @@
 """directory: stored professional claims
 
+Each active practitioner's ``scope_all`` claims, stored ready to serve as JSON text
+(``directory_document``, ``psc_idp.directory.document``), built here for the practitioners
+already imported: userinfo serves them without a new import.
+
 Revision ID: c3f39e2a7b01
 Revises: b2e28d1f6fa0
 Create Date: 2026-12-01 06:20:00
 """
 
-import sqlalchemy as sa  # noqa: F401
-from alembic import op  # noqa: F401
+import sqlalchemy as sa
+from alembic import op
 
 revision = 'c3f39e2a7b01'
 down_revision = 'b2e28d1f6fa0'
@@ -15,8 +19,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.create_table(
+        'directory_document',
+        sa.Column('id_nat', sa.String(length=40), nullable=False),
+        sa.Column('claims', sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(['id_nat'], ['directory_practitioner.id_nat'],
+                                name=op.f('fk_directory_document_id_nat_directory_practitioner'),
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('id_nat', name=op.f('pk_directory_document')),
+    )
+    from psc_idp.directory.document import rebuild
+
+    rebuild(op.get_bind())
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('directory_document')
