@@ -10,8 +10,9 @@ import os
 # psc-idp trust its headers (config/nginx/psc-idp.conf).
 bind = os.environ.get("GUNICORN_BIND", "unix:/run/psc-idp-8000/http.sock")
 umask = 0o007             # the socket: owner and group only
-# Signing (RSA) is CPU-bound: one worker per core, a few threads for the I/O waits
-# (PostgreSQL round trips, the e-CPS long poll).
+# Signing (RSA) is CPU-bound: one worker per core, a few threads for the PostgreSQL round
+# trips. Waiting phones are not here: nginx routes their long poll to the e-CPS channel
+# (psc-idp ecps channel); without that route a process holds at most ecps_poll_threads.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", 8))

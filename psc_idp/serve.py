@@ -7,12 +7,14 @@ They run on Twisted Web (``twisted.web.wsgi``), chosen because one event loop ac
 connection, runs its TLS handshake on a memory BIO (``twisted.protocols.tls``) and parses its
 request head without a thread: an idle or stalled client costs a socket, never a thread,
 and cannot hold up anyone else. Only complete requests reach the bounded thread pool that
-runs the Flask app. TLS goes through pyOpenSSL, whose verify callback lets the card origin
-accept any certificate and leave the judgement to psc-idp (``tls``). The servers considered
-instead do the handshake where a stalled client holds others up: werkzeug's inside
-``accept()``; cheroot's connection manager in its selector thread (``ssl_adapter.wrap``, up
-to its socket timeout); gunicorn's gthread worker on one of its few request threads
-(``TConn.init``), with Python's ``ssl``, which cannot accept an untrusted card.
+runs the Flask app; a phone's long poll (``/ecps/api/pending``) waits on the event loop too
+(``ecps.channel``), holding a thread only while the app authenticates it. TLS goes through
+pyOpenSSL, whose verify callback lets the card origin accept any certificate and leave the
+judgement to psc-idp (``tls``). The servers considered instead do the handshake where a
+stalled client holds others up: werkzeug's inside ``accept()``; cheroot's connection manager
+in its selector thread (``ssl_adapter.wrap``, up to its socket timeout); gunicorn's gthread
+worker on one of its few request threads (``TConn.init``), with Python's ``ssl``, which
+cannot accept an untrusted card.
 
 Limits: Twisted's (``HTTPChannel.totalHeadersSize`` 16 KiB of request line and headers,
 ``maxHeaders``); ours: a connection has ``request_timeout`` seconds from its opening (or its
@@ -25,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import threading
+from urllib.parse import urlsplit
 
 from flask import Flask
 from OpenSSL.SSL import Connection
@@ -43,12 +46,14 @@ from twisted.web.wsgi import WSGIResource
 from zope.interface import implementer
 
 from . import origins, tls
+from .ecps.channel import THREADS as CHANNEL_THREADS
+from .ecps.channel import PendingResource, WaitingRoom
 
 access_log = logging.getLogger("psc_idp.access")
 
 MAX_BODY = 1024 * 1024  # the app refuses more than 64 KiB anyway (MAX_CONTENT_LENGTH)
 MAX_HEADERS = 100
-APP_THREADS = 32        # requests running in the app at once (the e-CPS long poll holds one)
+APP_THREADS = 32        # requests running in the app at once (a waiting phone holds none)
 BACKLOG = 1024
 
 
@@ -104,7 +109,7 @@ def _ignore(*_args) -> None:
     return None
 
 
-class _OriginSite(Site):
+class OriginSite(Site):
     """The HTTP side of one listener; it keeps its open connections (to close them on stop)
     and writes the access log."""
 
@@ -142,9 +147,11 @@ class _OriginResource(Resource):
 
     isLeaf = True
 
-    def __init__(self, app, pool: ThreadPool, origin: str):
+    def __init__(self, app, pool: ThreadPool, origin: str, phones: WaitingRoom | None = None):
         super().__init__()
         self.app, self.pool, self.origin = app, pool, origin
+        self.phones = phones  # the IdP origin: its long poll waits in the e-CPS channel
+        self.pending_path = pending_path(app).encode() if phones is not None else None
 
     def render(self, request):
         request.responseHeaders.removeHeader(b"server")
@@ -153,8 +160,17 @@ class _OriginResource(Resource):
         if self.origin == origins.CARD:
             connection = request.channel.transport.getHandle()
             extra["SSL_CLIENT_CERT"] = tls.peer_certificate_pem(connection)
+        if self.pending_path and request.path.rstrip(b"/") == self.pending_path:
+            return PendingResource(self.app, self.phones.pool, self.phones,
+                                   extra).render(request)
         app = functools.partial(_with_environ, self.app, extra)
         return WSGIResource(reactor, self.pool, app).render(request)
+
+
+def pending_path(app) -> str:
+    """The path of the phones' long poll (under the issuer's path)."""
+    issuer = app.extensions["psc_idp"].settings.issuer
+    return urlsplit(issuer).path.rstrip("/") + "/ecps/api/pending"
 
 
 @implementer(IOpenSSLServerConnectionCreator)
@@ -177,6 +193,8 @@ class Listeners:
             raise ValueError("request_timeout must be at least 1 second")
         self.app, self.ports = app, []
         self.pool = ThreadPool(minthreads=2, maxthreads=APP_THREADS, name="psc-idp app")
+        self.phones = WaitingRoom(app, ThreadPool(minthreads=1, maxthreads=CHANNEL_THREADS,
+                                                  name="psc-idp e-CPS channel"))
         plain = tls.server_context(settings.tls_cert, settings.tls_key)
         card = tls.card_context(settings.tls_cert, settings.tls_key,
                                 settings.card_trust_anchors + settings.card_intermediates)
@@ -186,8 +204,9 @@ class Listeners:
             self.plan.append((origins.WALLET, settings.wallet_listen, plain))
         if settings.ops_listen:
             self.plan.append((origins.OPS, settings.ops_listen, None))
-        self.sites = [_OriginSite(origin, _OriginResource(app, self.pool, origin),
-                                  settings.request_timeout) for origin, _, _ in self.plan]
+        self.sites = [OriginSite(origin, _OriginResource(
+            app, self.pool, origin, self.phones if origin == origins.IDP else None),
+            settings.request_timeout) for origin, _, _ in self.plan]
 
     def start(self) -> None:
         """Listen: directly before ``reactor.run()``, or through the reactor's thread when
@@ -203,6 +222,8 @@ class Listeners:
             self.pool.stop()
             raise OSError(f"cannot listen on {exc.interface}:{exc.port}: "
                           f"{exc.socketError}") from exc
+        self.phones.pool.start()
+        self.phones.start()
 
     def _listen(self) -> None:
         for (_, address, context), site in zip(self.plan, self.sites, strict=True):
@@ -215,10 +236,11 @@ class Listeners:
         """Stop listening, drop open connections, wait for requests under way (from any
         thread but the reactor's)."""
         blockingCallFromThread(reactor, self._close)
-        self.pool.stop()
+        self._stop_pools()
 
     def _close(self) -> DeferredList:
-        stopped = DeferredList([port.stopListening() for port in self.ports])
+        stopped = DeferredList([port.stopListening() for port in self.ports] +
+                               [self.phones.close()])
         self.ports = []
         for site in self.sites:
             for channel in list(site.channels):
@@ -228,7 +250,11 @@ class Listeners:
     def _shutdown(self):
         """Reactor shutdown (``psc-idp run``): close, then wait for the app threads off the
         reactor's thread (their responses still go through it)."""
-        return self._close().addCallback(lambda _: deferToThread(self.pool.stop))
+        return self._close().addCallback(lambda _: deferToThread(self._stop_pools))
+
+    def _stop_pools(self) -> None:
+        self.phones.pool.stop()
+        self.pool.stop()
 
 
 _reactor_lock = threading.Lock()  # the reactor is process-wide, and so is its thread
@@ -249,6 +275,18 @@ def start_reactor() -> None:
 
 def serve_forever(app: Flask) -> Listeners:
     """``psc-idp run``: serve until SIGINT or SIGTERM, then finish the requests under way."""
+    setup_logging()
+    raise_open_files_limit()
+    listeners = Listeners(app)
+    listeners.start()
+    reactor.addSystemEventTrigger("before", "shutdown", listeners._shutdown)
+    reactor.run()
+    return listeners
+
+
+def setup_logging() -> None:
+    """Twisted's own messages (warnings and worse) and the access log, to the standard
+    logging of the process."""
     from twisted.logger import STDLibLogObserver, globalLogPublisher
 
     globalLogPublisher.addObserver(STDLibLogObserver(name="psc_idp.server"))
@@ -257,15 +295,9 @@ def serve_forever(app: Flask) -> Listeners:
         access_log.addHandler(logging.StreamHandler())
     if access_log.getEffectiveLevel() > logging.INFO:
         access_log.setLevel(logging.INFO)
-    _raise_open_files_limit()
-    listeners = Listeners(app)
-    listeners.start()
-    reactor.addSystemEventTrigger("before", "shutdown", listeners._shutdown)
-    reactor.run()
-    return listeners
 
 
-def _raise_open_files_limit() -> None:
+def raise_open_files_limit() -> None:
     """Every open connection is a file descriptor: use the hard limit, not the soft one."""
     import resource
 

@@ -87,6 +87,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ecps_rate_per_id_nat", 10, "e-CPS login requests per idNat from one network (IPv4 /24, IPv6 /64) per 10 minutes"),
     Setting("ecps_rate_per_address", 60, "e-CPS login requests per network (IPv4 /24, IPv6 /64) per 10 minutes, all idNats"),
     Setting("ecps_push", "", "dotted path of a push channel factory (empty: built-in channel only)"),
+    Setting("ecps_channel_listen", "127.0.0.1:5446", "where 'psc-idp ecps channel' serves the phones' long poll (/ecps/api/pending) behind nginx: host:port or unix:/path (psc-idp run serves it on its IdP listener)"),
+    Setting("ecps_poll_threads", 2, "waiting phones a process holds a thread for when the channel does not serve /ecps/api/pending (gunicorn reached without nginx's channel route); more get 503 with Retry-After"),
     Setting("smtp_host", "localhost", "SMTP server for e-CPS activation codes (empty: mail outbox)"),
     Setting("mail_outbox_dir", "var/mail-outbox", "development: e-mails written here when smtp_host is empty"),
     Setting("smtp_port", 25, "SMTP port"),
@@ -214,6 +216,9 @@ def validate(values: dict[str, Any]) -> None:
         if set(values[name]) != {"card", "ecps"} or not all(
                 isinstance(v, str) and v for v in values[name].values()):
             raise SettingsError(f"{name} must give a non-empty string for 'card' and 'ecps'")
+    if values["ecps_poll_threads"] < 0:
+        raise SettingsError("ecps_poll_threads must be 0 or more")
+    _check_listen("ecps_channel_listen", values["ecps_channel_listen"])
     if values["refresh_reuse_grace"] < 0 or values["refresh_reuse_grace"] > 60:
         raise SettingsError("refresh_reuse_grace must be between 0 and 60 seconds")
     if len(values["secret_key"]) < 32:
@@ -231,6 +236,13 @@ def _check_authorization_endpoint(values: dict[str, Any]) -> None:
             parts.fragment or not parts.path.startswith("/"):
         raise SettingsError("authorization_endpoint must be an absolute URL with a path, "
                             "e.g. https://wallet.example/auth")
+
+
+def _check_listen(name: str, value: str) -> None:
+    host, _, port = value.rpartition(":")
+    if value.startswith("unix:/") or host and port.isdigit() and 0 < int(port) < 65536:
+        return
+    raise SettingsError(f"{name} must be host:port or unix:/absolute/path")
 
 
 def _check_proxy(values: dict[str, Any]) -> None:

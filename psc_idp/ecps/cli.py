@@ -11,7 +11,7 @@ from ..settings import current
 from .messaging import OutboxGateway
 
 
-@click.group("ecps", help="e-CPS: development outboxes and enrolled devices.")
+@click.group("ecps", help="e-CPS: development outboxes, enrolled devices, the phones' channel.")
 def ecps_cli():
     pass
 
@@ -54,3 +54,20 @@ def revoke_cmd(id_nat: str, device_id: str):
     if not revoke_device(device_id, id_nat, actor="cli"):
         raise click.ClickException(f"no active device {device_id} for {id_nat}")
     click.echo(f"device {device_id} revoked")
+
+
+@ecps_cli.command("channel")
+@with_appcontext
+def channel_cmd():
+    """Serve the phones' long poll on ecps_channel_listen, behind nginx (no thread per
+    waiting phone; psc-idp run needs none: it serves the long poll itself)."""
+    from flask import current_app
+    from twisted.internet.error import CannotListenError
+
+    from .channel_server import serve_forever
+
+    click.echo(f"psc-idp: e-CPS channel on {current().ecps_channel_listen}")
+    try:
+        serve_forever(current_app._get_current_object())
+    except (OSError, CannotListenError) as exc:
+        raise click.ClickException(f"cannot start the e-CPS channel: {exc}") from exc

@@ -12,7 +12,7 @@ from .. import audit
 from ..directory.lookup import find_active
 from ..extensions import db
 from ..oidc.models import now
-from . import limits, messaging
+from . import doorbell, limits, messaging
 from .enrolment import devices_of
 from .models import Device, LoginRequest
 from .signed import DECISION_TYP, EcpsError, identifier, same, settings, signed_claims
@@ -47,6 +47,7 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
     db.session.flush()
     if real:
         _keep_newest(id_nat)
+    doorbell.announce(id_nat)  # its waiting phones look when this commits (decoys: same work)
     reason = {} if real else {"reason": "throttled" if practitioner and has_device
                               else "not_available"}
     audit.record("ecps.login.requested", "success" if real else "failure", id_nat=id_nat,
