@@ -7,6 +7,7 @@ and gunicorn takes over (a few waiting phones per process) while it is down."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import ssl
@@ -100,6 +101,25 @@ def until(condition, timeout: float = 20) -> None:
         time.sleep(0.05)
 
 
+def run(coroutine):
+    """``asyncio.run`` in a thread of its own: the main thread may already run an event loop
+    (Playwright's synchronous API keeps one there for the browser tests of the session)."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = asyncio.run(coroutine)
+        except BaseException as error:  # noqa: BLE001 - re-raised in the test's thread
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 async def poll(base: str, auth: str | None, wait="20", ca: str | None = None,
                method: str = "GET") -> tuple[int, dict, dict]:
     """One long poll over its own connection: (status, headers, JSON body)."""
@@ -116,6 +136,8 @@ async def poll(base: str, auth: str | None, wait="20", ca: str | None = None,
         raw = await reader.read()
     finally:
         writer.close()
+        with contextlib.suppress(Exception):  # the server may have closed first: fine
+            await asyncio.wait_for(writer.wait_closed(), 2)
     status_line, _, rest = raw.partition(b"\r\n")
     header_block, _, body = rest.partition(b"\r\n\r\n")
     headers = dict(line.decode().split(": ", 1) for line in header_block.split(b"\r\n"))
@@ -135,7 +157,7 @@ def test_a_request_made_elsewhere_reaches_the_waiting_phone_within_a_second(idp,
         status, _, body = await asyncio.wait_for(task, 10)
         return status, body, request_id, time.monotonic() - started
 
-    status, body, request_id, seconds = asyncio.run(scenario())
+    status, body, request_id, seconds = run(scenario())
     assert status == 200 and [r["request"] for r in body["requests"]] == [request_id]
     assert len(body["requests"][0]["candidates"]) == 3
     assert seconds < 1.5, seconds
@@ -167,7 +189,7 @@ def test_two_hundred_waiting_phones_hold_no_thread(idp, other_process):
         assert waiting(room(idp)) == 197
         return request_id, woken, await asyncio.gather(*tasks.values())
 
-    request_id, woken, everyone = asyncio.run(scenario())
+    request_id, woken, everyone = run(scenario())
     assert [[r["request"] for r in body["requests"]] for _, _, body in woken] == \
         [[request_id]] * 3
     assert sorted(status for status, _, _ in everyone) == [200] * 200
@@ -185,7 +207,7 @@ def test_a_phone_that_hangs_up_is_forgotten(idp):
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run(scenario())
     until(lambda: waiting(room(idp)) == 0, timeout=5)
 
 
@@ -205,7 +227,7 @@ def test_a_third_poll_from_one_phone_answers_the_oldest(idp):
             task.cancel()
         await asyncio.gather(second, third, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_refusals_and_headers_are_the_apis(idp):
@@ -219,7 +241,7 @@ def test_refusals_and_headers_are_the_apis(idp):
                 await poll(idp.issuer, None, ca=idp.ca),
                 await poll(idp.issuer, phone.auth(), ca=idp.ca, method="POST")]
 
-    fresh, replayed, bad_wait, anonymous, post = asyncio.run(scenario())
+    fresh, replayed, bad_wait, anonymous, post = run(scenario())
     assert fresh[0] == 200 and fresh[2] == {"requests": []}
     assert (replayed[0], replayed[2]["error"]) == (401, "invalid_token")
     assert (bad_wait[0], bad_wait[2]["error"]) == (400, "invalid_request")
@@ -245,7 +267,7 @@ def test_a_device_revoked_while_waiting_sees_nothing(idp, other_process):
         request_id = await asyncio.to_thread(login_request, other_process)
         return request_id, await asyncio.gather(*tasks)
 
-    request_id, ((_, _, seen), (status, _, unseen)) = asyncio.run(scenario())
+    request_id, ((_, _, seen), (status, _, unseen)) = run(scenario())
     assert [r["request"] for r in seen["requests"]] == [request_id]
     assert status == 200 and unseen == {"requests": []}
 
@@ -266,7 +288,7 @@ def test_without_the_channel_a_process_holds_few_waiting_phones(keys_dir, databa
             return await poll(base, second.auth(), wait="3"), \
                 await poll(base, third.auth(), wait="0"), await held
 
-        busy, immediate, held = asyncio.run(scenario())
+        busy, immediate, held = run(scenario())
     finally:
         server.stop()
         with app.app_context():
@@ -310,12 +332,12 @@ def test_channel_server_behind_nginx(keys_dir, database_url, cards, tmp_path):
             answer = await asyncio.wait_for(task, 10)
             return request_id, answer, time.monotonic() - started
 
-        request_id, (status, headers, body), seconds = asyncio.run(scenario())
+        request_id, (status, headers, body), seconds = run(scenario())
         assert status == 200 and [r["request"] for r in body["requests"]] == [request_id]
         assert seconds < 1.5 and headers["cache-control"] == "no-store"
         channel.stop()
         channel = None
-        status, _, body = asyncio.run(poll(settings["issuer"], phone.auth(), wait="0", ca=ca))
+        status, _, body = run(poll(settings["issuer"], phone.auth(), wait="0", ca=ca))
         assert status == 200 and [r["request"] for r in body["requests"]] == [request_id]
     finally:
         if channel is not None:
