@@ -2,15 +2,17 @@
 client-certificate login through nginx with the card key in SoftHSM (curl + PKCS#11) →
 code → token (code exchange with client authentication).
 
-    .venv/bin/python bench/card_login.py [--duration 20] [--concurrency 8]
+    .venv/bin/python bench/card_login.py [--duration 20] [--concurrency 8] [--json FILE]
 
 The server side (nginx, one gunicorn process group, PostgreSQL) is pinned to CPU 0, the
 load generator (Python threads driving curl) to CPU 1, as in tests/test_production.py's
-production shape. Prints logins/s, p50/p99 latency of a whole login, and errors."""
+production shape. Prints logins/s, p50/p99 latency of a whole login, and errors
+(``--json``: also as JSON, as ``bench/run.py all`` reads them)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -35,10 +37,14 @@ from tests.test_production import Production  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--duration", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=20, help="seconds (default 20)")
+    parser.add_argument("--concurrency", type=int, default=8,
+                        help="logins at once, one SoftHSM card reader each (default 8)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    if args.duration < 1 or args.concurrency < 1:
+        sys.exit("card_login: --duration and --concurrency must be at least 1")
     tmp = Path(tempfile.mkdtemp(prefix="psc-idp-bench-card-"))
     pki = build_pki(tmp / "pki")
     # one card reader per concurrent login (its own SoftHSM store), as one card per
@@ -101,6 +107,13 @@ def main() -> None:
     print(f"logins/s/vCPU {len(latencies) / elapsed:.1f}, p50 {statistics.median(ordered):.0f} ms,"
           f" p99 {p99:.0f} ms, errors {errors[0]}")
     print(f"CPU busy: CPU 0 (server) {busy[0]:.0%}, CPU 1 (load generator) {busy[1]:.0%}")
+    if args.json:
+        args.json.write_text(json.dumps({
+            "logins/s/vcpu": round(len(latencies) / elapsed, 1), "logins": len(latencies),
+            "p50_ms": round(statistics.median(ordered)) if ordered else None,
+            "p99_ms": round(p99) if ordered else None, "errors": errors[0],
+            "concurrency": args.concurrency, "duration": args.duration,
+            "cpu_busy": [round(b, 2) for b in busy]}) + "\n")
 
 
 def _cpu_times() -> list[tuple[int, int]]:

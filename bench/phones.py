@@ -11,7 +11,7 @@ the professionals through psc-idp's own ``start_login`` (another process: the ph
 of it through the database) and tells the generator each request's code on stdin. The
 generator prints ``ready`` once every phone has a poll under way, and at the end (stdin
 closed) one JSON line: polls, failures by kind, when each request reached its phone,
-decisions by status.
+decisions by status, and the phones connected and waiting on a poll when stdin closed.
 
     python bench/phones.py --devices FILE --channel URL --idp URL   (child)"""
 
@@ -88,7 +88,8 @@ class Generator:
 
         self.phones = [{**p, "key": ECKey.import_key(p["key"])} for p in phones]
         self.channel, self.idp = urlsplit(channel), urlsplit(idp)
-        self.polls = self.outstanding = 0
+        self.polls = self.outstanding = self.connected = 0
+        self.at_end = {"connected": 0, "waiting": 0}
         self.failures: collections.Counter = collections.Counter()
         self.decisions: collections.Counter = collections.Counter()
         self.received: dict[str, float] = {}
@@ -115,6 +116,7 @@ class Generator:
                  for i, p in enumerate(self.phones)]
         asyncio.create_task(self._ready())
         await self._read_codes()
+        self.at_end = {"connected": self.connected, "waiting": self.outstanding}
         self.stopping.set()
         for task in tasks:
             task.cancel()
@@ -144,11 +146,15 @@ class Generator:
         connection = None
         while not self.stopping.is_set():
             try:
-                connection = connection or await asyncio.open_connection(
-                    self.channel.hostname, self.channel.port)
+                if connection is None:
+                    connection = await asyncio.open_connection(self.channel.hostname,
+                                                               self.channel.port)
+                    self.connected += 1
                 status, body = await self._poll(connection, phone)
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
                 self.failures[type(exc).__name__] += 1
+                if connection is not None:
+                    self.connected -= 1
                 connection = _close(connection)
                 await asyncio.sleep(1)
                 continue
@@ -198,7 +204,7 @@ class Generator:
         self.decisions[json.loads(answer).get("status", f"HTTP {status}")] += 1
 
     def results(self) -> dict:
-        return {"phones": len(self.phones), "polls": self.polls,
+        return {"phones": len(self.phones), "polls": self.polls, **self.at_end,
                 "failures": dict(self.failures), "received": self.received,
                 "decisions": dict(self.decisions)}
 
