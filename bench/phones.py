@@ -9,7 +9,8 @@ device rows written with psc-idp's models), starts this generator in a child pro
 the load CPU, then, while wrk drives code exchanges, starts login requests for a sample of
 the professionals through psc-idp's own ``start_login`` (another process: the phone learns
 of it through the database) and tells the generator each request's code on stdin. The
-generator prints ``ready`` once every phone has a poll under way, and at the end (stdin
+generator prints ``ready`` and the polls under way once every phone has polled (after a
+few seconds of ramp), and at the end (stdin
 closed) one JSON line: polls, failures by kind, when each request reached its phone,
 decisions by status, and the phones connected and waiting on a poll when stdin closed.
 
@@ -21,6 +22,7 @@ import argparse
 import asyncio
 import collections
 import json
+import random
 import resource
 import secrets
 import sys
@@ -31,6 +33,9 @@ from urllib.parse import urlsplit
 WAIT = 25       # seconds a poll waits (the API's maximum)
 SLACK = 10      # beyond WAIT, a poll without an answer is a failure (timeout)
 RAMP = 5.0      # seconds over which the phones connect
+# A phone's first poll waits a random 1..WAIT s, so that from RAMP on the phones poll again
+# evenly (N / WAIT polls a second, each authenticated by the channel), as a fleet of phones
+# does, rather than all at once WAIT s after the start.
 
 
 # --- the benchmark's side ---------------------------------------------------------------------
@@ -88,7 +93,7 @@ class Generator:
 
         self.phones = [{**p, "key": ECKey.import_key(p["key"])} for p in phones]
         self.channel, self.idp = urlsplit(channel), urlsplit(idp)
-        self.polls = self.outstanding = self.connected = 0
+        self.polls = self.outstanding = self.connected = self.first_polls = 0
         self.at_end = {"connected": 0, "waiting": 0}
         self.failures: collections.Counter = collections.Counter()
         self.decisions: collections.Counter = collections.Counter()
@@ -125,7 +130,7 @@ class Generator:
     async def _ready(self) -> None:
         await asyncio.sleep(RAMP)
         deadline = time.monotonic() + 30
-        while self.outstanding < len(self.phones) and time.monotonic() < deadline:
+        while self.first_polls < len(self.phones) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
         print(f"ready {self.outstanding}", flush=True)
 
@@ -143,14 +148,17 @@ class Generator:
     async def _phone(self, phone: dict, delay: float) -> None:
         await asyncio.sleep(delay)
         seen: set[str] = set()
-        connection = None
+        connection, wait, first = None, random.randint(1, WAIT), True
         while not self.stopping.is_set():
+            if first:
+                self.first_polls, first = self.first_polls + 1, False
             try:
                 if connection is None:
                     connection = await asyncio.open_connection(self.channel.hostname,
                                                                self.channel.port)
                     self.connected += 1
-                status, body = await self._poll(connection, phone)
+                status, body = await self._poll(connection, phone, wait)
+                wait = WAIT
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as exc:
                 self.failures[type(exc).__name__] += 1
                 if connection is not None:
@@ -168,14 +176,14 @@ class Generator:
                     self.received[request["request"]] = time.time()
                     asyncio.create_task(self._approve(phone, request))
 
-    async def _poll(self, connection, phone: dict) -> tuple[int, bytes]:
+    async def _poll(self, connection, phone: dict, wait: int) -> tuple[int, bytes]:
         reader, writer = connection
-        writer.write(f"GET {self.channel.path}/ecps/api/pending?wait={WAIT} HTTP/1.1\r\n"
+        writer.write(f"GET {self.channel.path}/ecps/api/pending?wait={wait} HTTP/1.1\r\n"
                      f"Host: {self.channel.netloc}\r\n"
                      f"Authorization: ECPS {self._auth(phone)}\r\n\r\n".encode())
         self.outstanding += 1
         try:
-            answer = await asyncio.wait_for(_response(reader), WAIT + SLACK)
+            answer = await asyncio.wait_for(_response(reader), wait + SLACK)
         finally:
             self.outstanding -= 1
         self.polls += 1
@@ -204,7 +212,9 @@ class Generator:
         self.decisions[json.loads(answer).get("status", f"HTTP {status}")] += 1
 
     def results(self) -> dict:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
         return {"phones": len(self.phones), "polls": self.polls, **self.at_end,
+                "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
                 "failures": dict(self.failures), "received": self.received,
                 "decisions": dict(self.decisions)}
 

@@ -54,6 +54,7 @@ from bench.servers import (  # noqa: E402
     SCRIPTS,
     Peer,
     PscIdp,
+    cpu_seconds,
     post,
     vcpus,
     wrk,
@@ -195,15 +196,19 @@ class Bench:
             stop.set()
             notifier.join()
         time.sleep(3)  # the last requests reach their phones, and are approved
+        channel_cpu = cpu_seconds(self.idp.channel.pid)
         generator.stdin.close()
         report = json.loads(generator.stdout.read().splitlines()[-1])
         generator.wait(timeout=60)
+        authenticated = report["polls"] + report["waiting"]
         delays = sorted(report["received"][r] - t for r, t in sent.items()
                         if r in report["received"])
         report.update(ready=int(ready[1]) if len(ready) > 1 else 0, notified=len(sent),
                       reached=len(delays), missed=len(sent) - len(delays),
                       delay_p50=round(statistics.median(delays), 3) if delays else None,
-                      delay_max=round(delays[-1], 3) if delays else None)
+                      delay_max=round(delays[-1], 3) if delays else None,
+                      channel_cpu_s=round(channel_cpu, 2),
+                      channel_ms_per_poll=round(1000 * channel_cpu / max(1, authenticated), 2))
         del report["received"]
         return _ours(result, self.args.workers, sampler), report
 
@@ -272,7 +277,9 @@ def _phones_note(without: dict, ours: dict, report: dict) -> str:
             f"end; {report['reached']}/{report['notified']} login requests reached their "
             f"phone (p50 {report['delay_p50']} s, max {report['delay_max']} s); "
             f"{report['polls']} polls answered, failures {report['failures'] or 0}; "
-            f"decisions {report['decisions']}")
+            f"decisions {report['decisions']}; channel CPU {report['channel_cpu_s']} s, "
+            f"{report['channel_ms_per_poll']} ms per poll (phones generator "
+            f"{report['cpu_s']} s)")
 
 
 def print_table(rows: list[dict], args) -> None:

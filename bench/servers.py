@@ -40,6 +40,13 @@ def vcpus(workers: int) -> int:
     return 1 if workers == 1 else CPUS
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a running process has used so far (/proc/PID/stat; taskset
+    execs the command, so a Popen's pid is the server's)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -161,14 +168,16 @@ class PscIdp:
         wait_http(self.base + "/healthz")
 
     def start_channel(self) -> None:
-        self._spawn([str(REPO / ".venv" / "bin" / "psc-idp"), "ecps", "channel"], "channel")
+        self.channel = self._spawn([str(REPO / ".venv" / "bin" / "psc-idp"), "ecps",
+                                    "channel"], "channel")
         wait_http(self.channel_url + "/ecps/api/pending")
 
-    def _spawn(self, argv: list[str], name: str) -> None:
+    def _spawn(self, argv: list[str], name: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115
         self.processes.append(subprocess.Popen(
             ["taskset", "-c", server_cpus(self.workers), *argv], cwd=REPO, env=self.env,
             stdout=subprocess.DEVNULL, stderr=log))
+        return self.processes[-1]
 
     def stop(self) -> None:
         for process in self.processes:
