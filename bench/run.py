@@ -136,7 +136,11 @@ class Bench:
 
     def protocol(self, workload: str) -> None:
         ours, theirs = self.psc_idp(workload, self.args.workers), self.peer(workload)
-        self.rows.append(_row(workload, ours, theirs, locks.describe(ours["locks"])))
+        self.rows.append(_row(workload + self._workers(), ours, theirs,
+                              locks.describe(ours["locks"])))
+
+    def _workers(self) -> str:
+        return f" ({self.args.workers} workers)" if self.args.workers > 1 else ""
 
     def scaling(self) -> None:
         """Code exchanges with 1, 2, 4, 8 workers: the total must not fall as workers are
@@ -155,26 +159,30 @@ class Bench:
         login requests for a sample of them meanwhile (every NOTIFY_EVERY s)."""
         without = self.psc_idp("token", self.args.workers)
         self.idp.start(self.args.workers)
+        generator = None
         try:
             self.idp.start_channel()
-            with_phones, report = self._with_phones()
+            generator = subprocess.Popen(
+                ["taskset", "-c", LOAD_CPU, sys.executable, str(REPO / "bench" / "phones.py"),
+                 "--devices", str(self.tmp / "phones.json"), "--channel",
+                 self.idp.channel_url, "--idp", self.idp.issuer], stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE, text=True, cwd=REPO)
+            with_phones, report = self._with_phones(generator)
         finally:
+            if generator and generator.poll() is None:
+                generator.kill()
+                generator.wait()
             self.idp.stop()
         self.details["phones"] = report
         lost = (sum(report["failures"].values()) + report["missed"]
                 + sum(n for status, n in report["decisions"].items() if status != "approved"))
         with_phones["errors"] += lost
-        self.rows.append(_row("phones: token, no phone", without, None,
+        self.rows.append(_row("phones: token, no phone" + self._workers(), without, None,
                               locks.describe(without["locks"])))
-        self.rows.append(_row(f"phones: token, {self.args.phones} phones waiting",
+        self.rows.append(_row(f"phones: token, {self.args.phones} phones{self._workers()}",
                               with_phones, None, _phones_note(without, with_phones, report)))
 
-    def _with_phones(self) -> tuple[dict, dict]:
-        generator = subprocess.Popen(
-            ["taskset", "-c", LOAD_CPU, sys.executable, str(REPO / "bench" / "phones.py"),
-             "--devices", str(self.tmp / "phones.json"), "--channel", self.idp.channel_url,
-             "--idp", self.idp.issuer], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, cwd=REPO)
+    def _with_phones(self, generator: subprocess.Popen) -> tuple[dict, dict]:
         ready = generator.stdout.readline().split()
         sent, stop = {}, threading.Event()
         everyone = json.loads((self.tmp / "phones.json").read_text())
@@ -250,6 +258,12 @@ class Bench:
         return json.loads(out.read_text())
 
 
+def _failed(workload: str, message: str) -> dict:
+    return {"workload": workload, "unit": "", "psc-idp": None, "peer": None,
+            "peer value": None, "ratio": None, "p50": None, "p99": None, "errors": "failed",
+            "workers": None, "vcpus": None, "locks": None, "notes": message}
+
+
 def _ours(result: dict, workers: int, sampler: locks.LockSampler) -> dict:
     return {**result, "workers": workers, "vcpus": vcpus(workers),
             "req/s/vcpu": result["req/s"] / vcpus(workers), "locks": sampler.summary()}
@@ -291,7 +305,7 @@ def print_table(rows: list[dict], args) -> None:
     print(f"{'workload':<44} {'unit':<13} {'psc-idp':>8} {'oidc-prov.':>10} {'ratio':>6} "
           f"{'p50':>9} {'p99':>9} {'errors':>6}  notes")
     for r in rows:
-        print(f"{r['workload']:<44} {r['unit']:<13} {r['psc-idp']:>8.0f} "
+        print(f"{r['workload']:<44} {r['unit']:<13} {_cell(r['psc-idp'], '.0f'):>8} "
               f"{_cell(r['peer value'], '.0f'):>10} {_cell(r['ratio'], '.2f'):>6} "
               f"{r['p50'] or '—':>9} {r['p99'] or '—':>9} {r['errors']:>6}  {r['notes']}")
 
@@ -357,7 +371,12 @@ def main() -> None:
     try:
         bench = Bench(args, tmp, postgres, workloads)
         for workload in workloads:
-            bench.run(workload)
+            try:
+                bench.run(workload)
+            except Exception as exc:  # the others still run; the exit status tells
+                message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+                print(f"bench/run.py: {workload} failed: {message}", file=sys.stderr)
+                bench.rows.append(_failed(workload, message))
     finally:
         postgres.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -371,6 +390,8 @@ def main() -> None:
         "load_average_at_end": os.getloadavg(), "rows": bench.rows,
         "details": bench.details}, indent=1) + "\n")
     print(f"\nresults: {path}")
+    if any(r["errors"] == "failed" for r in bench.rows):
+        sys.exit(1)
 
 
 if __name__ == "__main__":
