@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -42,6 +43,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8,
                         help="logins at once, one SoftHSM card reader each (default 8)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--profile", type=Path, metavar="FILE",
+                        help="sample the gunicorn worker with py-spy during the run: a "
+                             "flame graph if FILE ends in .svg, collapsed stacks otherwise")
     args = parser.parse_args()
     if args.duration < 1 or args.concurrency < 1:
         sys.exit("card_login: --duration and --concurrency must be at least 1")
@@ -86,13 +90,21 @@ def main() -> None:
     try:
         one_login(tokens[0])
         latencies.clear()
-        started, before = time.monotonic(), _cpu_times()
+        roots = {"nginx": [prod.nginx.process.pid],
+                 "gunicorn": [process.pid for process in prod.processes],
+                 "postgres": [_postmaster_pid(postgres)]}
+        profiler = _profile(roots["gunicorn"], args.profile, args.duration) \
+            if args.profile else None
+        started, before, spent = time.monotonic(), _cpu_times(), _server_cpu(roots)
         threads = [threading.Thread(target=worker, args=(card,)) for card in tokens]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
+        if profiler:
+            profiler.wait(timeout=60)
         elapsed = time.monotonic() - started
+        spent = {part: ticks - spent.get(part, 0) for part, ticks in _server_cpu(roots).items()}
         busy = [1 - (idle_after - idle_before) / (total_after - total_before)
                 for (idle_before, total_before), (idle_after, total_after)
                 in zip(before, _cpu_times(), strict=True)]
@@ -107,13 +119,20 @@ def main() -> None:
     print(f"logins/s/vCPU {len(latencies) / elapsed:.1f}, p50 {statistics.median(ordered):.0f} ms,"
           f" p99 {p99:.0f} ms, errors {errors[0]}")
     print(f"CPU busy: CPU 0 (server) {busy[0]:.0%}, CPU 1 (load generator) {busy[1]:.0%}")
+    per_login = {part: round(ticks * 1000 / TICKS / max(1, len(latencies)), 1)
+                 for part, ticks in sorted(spent.items())}
+    print("server CPU per login (ms): " + ", ".join(f"{part} {ms}" for part, ms in
+                                                      per_login.items())
+          + f"; total {sum(per_login.values()):.1f} ms, so one vCPU serves at most "
+          f"{1000 / max(0.1, sum(per_login.values())):.0f} logins/s")
     if args.json:
         args.json.write_text(json.dumps({
             "logins/s/vcpu": round(len(latencies) / elapsed, 1), "logins": len(latencies),
             "p50_ms": round(statistics.median(ordered)) if ordered else None,
             "p99_ms": round(p99) if ordered else None, "errors": errors[0],
             "concurrency": args.concurrency, "duration": args.duration,
-            "cpu_busy": [round(b, 2) for b in busy]}) + "\n")
+            "cpu_busy": [round(b, 2) for b in busy],
+            "server_cpu_ms_per_login": per_login}) + "\n")
 
 
 def _cpu_times() -> list[tuple[int, int]]:
@@ -124,6 +143,43 @@ def _cpu_times() -> list[tuple[int, int]]:
             values = [int(v) for v in line.split()[1:]]
             times.append((values[3] + values[4], sum(values)))
     return times
+
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _profile(arbiters: list[int], svg: Path, duration: int) -> subprocess.Popen:
+    """py-spy sampling the first gunicorn worker (the arbiter's child) for the run."""
+    children = Path(f"/proc/{arbiters[0]}/task/{arbiters[0]}/children").read_text().split()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    return subprocess.Popen([spy, "record", "--pid", children[0], "--duration",
+                             str(duration), "--rate", "200", "--output", str(svg),
+                             "--format", "flamegraph" if svg.suffix == ".svg" else "raw",
+                             "--nonblocking"], stdout=subprocess.DEVNULL)
+
+
+def _server_cpu(roots: dict[str, list[int]]) -> dict[str, int]:
+    """CPU ticks (user + system) used so far by each part of the server: the processes
+    ``roots`` names and their descendants (nginx and its worker, gunicorn's arbiter and
+    worker, the postmaster and its backends). All live through the run, so the difference
+    over it is what the logins cost the server."""
+    processes = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            processes[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    totals = {}
+    for part, pids in roots.items():
+        tree, grew = set(pids), True
+        while grew:
+            found = {pid for pid, (parent, _) in processes.items() if parent in tree}
+            grew = not found <= tree
+            tree |= found
+        totals[part] = sum(processes[pid][1] for pid in tree if pid in processes)
+    return totals
 
 
 def _postmaster_pid(server) -> int:
