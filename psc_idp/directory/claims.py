@@ -10,9 +10,15 @@ entry (scalar ``codeTypeSavoirFaire``/``codeSavoirFaire``, as in PSC's own consu
 same: **one ``exercices[]`` entry per (profession, savoir-faire)**, in file order, each with
 the profession's activities; a profession without savoir-faire gives one entry with empty
 codes, a person without profession none. An app reading ``exercices[0]`` sees the first one,
-as before; ``SubjectRole`` lists each profession once."""
+as before; ``SubjectRole`` lists each profession once.
+
+The claims are written as JSON text (``document``), from templates that read as psc.md §3's
+example: that text is what is stored and served (``document.py``); ``build`` parses it."""
 
 from __future__ import annotations
+
+from json import loads
+from json.encoder import encode_basestring as _string
 
 from .columns import ACTIVITY, EXERCICE, SAVOIR_FAIRE, part
 from .identifiers import origin_of
@@ -34,49 +40,71 @@ COMPAT_TOP_LEVEL_CIVILITE = "top-level-codeCivilite"
 COMPAT_TOP_LEVEL_GENRE = "top-level-codeGenreActivite"
 COMPAT_FLAGS = frozenset({COMPAT_OTHER_IDS, COMPAT_TOP_LEVEL_CIVILITE, COMPAT_TOP_LEVEL_GENRE})
 
-_EXERCICE = tuple(c.claim for c in part(EXERCICE))
-_SAVOIR_FAIRE = tuple(c.claim for c in part(SAVOIR_FAIRE))
-_ACTIVITY = tuple(c.claim for c in part(ACTIVITY))
-#: attributes of each part, in the order ``build`` takes their values
+#: attributes of each part, in the order ``document`` takes their values
 EXERCICE_ATTRS = tuple(c.attribute for c in part(EXERCICE))
 SAVOIR_FAIRE_ATTRS = tuple(c.attribute for c in part(SAVOIR_FAIRE))
 ACTIVITY_ATTRS = tuple(c.attribute for c in part(ACTIVITY))
-_NO_SAVOIR_FAIRE = ("",) * len(_SAVOIR_FAIRE)
+_NO_SAVOIR_FAIRE = ("",) * len(SAVOIR_FAIRE_ATTRS)
 _PROFESSION = EXERCICE_ATTRS.index("profession")
-_SECTEUR, _ORGANIZATION, _ORGANIZATION_ID, _GENRE = (ACTIVITY_ATTRS.index(name) for name in (
-    "secteur_activite", "raison_sociale", "structure_id", "genre_activite"))
+_SECTEUR, _ORGANIZATION, _ORGANIZATION_ID = (ACTIVITY_ATTRS.index(name) for name in (
+    "secteur_activite", "raison_sociale", "structure_id"))
 
 #: ``(identifier, origin, quality)`` of an ``Autres identifiants`` triple as listed
 OtherIdValues = tuple[str, str, int | None]
 #: a profession: its values, its savoir-faire's, its activities' (``*_ATTRS`` order)
 ExerciceValues = tuple[tuple[str, ...], list[tuple[str, ...]], list[tuple[str, ...]]]
 
+_DOCUMENT = (
+    '{"preferred_username":%(id)s,"SubjectNameID":%(id)s,"given_name":%(given)s,'
+    '"family_name":%(family)s,"email_verified":false,"Secteur_Activite":%(secteur)s,'
+    '"SubjectOrganization":%(organization)s,"SubjectOrganizationID":%(organization_id)s,'
+    '"SubjectRole":[%(roles)s],"PSI_Locale":%(psi_locale)s,"Mode_Acces_Raison":"",'
+    '"Acces_Regulation_Medicale":"FAUX","UITVersion":"1.0","otherIds":[%(other_ids)s],'
+    '"SubjectRefPro":{"codeCivilite":%(civilite)s,"exercices":[%(exercices)s]}}')
+_OTHER_ID = '{"identifiant":%s,"origine":%s,"qualite":%d}'
 
-def build(id_nat: str, civilite: str, family_name: str, given_names: str,
-          other_ids: list[OtherIdValues], exercices: list[ExerciceValues]) -> dict:
-    """psc.md §3's userinfo except ``sub``, ``authMode`` and ``Palier_Authentification``,
-    which the caller adds, from a practitioner's values: what is stored
-    (``ProfessionalDocument``) and served. ``given_names`` as in the extract."""
+
+def _object(claims: list[str], plain: bool, tail: str = "") -> str:
+    """The template of a JSON object of string ``claims``: each value a ``%s`` (between
+    quotes if ``plain``: written as it is), then ``tail``."""
+    slot = '"%s"' if plain else "%s"
+    return "{" + ",".join(f"{_string(claim)}:{slot}" for claim in claims) + tail + "}"
+
+
+#: per ``plain``: one activity; one ``exercices[]`` entry (profession, savoir-faire, the
+#: profession's activities); claim names from the column table
+_ACTIVITY = {plain: _object([c.claim for c in part(ACTIVITY)], plain)
+             for plain in (False, True)}
+_EXERCICE = {plain: _object([c.claim for c in part(EXERCICE) + part(SAVOIR_FAIRE)], plain,
+                            ',"activities":[%s]') for plain in (False, True)}
+
+
+def document(id_nat: str, civilite: str, family_name: str, given_names: str,
+             other_ids: list[OtherIdValues], exercices: list[ExerciceValues], *,
+             plain: bool = False) -> str:
+    """psc.md §3's userinfo except ``sub``, ``authMode`` and ``Palier_Authentification``
+    (which the caller adds), as compact JSON text in claim order, from a practitioner's
+    values; ``given_names`` as in the extract. ``plain``: the exercice, savoir-faire and
+    activity values hold no character JSON escapes (``"``, ``\\``, control characters),
+    so they are written as they are (the import's fast path)."""
     first = next((a for _, _, activities in exercices for a in activities), None)
-    return {
-        "preferred_username": id_nat,
-        "SubjectNameID": id_nat,
-        "given_name": given_names.split("'")[0],
-        "family_name": family_name,
-        "email_verified": False,
-        "Secteur_Activite": _coded(first[_SECTEUR] if first else "", SECTEUR_ACTIVITE_OID),
-        "SubjectOrganization": first[_ORGANIZATION] if first else "",
-        "SubjectOrganizationID": first[_ORGANIZATION_ID] if first else "",
-        "SubjectRole": [_coded(code, SUBJECT_ROLE_OID) for code in dict.fromkeys(
-            e[0][_PROFESSION] for e in exercices if e[0][_PROFESSION])],
-        "PSI_Locale": PSI_LOCALE,
-        "Mode_Acces_Raison": "",
-        "Acces_Regulation_Medicale": "FAUX",
-        "UITVersion": "1.0",
-        "otherIds": _other_ids(id_nat, other_ids),
-        "SubjectRefPro": {"codeCivilite": civilite,
-                          "exercices": [entry for e in exercices for entry in _exercice(*e)]},
+    roles = dict.fromkeys(e[0][_PROFESSION] for e in exercices if e[0][_PROFESSION])
+    return _DOCUMENT % {
+        "id": _string(id_nat), "given": _string(given_names.split("'")[0]),
+        "family": _string(family_name), "civilite": _string(civilite),
+        "secteur": _string(_coded(first[_SECTEUR], SECTEUR_ACTIVITE_OID) if first else ""),
+        "organization": _string(first[_ORGANIZATION] if first else ""),
+        "organization_id": _string(first[_ORGANIZATION_ID] if first else ""),
+        "roles": ",".join(_string(_coded(code, SUBJECT_ROLE_OID)) for code in roles),
+        "psi_locale": _string(PSI_LOCALE),
+        "other_ids": ",".join(_other_id(*item) for item in _listed(id_nat, other_ids)),
+        "exercices": ",".join(_exercice(*e, plain) for e in exercices),
     }
+
+
+def build(*values, **options) -> dict:
+    """``document``'s claims as a dict (same arguments)."""
+    return loads(document(*values, **options))
 
 
 def apply_compat(document: dict, compat) -> dict:
@@ -98,7 +126,7 @@ def apply_compat(document: dict, compat) -> dict:
 
 
 def professional_claims(practitioner: Practitioner, compat=frozenset()) -> dict:
-    """``build``'s claims of a practitioner read through the ORM, with the spellings of
+    """The claims of a practitioner read through the ORM (``build``), with the spellings of
     ``compat`` (``apply_compat``). Userinfo serves the stored ones instead
     (``lookup.professional_document``)."""
     exercices = [(_values(e, EXERCICE_ATTRS),
@@ -115,19 +143,20 @@ def _values(row, attrs: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(getattr(row, attribute) for attribute in attrs)
 
 
-def _other_ids(id_nat: str, listed: list[OtherIdValues]) -> list[dict]:
+def _listed(id_nat: str, listed: list[OtherIdValues]) -> list[OtherIdValues]:
     """The person's identifiers from the extract's ``Autres identifiants``, in file order,
-    with the idNat itself first when the extract does not list it; origin and quality
-    derived from the identifier when the extract leaves them empty (psc-ps-api's rule)."""
+    with the idNat itself first when the extract does not list it."""
     if id_nat not in {identifier for identifier, _, _ in listed}:
-        listed = [(id_nat, "", None), *listed]
-    return [_other_id(*item) for item in listed]
+        return [(id_nat, "", None), *listed]
+    return listed
 
 
-def _other_id(identifier: str, origin: str, quality: int | None) -> dict:
+def _other_id(identifier: str, origin: str, quality: int | None) -> str:
+    """Origin and quality derived from the identifier when the extract leaves them empty
+    (psc-ps-api's rule)."""
     derived_origin, derived_quality = origin_of(identifier)
-    return {"identifiant": identifier, "origine": origin or derived_origin,
-            "qualite": derived_quality if quality is None else quality}
+    return _OTHER_ID % (_string(identifier), _string(origin or derived_origin),
+                        derived_quality if quality is None else quality)
 
 
 def _coded(code: str, oid: str) -> str:
@@ -135,11 +164,15 @@ def _coded(code: str, oid: str) -> str:
 
 
 def _exercice(values: tuple[str, ...], savoir_faire: list[tuple[str, ...]],
-              activities: list[tuple[str, ...]]) -> list[dict]:
-    """One entry per savoir-faire of the profession (one, with empty codes, if none), each
-    with all the profession's activities (``codeGenreActivite`` as stored: GENR01 when the
-    extract has none)."""
-    head = dict(zip(_EXERCICE, values, strict=True))
-    places = [dict(zip(_ACTIVITY, a, strict=True)) for a in activities]
-    return [{**head, **dict(zip(_SAVOIR_FAIRE, sf, strict=True)), "activities": places}
-            for sf in savoir_faire or [_NO_SAVOIR_FAIRE]]
+              activities: list[tuple[str, ...]], plain: bool) -> str:
+    """One ``exercices[]`` entry per savoir-faire of the profession (one, with empty codes,
+    if none), each with all the profession's activities (``codeGenreActivite`` as given:
+    GENR01 when the extract has none)."""
+    fill = tuple if plain else _strings
+    places = ",".join(_ACTIVITY[plain] % fill(a) for a in activities)
+    return ",".join(_EXERCICE[plain] % (*fill(values), *fill(sf), places)
+                    for sf in savoir_faire or [_NO_SAVOIR_FAIRE])
+
+
+def _strings(values: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(map(_string, values))

@@ -8,16 +8,17 @@ userinfo reads one row instead of five tables.
   extract that lists them again writes them, and their document, again.
 - ``rebuild`` builds every document again from the directory tables: the migration that
   introduced them runs it, and so must any migration that changes their shape
-  (``claims.build``); ``psc-idp directory rebuild-claims`` runs it by hand."""
+  (``claims.document``); ``psc-idp directory rebuild-claims`` runs it by hand."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 
 from sqlalchemy import Connection, delete, select, true
 
-from .claims import ACTIVITY_ATTRS, EXERCICE_ATTRS, SAVOIR_FAIRE_ATTRS, build
+from .claims import ACTIVITY_ATTRS, EXERCICE_ATTRS, SAVOIR_FAIRE_ATTRS, document
 from .entry import Entry
 from .extract import DEFAULT_GENRE_ACTIVITE
 from .identifiers import parse_other_ids
@@ -31,11 +32,8 @@ _D = ProfessionalDocument.__table__
 _GENRE = ACTIVITY_ATTRS.index("genre_activite")
 
 
-def encode(claims: dict) -> str:
-    return json.dumps(claims, ensure_ascii=False, separators=(",", ":"))
-
-
 def decode(text: str) -> dict:
+    """The claims of a stored document."""
     return json.loads(text)
 
 
@@ -47,16 +45,16 @@ def builder(layout: Layout) -> Callable[[Entry], str]:
     savoir_faire = _reorder(layout.savoir_faire_attrs, SAVOIR_FAIRE_ATTRS)
     activity = _reorder(layout.activity_attrs, ACTIVITY_ATTRS)
 
-    def document(entry: Entry) -> str:
+    def stored(entry: Entry) -> str:
         exercices = [(exercice(e.fields), [savoir_faire(sf) for sf in e.savoir_faire],
                       [_with_genre(activity(a)) for a in e.activities])
                      for e in entry.exercices.values()]
         other_ids = [(o.identifier, o.origin, o.quality)
-                     for o in parse_other_ids(entry.other_ids)]
-        return encode(build(entry.id_nat, *(entry.person[i] for i in person), other_ids,
-                            exercices))
+                     for o in parse_other_ids(entry.other_ids)] if entry.other_ids else []
+        return document(entry.id_nat, *(entry.person[i] for i in person), other_ids,
+                        exercices, plain=entry.plain)
 
-    return document
+    return stored
 
 
 def _reorder(attrs: tuple[str, ...], order: tuple[str, ...]
@@ -65,8 +63,8 @@ def _reorder(attrs: tuple[str, ...], order: tuple[str, ...]
     lacks."""
     if attrs == order:
         return lambda values: values
-    at = [attrs.index(name) if name in attrs else None for name in order]
-    return lambda values: tuple("" if i is None else values[i] for i in at)
+    pick = itemgetter(*(attrs.index(name) if name in attrs else len(attrs) for name in order))
+    return lambda values: pick((*values, ""))
 
 
 def _with_genre(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -88,12 +86,12 @@ def rebuild(connection: Connection, batch_size: int = REBUILD_BATCH) -> int:
     connection.execute(delete(_D))
     total = 0
     for documents in _rebuilt(connection, batch_size):
-        insert_rows(_D, documents, connection)
+        insert_rows(connection, _D, ("id_nat", "claims"), documents)
         total += len(documents)
     return total
 
 
-def _rebuilt(connection: Connection, batch_size: int) -> Iterator[list[dict]]:
+def _rebuilt(connection: Connection, batch_size: int) -> Iterator[list[tuple]]:
     p = Practitioner.__table__
     after = ""
     while people := connection.execute(
@@ -102,15 +100,15 @@ def _rebuilt(connection: Connection, batch_size: int) -> Iterator[list[dict]]:
             .order_by(p.c.id_nat).limit(batch_size)).all():
         ids = [row.id_nat for row in people]
         parts = _parts(connection, ids)
-        yield [{"id_nat": row.id_nat, "claims": encode(build(
-            *row, parts["other_ids"].get(row.id_nat, []),
-            _exercices(row.id_nat, parts)))} for row in people]
+        yield [(row.id_nat, document(*row, parts["other_ids"].get(row.id_nat, []),
+                                     _exercices(row.id_nat, parts)))
+               for row in people]
         after = ids[-1]
 
 
 def _parts(connection: Connection, ids: list[str]) -> dict[str, dict]:
-    """The rows of ``ids`` in each child table, in rank order, by idNat (exercices) or by
-    (idNat, exercice rank) (savoir-faire, activities)."""
+    """The rows of ``ids`` in each child table, in rank order, by idNat (exercices, with
+    their rank first) or by (idNat, exercice rank) (savoir-faire, activities)."""
     e, s, a, o = (model.__table__ for model in (Exercice, SavoirFaire, Activity, OtherId))
     queries = {
         "exercices": (select(e.c.id_nat, e.c.rank, *(e.c[n] for n in EXERCICE_ATTRS))

@@ -53,11 +53,10 @@ def _plan(conn, seen: Table, links: Table, batch: list, report: SyncReport) -> N
     report.imported += len(plan.new)
     report.updated += len(plan.changed)
     report.unchanged += len(plan.unchanged)
-    insert_rows(seen, [{"id_nat": id_nat} for id_nat in plan.marked()], conn)
-    insert_rows(links, [{"identifier": other.identifier, "id_nat": item.id_nat}
-                        for item in batch if isinstance(item, Entry)
-                        for other in parse_other_ids(item.other_ids)
-                        if other.identifier != item.id_nat], conn)
+    insert_rows(conn, seen, ("id_nat",), [(id_nat,) for id_nat in plan.marked()])
+    insert_rows(conn, links, ("identifier", "id_nat"), [
+        (other.identifier, item.id_nat) for item in batch if isinstance(item, Entry)
+        for other in parse_other_ids(item.other_ids) if other.identifier != item.id_nat])
     conn.commit()
 
 

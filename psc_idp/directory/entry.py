@@ -35,6 +35,7 @@ class Entry:
     other_ids: str = ""
     exercices: dict[tuple[str, ...], ExerciceEntry] = field(default_factory=dict)
     warnings: list[tuple[int, str]] = field(default_factory=list)
+    plain: bool = True
 
     def add(self, fields: list[str]) -> None:
         """Add one line; a line with no profession, savoir-faire or activity (a person
@@ -59,9 +60,23 @@ class Entry:
         columns a file lacks are left out, so a 49-column file digests as it always did."""
         person = self.person + ((self.other_ids,) if self.layout.other_ids_at is not None
                                 else ())
-        content = [person, [(e.fields, list(e.savoir_faire), list(e.activities))
-                            for e in self.exercices.values()]]
-        return hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+        if self.plain:  # json.dumps's text, written directly
+            exercices = ", ".join(map(_plain_exercice, self.exercices.values()))
+            text = f"[{_plain(person)}, [{exercices}]]"
+        else:
+            text = json.dumps([person, [(e.fields, list(e.savoir_faire), list(e.activities))
+                                        for e in self.exercices.values()]], ensure_ascii=False)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _plain(values) -> str:
+    """``json.dumps(list(values), ensure_ascii=False)`` of strings that need no escaping."""
+    return '["' + '", "'.join(values) + '"]' if values else "[]"
+
+
+def _plain_exercice(exercice: ExerciceEntry) -> str:
+    return (f"[{_plain(exercice.fields)}, [{', '.join(map(_plain, exercice.savoir_faire))}], "
+            f"[{', '.join(map(_plain, exercice.activities))}]]")
 
 
 @dataclass
@@ -87,6 +102,8 @@ def build(id_nat: str, lines: list, layout: Layout, test_ids: bool) -> Entry | R
             entry.warnings.extend((number, message) for message in _identity(entry, test_ids))
         elif person != entry.person or other_ids != entry.other_ids:
             entry.warnings.append((number, _person_differs(entry, person, other_ids)))
+        if entry.plain and not plain(text):
+            entry.plain = False
         entry.add(fields)
         entry.lines.append(number)
     if not reasons:
@@ -98,10 +115,16 @@ def build(id_nat: str, lines: list, layout: Layout, test_ids: bool) -> Entry | R
     return Rejected(id_nat, dict(sorted(reasons.items())))
 
 
+def plain(text: str) -> bool:
+    """Whether JSON writes ``text`` as it is (between quotes): no ``"``, no ``\\``, no
+    control character (nor any other non-printable character, to be quick)."""
+    return '"' not in text and "\\" not in text and text.isprintable()
+
+
 def _identity(entry: Entry, test_ids: bool) -> list[str]:
-    values = dict(zip(entry.layout.person_attrs, entry.person, strict=True))
-    return identity_warnings(values["id_type"], values["identifier"], entry.id_nat,
-                             test_ids=test_ids)
+    person, layout = entry.person, entry.layout
+    return identity_warnings(person[layout.at("id_type")], person[layout.at("identifier")],
+                             entry.id_nat, test_ids=test_ids)
 
 
 def _person_differs(entry: Entry, person: tuple[str, ...], other_ids: str) -> str:

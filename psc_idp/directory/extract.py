@@ -91,11 +91,13 @@ def _read(path: Path, stream, number: int) -> str | None:
 
 def _data_lines(path: Path, stream) -> Iterator[tuple[int, str]]:
     number = 1
-    while (text := _read(path, stream, number + 1)) is not None:
-        number += 1
-        text = text.rstrip("\r\n")
-        if text.strip():
-            yield number, text
+    try:
+        for number, text in enumerate(stream, 2):
+            text = text.rstrip("\r\n")
+            if text and not text.isspace():
+                yield number, text
+    except OSError as exc:
+        raise ExtractError(f"{path}: read error at line {number + 1}: {exc.strerror}") from exc
 
 
 def _split(text: str, width: int) -> list[str]:
@@ -103,10 +105,20 @@ def _split(text: str, width: int) -> list[str]:
     extract ends the last field."""
     if "\xa0" in text or "\u202f" in text or "\u2007" in text:
         text = text.translate(_SPACES)
-    fields = [value.strip() for value in text.split("|")]
+    fields = text.split("|")
+    if _padded(text):
+        fields = [value.strip() for value in fields]
     if len(fields) > width and fields[-1] == "":
         fields.pop()
     return fields
+
+
+def _padded(text: str) -> bool:
+    """Whether a field of ``text`` may start or end with white space (what ``str.strip``
+    removes): the only printable one is the space, so a printable line without a space
+    next to a ``|`` or at an end has none."""
+    return not text.isprintable() or " |" in text or "| " in text or \
+        text.startswith(" ") or text.endswith(" ")
 
 
 def entries(lines: Iterable[tuple[int, str]], layout: Layout, *,

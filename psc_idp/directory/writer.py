@@ -1,14 +1,16 @@
 """Writing practitioners read from an extract (psc.md §8) into the directory tables: a
 practitioner's row, then their exercices, savoir-faire, activities and other identifiers,
-and their stored claims (``document``), all in bulk (``COPY`` on PostgreSQL). Rows follow
-the file's layout: the columns it has, plus the genre d'activité GENR01 where it has none
-(psc.md §10)."""
+and their stored claims (``document``), all in bulk: rows are tuples handed to the driver
+as they are (one ``executemany`` on SQLite, ``COPY`` on PostgreSQL), without a statement
+compiled per row. Rows follow the file's layout: the columns it has, plus the genre
+d'activité GENR01 where it has none (psc.md §10)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, update
+from sqlalchemy import Connection, Table, bindparam, delete, update
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
@@ -20,87 +22,96 @@ from .models import Activity, Exercice, OtherId, Practitioner, ProfessionalDocum
 _P = Practitioner.__table__
 #: child tables, deleted before a practitioner is written again
 CHILDREN = (Activity, SavoirFaire, Exercice, OtherId, ProfessionalDocument)
+_STATE = ("active", "successor_id_nat", "digest", "last_import_id", "updated_at")
+_KEY = ("id_nat", "rank")
+_EXERCICE_KEY = ("id_nat", "exercice_rank", "rank")
 
 
 def write(new: list[Entry], changed: list[Entry], touched: list[str], run_id: int) -> None:
     """Create ``new``, replace ``changed`` as a whole, mark ``touched`` as seen by the run."""
     now = int(time.time())
+    connection = db.session.connection()
     ids = [entry.id_nat for entry in changed]
     if ids:
         for model in CHILDREN:
-            db.session.execute(delete(model.__table__)
+            connection.execute(delete(model.__table__)
                                .where(model.__table__.c.id_nat.in_(ids)))
-        db.session.execute(
+        attrs = changed[0].layout.person_attrs
+        connection.execute(
             update(_P).where(_P.c.id_nat == bindparam("key")),
-            [{"key": e.id_nat, **_practitioner_row(e, run_id, now)} for e in changed])
+            [{"key": e.id_nat, **dict(zip(attrs + _STATE, _state(e, run_id, now), strict=True))}
+             for e in changed])
     if new:
-        insert_rows(_P, [{"id_nat": e.id_nat, "created_at": now,
-                          **_practitioner_row(e, run_id, now)} for e in new])
-    _insert_children(new + changed)
+        insert_rows(connection, _P, ("id_nat", *new[0].layout.person_attrs, *_STATE,
+                                     "created_at"),
+                    [(e.id_nat, *_state(e, run_id, now), now) for e in new])
+    _insert_children(connection, new + changed)
     if touched:
-        db.session.execute(update(_P).where(_P.c.id_nat.in_(touched))
+        connection.execute(update(_P).where(_P.c.id_nat.in_(touched))
                            .values(last_import_id=run_id))
 
 
-def _practitioner_row(entry: Entry, run_id: int, now: int) -> dict:
-    return {**_named(entry.layout.person_attrs, entry.person),
-            "active": True, "successor_id_nat": None, "digest": entry.digest,
-            "last_import_id": run_id, "updated_at": now}
+def _state(entry: Entry, run_id: int, now: int) -> tuple:
+    """The person's values, then ``_STATE``'s."""
+    return (*entry.person, True, None, entry.digest, run_id, now)
 
 
-def _insert_children(written: list[Entry]) -> None:
-    rows = {model: [] for model in CHILDREN}
+def _insert_children(connection: Connection, written: list[Entry]) -> None:
+    if not written:
+        return
+    layout = written[0].layout
+    exercices, savoir_faire, activities, other_ids = [], [], [], []
+    activity_columns, genre = _with_genre(layout.activity_attrs)
     for entry in written:
-        layout = entry.layout
+        id_nat = entry.id_nat
         for rank, exercice in enumerate(entry.exercices.values()):
-            key = {"id_nat": entry.id_nat, "exercice_rank": rank}
-            rows[Exercice].append({"id_nat": entry.id_nat, "rank": rank,
-                                   **_named(layout.exercice_attrs, exercice.fields)})
-            rows[SavoirFaire].extend({**key, "rank": i,
-                                      **_named(layout.savoir_faire_attrs, values)}
-                                     for i, values in enumerate(exercice.savoir_faire))
-            rows[Activity].extend(_activity_row(key, i, layout.activity_attrs, values)
-                                  for i, values in enumerate(exercice.activities))
-        rows[OtherId].extend(
-            {"id_nat": entry.id_nat, "rank": i, "identifier": other.identifier,
-             "origin": other.origin, "quality": other.quality}
-            for i, other in enumerate(parse_other_ids(entry.other_ids)))
-    if written:
-        document = builder(written[0].layout)
-        rows[ProfessionalDocument] = [{"id_nat": e.id_nat, "claims": document(e)}
-                                      for e in written]
-    for model in (Exercice, SavoirFaire, Activity, OtherId, ProfessionalDocument):
-        insert_rows(model.__table__, rows[model])
+            exercices.append((id_nat, rank, *exercice.fields))
+            savoir_faire.extend((id_nat, rank, i, *values)
+                                for i, values in enumerate(exercice.savoir_faire))
+            activities.extend((id_nat, rank, i, *genre(values))
+                              for i, values in enumerate(exercice.activities))
+        if entry.other_ids:
+            other_ids.extend((id_nat, i, o.identifier, o.origin, o.quality)
+                             for i, o in enumerate(parse_other_ids(entry.other_ids)))
+    document = builder(layout)
+    insert_rows(connection, Exercice.__table__, (*_KEY, *layout.exercice_attrs), exercices)
+    insert_rows(connection, SavoirFaire.__table__, (*_EXERCICE_KEY,
+                                                    *layout.savoir_faire_attrs), savoir_faire)
+    insert_rows(connection, Activity.__table__, (*_EXERCICE_KEY, *activity_columns),
+                activities)
+    insert_rows(connection, OtherId.__table__, (*_KEY, "identifier", "origin", "quality"),
+                other_ids)
+    insert_rows(connection, ProfessionalDocument.__table__, ("id_nat", "claims"),
+                [(e.id_nat, document(e)) for e in written])
 
 
-def _named(attrs: tuple[str, ...], values: tuple[str, ...]) -> dict:
-    return dict(zip(attrs, values, strict=True))
+def _with_genre(attrs: tuple[str, ...]) -> tuple[tuple[str, ...], Callable]:
+    """The columns of an activity as written, and its values: the genre d'activité GENR01
+    where the file's is empty, or appended when the file has no such column."""
+    if "genre_activite" not in attrs:
+        return (*attrs, "genre_activite"), lambda values: (*values, DEFAULT_GENRE_ACTIVITE)
+    at = attrs.index("genre_activite")
+    return attrs, lambda values: values if values[at] else (
+        *values[:at], DEFAULT_GENRE_ACTIVITE, *values[at + 1:])
 
 
-def _activity_row(key: dict, rank: int, attrs: tuple[str, ...], values) -> dict:
-    row = {**key, "rank": rank, "genre_activite": "", **_named(attrs, values)}
-    if not row["genre_activite"]:
-        row["genre_activite"] = DEFAULT_GENRE_ACTIVITE
-    return row
-
-
-def insert_rows(table: Table, rows: list[dict], connection: Connection | None = None) -> None:
-    """Insert ``rows`` (all with the same keys), on the session's connection by default.
-    On PostgreSQL through COPY: one round trip instead of one per row, in the same
-    transaction."""
+def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
+                rows: list[tuple]) -> None:
+    """Insert ``rows``, tuples of the values of ``columns``. One ``executemany`` of one
+    prepared statement; on PostgreSQL, COPY: one round trip, in the same transaction."""
     if not rows:
         return
-    connection = connection or db.session.connection()
     if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), rows)
+        marks = ", ".join("?" * len(columns))
+        connection.exec_driver_sql(
+            f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows)
         return
-    columns = list(rows[0])
     sql = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
     dbapi_error = connection.dialect.loaded_dbapi.Error
     with connection.connection.cursor() as cursor:
         try:
             with cursor.copy(sql) as copy:
                 for row in rows:
-                    copy.write_row([row[name] for name in columns])
+                    copy.write_row(row)
         except dbapi_error as exc:  # as SQLAlchemy would raise it
             raise DBAPIError.instance(sql, None, exc, dbapi_error) from exc
