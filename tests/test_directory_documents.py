@@ -3,7 +3,8 @@ each practitioner's document as the claims built from the directory tables would
 key and in order; userinfo's lookup is one query of one row; a client's spellings applied to
 a stored document; the document follows the practitioner through updates, rejections,
 deactivation, links and reactivation; a database migrated from the schema before them
-serves them without a new import; ``directory rebuild-claims``."""
+serves them without a new import; ``directory rebuild-claims``; a change in any one column
+writes the practitioner and their document again; values JSON must escape."""
 
 import itertools
 import json
@@ -13,10 +14,17 @@ from sqlalchemy import event, func, select
 
 from psc_idp.directory.claims import COMPAT_FLAGS, apply_compat, professional_claims
 from psc_idp.directory.cli import directory
-from psc_idp.directory.columns import PSC_HEADER
+from psc_idp.directory.columns import COLUMNS, KEY, PSC_HEADER, UNUSED
 from psc_idp.directory.importer import import_file
 from psc_idp.directory.lookup import find_active, professional_document
-from psc_idp.directory.models import Practitioner, ProfessionalDocument
+from psc_idp.directory.models import (
+    Activity,
+    Exercice,
+    OtherId,
+    Practitioner,
+    ProfessionalDocument,
+    SavoirFaire,
+)
 from psc_idp.directory.sync import sync_file
 from psc_idp.extensions import db
 from tests.directory_fixtures import (
@@ -172,3 +180,58 @@ def test_rebuild_claims_command(app):
         0, "stored claims rebuilt for 4 active practitioners\n")
     assert documents() == stored
     assert db.session.scalar(select(func.count()).select_from(ProfessionalDocument)) == 4
+
+
+def rows_of(id_nat: str) -> list[tuple]:
+    """Every stored row of ``id_nat``, in every directory table."""
+    db.session.expire_all()
+    return [tuple(row) for model in (Practitioner, Exercice, SavoirFaire, Activity, OtherId)
+            for row in db.session.execute(select(model.__table__).where(
+                model.__table__.c.id_nat == id_nat))]
+
+
+@pytest.mark.parametrize("column", [c.position - 1 for c in COLUMNS
+                                    if c.part not in (KEY, UNUSED)],
+                         ids=lambda at: PSC_HEADER[at])
+def test_a_change_in_any_one_column_updates_the_practitioner_and_their_document(
+        app, tmp_path, column):
+    """An unchanged practitioner is skipped by its digest: one column changed on one of
+    their lines (any column stored, the idNat aside) must still write them and their
+    document."""
+    header = {"header": PSC_HEADER}
+    jean = [line(JEAN, c29="CABINET") + f"{JEAN},RPPS,1|GENR01|",
+            line(JEAN, c13="60", c29="CLINIQUE") + f"{JEAN},RPPS,1|GENR01|"]
+    claire = line(CLAIRE) + f"{CLAIRE},RPPS,1||"
+    import_file(write_extract(tmp_path / "day1.txt", [*jean, claire], **header))
+    before = rows_of(JEAN)
+    fields = jean[0].split("|")  # the first line: its person columns are the ones kept
+    fields[column] = "Z9"
+    changed = "|".join(fields)
+    report = import_file(write_extract(tmp_path / "day2.txt", [changed, jean[1], claire],
+                                       **header))
+    assert (report.imported, report.updated, report.unchanged) == (0, 1, 1)
+    after = rows_of(JEAN)
+    assert after != before
+    assert "Z9" in {value for row in after for value in row}
+    assert documents() == as_built_from_the_tables()
+
+
+def test_values_json_escapes_are_stored_as_a_rebuild_writes_them(app, tmp_path):
+    """Values with characters JSON escapes (quote, backslash, tab, line separator) or
+    writes as they are (accents) in every column: the import's document is the one the
+    tables give and the one ``rebuild-claims`` writes, compact JSON as ``json.dumps``
+    writes it."""
+    fields = line(JEAN).removesuffix("|").split("|") + [f"{JEAN},RPPS,1", "GENR01"]
+    odd = [value if at in (0, 1, 2) else f'É"{at}\\ x\ty\u2028z' for at, value in
+           enumerate(fields)]
+    lines = ["|".join(odd) + "|", line(CLAIRE) + f"{CLAIRE},RPPS,1||"]
+    report = import_file(write_extract(tmp_path / "odd.txt", lines, header=PSC_HEADER))
+    assert (report.imported, report.rejected_lines) == (2, 0)
+    stored = documents()
+    assert stored == as_built_from_the_tables()
+    assert '\\"' in stored[JEAN] and "\\t" in stored[JEAN] and "É" in stored[JEAN]
+    for text in stored.values():
+        assert json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":")) == text
+    result = app.test_cli_runner().invoke(directory, ["rebuild-claims"])
+    assert result.exit_code == 0
+    assert documents() == stored

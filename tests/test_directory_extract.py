@@ -1,11 +1,19 @@
 """Reading extract files (psc.md §8, §10): header, encodings, line endings, grouping of a
 practitioner's lines, warnings for what PSC accepts, and the rejection of a practitioner
-with an unusable line."""
+with an unusable line; the digest of a practitioner; reading ahead of the writes."""
+
+import dataclasses
+import hashlib
+import itertools
+import json
+import threading
+import time
 
 import pytest
 
 from psc_idp.directory.columns import GENRE_HEADER, HEADER, PSC_HEADER
 from psc_idp.directory.extract import Entry, ExtractError, Rejected, entries, open_extract
+from psc_idp.directory.readahead import read_ahead
 from tests.directory_fixtures import (
     BERARD,
     DUPRE,
@@ -229,3 +237,46 @@ def test_test_identities_are_flagged_on_request(tmp_path):
         (entry,) = entries(extract.lines, extract.layout, test_ids=True)
     assert entry.warnings == [(2, "test identity 899700218896 (sandbox RPPS range 997…)")]
     assert read(path)[0].warnings == []
+
+
+@pytest.mark.parametrize("values, plain", [
+    ({}, True), ({"c29": 'CABINET "DES PINS"'}, False), ({"c3": "NOM\\AUTRE"}, False),
+    ({"c29": "CABINET\tDES PINS"}, False), ({"c29": "CLINIQUE DES ÉTANGS"}, True)])
+def test_the_digest_is_the_one_json_gives_whatever_the_text(tmp_path, values, plain):
+    """Lines JSON writes as they are digest without ``json.dumps``, to the same digest:
+    a practitioner stored before is still seen as unchanged."""
+    path = write_extract(tmp_path / "x.txt", [line(**values), line(c13="60", **values)])
+    (entry,) = read(path)
+    person = list(entry.person)
+    content = [person, [(e.fields, list(e.savoir_faire), list(e.activities))
+                        for e in entry.exercices.values()]]
+    expected = hashlib.sha256(json.dumps(content, ensure_ascii=False).encode()).hexdigest()
+    assert entry.plain is plain
+    assert entry.digest == expected
+    if plain:
+        assert dataclasses.replace(entry, plain=False).digest == expected
+
+
+def test_read_ahead_keeps_order_raises_where_used_and_stops_early():
+    def failing():
+        yield from (1, 2)
+        raise ExtractError("x.txt: read error at line 3: Input/output error")
+
+    got = []
+    with pytest.raises(ExtractError, match="line 3"), read_ahead(failing()) as ready:
+        got.extend(ready)
+    assert got == [1, 2]
+
+    produced = []
+
+    def endless():
+        for number in itertools.count():
+            produced.append(number)
+            yield number
+
+    threads = threading.active_count()
+    with read_ahead(endless(), depth=2) as ready:
+        assert next(ready) == 0
+        time.sleep(0.3)
+    assert threading.active_count() == threads
+    assert len(produced) <= 4  # the one used, two queued, one waiting for room

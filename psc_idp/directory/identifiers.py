@@ -27,6 +27,8 @@ _RPPS = re.compile(r"[0-9]{11}")
 _ADELI = re.compile(r"(?:[0-9]{2}|2[AB])[0-9]{7}")  # 9 characters; Corsica is 2A / 2B
 _STAFF = {FINESS_STAFF: re.compile(r"[0-9AB]{9}/\S+"), SIRET_STAFF: re.compile(r"[0-9]{14}/\S+")}
 _ADELI_ID_NAT = re.compile(r"0[0-9A-Za-z]{9}")
+#: a digit → the digit sum of its double
+_DOUBLED = str.maketrans("0123456789", "0246813579")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -35,13 +37,12 @@ class IdentifierError(ValueError):
 
 
 def luhn_valid(digits: str) -> bool:
-    """True if the last digit of ``digits`` is the Luhn check digit of the others."""
-    if not digits.isdigit():
+    """True if the last digit of ``digits`` (ASCII digits) is the Luhn check digit of the
+    others: the digits at odd places from the right count once, the others doubled (their
+    digit sum, ``_DOUBLED``)."""
+    if not (digits.isascii() and digits.isdigit()):
         return False
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char) * (2 if position % 2 else 1)
-        total += value - 9 if value > 9 else value
+    total = sum(map(int, digits[::-2])) + sum(map(int, digits[-2::-2].translate(_DOUBLED)))
     return total % 10 == 0
 
 
@@ -94,7 +95,7 @@ def split_id_nat(id_nat: str) -> tuple[str, str]:
 
 def is_psi(id_nat: str) -> bool:
     """A PSI identity (Pro Santé Identité): its idNat is a UUID (psc.md §10)."""
-    return bool(_UUID.fullmatch(id_nat))
+    return len(id_nat) == 36 and bool(_UUID.fullmatch(id_nat))
 
 
 def is_adeli_id_nat(id_nat: str) -> bool:

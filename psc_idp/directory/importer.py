@@ -24,12 +24,13 @@ from .deactivation import deactivate_absent
 from .extract import Entry, Extract, Rejected, blocks, open_extract
 from .links import link_absent
 from .models import DirectoryImport, Practitioner
+from .readahead import read_ahead
 from .report import FIGURES, ImportReport
 from .writer import write
 
 __all__ = ["BATCH_SIZE", "FIGURES", "ImportReport", "import_file", "import_files"]
 
-BATCH_SIZE = 500
+BATCH_SIZE = 2000
 
 _P = Practitioner.__table__
 _RUN = DirectoryImport.__table__
@@ -76,10 +77,13 @@ def apply_lines(extract: Extract, lines: Iterator[tuple[int, str]], run_id: int,
                 report: ImportReport, batch_size: int = BATCH_SIZE, *,
                 test_ids: bool | None = None) -> None:
     """Write the practitioners of ``lines`` (of ``extract``), one transaction per batch,
-    each with the run's checkpoint (its last line) and figures."""
+    each with the run's checkpoint (its last line) and figures; the next batches are
+    parsed meanwhile (``read_ahead``)."""
     test_ids = production() if test_ids is None else test_ids
-    for batch in batches(blocks(lines, extract.layout, test_ids=test_ids), batch_size):
-        _import_batch(batch, run_id, report)
+    parsed = batches(blocks(lines, extract.layout, test_ids=test_ids), batch_size)
+    with read_ahead(parsed) as ready:
+        for batch in ready:
+            _import_batch(batch, run_id, report)
 
 
 def batches(items: Iterator[list], size: int) -> Iterator[list]:
