@@ -11,6 +11,7 @@ import json
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy import text as sa_text
 
 from psc_idp.directory.claims import COMPAT_FLAGS, apply_compat, professional_claims
 from psc_idp.directory.cli import directory
@@ -235,3 +236,12 @@ def test_values_json_escapes_are_stored_as_a_rebuild_writes_them(app, tmp_path):
     result = app.test_cli_runner().invoke(directory, ["rebuild-claims"])
     assert result.exit_code == 0
     assert documents() == stored
+
+
+def test_documents_are_json_text_compressed_with_lz4_on_postgresql(app):
+    import_file(DEMO)
+    assert all(isinstance(text, str) and json.loads(text) for text in documents().values())
+    if db.engine.dialect.name == "postgresql":  # built with lz4, as Debian's is
+        # the documents over the TOAST threshold (about 2 kB) are compressed, the others not
+        assert set(db.session.scalars(sa_text(
+            "SELECT pg_column_compression(claims) FROM directory_document"))) == {"lz4", None}
