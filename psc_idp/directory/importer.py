@@ -26,7 +26,7 @@ from .links import link_absent
 from .models import DirectoryImport, Practitioner
 from .readahead import read_ahead
 from .report import FIGURES, ImportReport
-from .writer import write
+from .writer import among, write
 
 __all__ = ["BATCH_SIZE", "FIGURES", "ImportReport", "import_file", "import_files"]
 
@@ -132,7 +132,7 @@ class Plan:
 def _import_batch(batch: list[Entry | Rejected], run_id: int, report: ImportReport) -> None:
     ids = [item.id_nat for item in batch if item.id_nat]
     query = select(_P.c.id_nat, _P.c.digest, _P.c.active, _P.c.last_import_id).where(
-        _P.c.id_nat.in_(ids))
+        among(db.session.connection(), _P.c.id_nat, ids))
     stored = {row.id_nat: Stored(row.digest, row.active, row.last_import_id == run_id)
               for row in db.session.execute(query)}
     plan = plan_batch(batch, stored, report)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 
-from sqlalchemy import Connection, Table, bindparam, delete, update
+from sqlalchemy import ARRAY, ColumnElement, Connection, Table, any_, bindparam, delete, update
 from sqlalchemy.exc import DBAPIError
 
 from ..extensions import db
@@ -35,7 +35,7 @@ def write(new: list[Entry], changed: list[Entry], touched: list[str], run_id: in
     if ids:
         for model in CHILDREN:
             connection.execute(delete(model.__table__)
-                               .where(model.__table__.c.id_nat.in_(ids)))
+                               .where(among(connection, model.__table__.c.id_nat, ids)))
         attrs = changed[0].layout.person_attrs
         connection.execute(
             update(_P).where(_P.c.id_nat == bindparam("key")),
@@ -47,8 +47,17 @@ def write(new: list[Entry], changed: list[Entry], touched: list[str], run_id: in
                     [(e.id_nat, *_state(e, run_id, now), now) for e in new])
     _insert_children(connection, new + changed)
     if touched:
-        connection.execute(update(_P).where(_P.c.id_nat.in_(touched))
+        connection.execute(update(_P).where(among(connection, _P.c.id_nat, touched))
                            .values(last_import_id=run_id))
+
+
+def among(connection: Connection, column: ColumnElement, values: list) -> ColumnElement:
+    """``column IN values``; on PostgreSQL ``column = ANY(array)``: one parameter, so the
+    statement is the same for every batch (parsed and planned once, prepared by the
+    driver) instead of one with a placeholder per value."""
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
+    return column.in_(values)
 
 
 def _state(entry: Entry, run_id: int, now: int) -> tuple:
