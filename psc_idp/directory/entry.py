@@ -26,7 +26,9 @@ class ExerciceEntry:
 class Entry:
     """One practitioner as the extract describes them, duplicates removed, file order kept;
     ``person`` holds ``layout.person_attrs``, ``other_ids`` the raw ``Autres
-    identifiants``; ``warnings`` are ``(line, message)``."""
+    identifiants``; ``warnings`` are ``(line, message)``; ``plain``: every value is one
+    JSON writes as it is (``plain``, checked by ``build`` on each line), so the digest and
+    the stored claims are written without escaping."""
 
     id_nat: str
     person: tuple[str, ...]
@@ -35,7 +37,7 @@ class Entry:
     other_ids: str = ""
     exercices: dict[tuple[str, ...], ExerciceEntry] = field(default_factory=dict)
     warnings: list[tuple[int, str]] = field(default_factory=list)
-    plain: bool = True
+    plain: bool = False
 
     def add(self, fields: list[str]) -> None:
         """Add one line; a line with no profession, savoir-faire or activity (a person
@@ -98,7 +100,7 @@ def build(id_nat: str, lines: list, layout: Layout, test_ids: bool) -> Entry | R
         person = layout.person(fields)
         other_ids = fields[layout.other_ids_at] if layout.other_ids_at is not None else ""
         if entry is None:
-            entry = Entry(id_nat, person, [], layout, other_ids)
+            entry = Entry(id_nat, person, [], layout, other_ids, plain=True)
             entry.warnings.extend((number, message) for message in _identity(entry, test_ids))
         elif person != entry.person or other_ids != entry.other_ids:
             entry.warnings.append((number, _person_differs(entry, person, other_ids)))
