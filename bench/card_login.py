@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--profile", type=Path, metavar="FILE",
                         help="sample the gunicorn worker with py-spy during the run: a "
                              "flame graph if FILE ends in .svg, collapsed stacks otherwise")
+    parser.add_argument("--profile-gil", action="store_true",
+                        help="profile only the thread holding the GIL (Python's CPU time)")
     args = parser.parse_args()
     if args.duration < 1 or args.concurrency < 1:
         sys.exit("card_login: --duration and --concurrency must be at least 1")
@@ -93,7 +95,7 @@ def main() -> None:
         roots = {"nginx": [prod.nginx.process.pid],
                  "gunicorn": [process.pid for process in prod.processes],
                  "postgres": [_postmaster_pid(postgres)]}
-        profiler = _profile(roots["gunicorn"], args.profile, args.duration) \
+        profiler = _profile(roots["gunicorn"], args.profile, args.duration, args.profile_gil) \
             if args.profile else None
         started, before, spent = time.monotonic(), _cpu_times(), _server_cpu(roots)
         threads = [threading.Thread(target=worker, args=(card,)) for card in tokens]
@@ -148,12 +150,14 @@ def _cpu_times() -> list[tuple[int, int]]:
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _profile(arbiters: list[int], svg: Path, duration: int) -> subprocess.Popen:
-    """py-spy sampling the first gunicorn worker (the arbiter's child) for the run."""
+def _profile(arbiters: list[int], svg: Path, duration: int, gil: bool) -> subprocess.Popen:
+    """py-spy sampling the first gunicorn worker (the arbiter's child) for the run: every
+    running thread (waits on the database included), or only the one holding the GIL."""
     children = Path(f"/proc/{arbiters[0]}/task/{arbiters[0]}/children").read_text().split()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     return subprocess.Popen([spy, "record", "--pid", children[0], "--duration",
-                             str(duration), "--rate", "200", "--output", str(svg),
+                             str(duration), "--rate", "200", *(["--gil"] if gil else []),
+                             "--output", str(svg),
                              "--format", "flamegraph" if svg.suffix == ".svg" else "raw",
                              "--nonblocking"], stdout=subprocess.DEVNULL)
 
