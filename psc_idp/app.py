@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import select
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,7 +14,8 @@ from urllib.parse import urlsplit
 
 from flask import Flask, Response, abort, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from werkzeug.exceptions import HTTPException
 
 from . import origins, sqlite_file
@@ -34,6 +36,7 @@ class Idp:
     cards: Any = None
     server: Any = None
     protector: Any = None
+    clients: Any = None
 
 
 def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
@@ -46,6 +49,7 @@ def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
     idp = Idp(settings=settings, keys=load_key_ring(Path(settings.keys_dir), settings))
     app.extensions["psc_idp"] = idp
     setup_cards(app, idp)
+    setup_clients(app, idp)
     setup_protocol(app, idp)
     setup_errors(app)
     setup_input_guard(app)
@@ -79,18 +83,43 @@ def session_cookie_name(settings: settings_module.Settings) -> str:
 def setup_database(app: Flask, settings: settings_module.Settings) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = settings.database_url
     sqlite_file.protect(settings.database_url)  # 0600 before SQLite creates it
-    options = {"pool_pre_ping": True}
-    if settings.database_url.startswith("postgresql"):
-        options.update(pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size,
-                       pool_timeout=5, connect_args={"connect_timeout": 5})
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+    postgresql = settings.database_url.startswith("postgresql")
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = dict(
+        pool_size=settings.db_pool_size, max_overflow=settings.db_pool_size, pool_timeout=5,
+        connect_args={"connect_timeout": 5}) if postgresql else {}
     db.init_app(app)
+    if postgresql:
+        with app.app_context():
+            event.listen(db.engine, "checkout", _refuse_closed_by_server)
+
+
+def _refuse_closed_by_server(dbapi_connection, record, proxy) -> None:
+    """No ping per request: a pooled connection the server has spoken on while it was
+    idle is replaced (SQLAlchemy's pool retries with a new one). A restarting or
+    failing-over PostgreSQL, or one that terminates the backend, sends its last message
+    and closes the socket: readable, with no query pending. A connection that dies
+    silently fails its first statement instead; SQLAlchemy then invalidates the whole
+    pool, that request gets a 503 (``setup_errors``) and the next one reconnects."""
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.pgconn.socket, select.POLLIN)
+        spoke = bool(poller.poll(0))
+    except Exception as exc:  # a closed connection has no socket
+        raise DisconnectionError("connection closed") from exc
+    if spoke:
+        raise DisconnectionError("the server closed this connection while it was idle")
 
 
 def setup_cards(app: Flask, idp: Idp) -> None:
     from .cards.setup import build_verifier
 
     idp.cards = build_verifier(idp.settings)
+
+
+def setup_clients(app: Flask, idp: Idp) -> None:
+    from .clients.cache import ClientCache
+
+    idp.clients = ClientCache()
 
 
 def setup_protocol(app: Flask, idp: Idp) -> None:

@@ -3,7 +3,9 @@ delete — with their metadata checked by ``clients.metadata``. The CLI, the adm
 API and dynamic registration (RFC 7591/7592) all go through these functions, so the rules
 and the audit records are the same whatever the door. Secrets are shown once, stored hashed.
 Disabling a client revokes its tokens (enabling it again does not bring them back);
-deleting it revokes them too and keeps its id, which is never given to another client."""
+deleting it revokes them too and keeps its id, which is never given to another client.
+Every change commits with the version that makes every process drop its cached clients
+(``clients.cache``)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..oidc import revocation
 from ..oidc.consts import GRANT_TYPES
 from ..oidc.models import Client, digest, now
 from ..settings import current as settings
+from . import cache
 from . import jwks as client_keys
 from .metadata import (  # noqa: F401 - the package's API
     ACCESS_TOKEN_FORMATS,
@@ -86,7 +89,7 @@ def register(metadata: dict, *, client_id: str | None = None, actor: str,
     _apply(client, meta)
     _insert_new(client)
     audit.record("client.created", client_id=client_id, actor=actor)
-    db.session.commit()
+    _commit_change()
     return client, secret
 
 
@@ -136,7 +139,7 @@ def update_client(client: Client, changes: dict, actor: str) -> str | None:
     _apply(client, meta)
     audit.record("client.updated", client_id=client.client_id, actor=actor,
                  fields=sorted(meta))
-    db.session.commit()
+    _commit_change()
     return secret
 
 
@@ -159,7 +162,7 @@ def rotate_secret(client: Client, grace_seconds: int, actor: str) -> str:
     client.updated_at = now()
     audit.record("client.secret_rotated", client_id=client.client_id, actor=actor,
                  grace_seconds=grace_seconds)
-    db.session.commit()
+    _commit_change()
     return secret
 
 
@@ -173,7 +176,7 @@ def set_enabled(client: Client, enabled: bool, actor: str) -> None:
         revoked = revocation.revoke_client(client.client_id)
         audit.record("client.disabled", client_id=client.client_id, actor=actor,
                      tokens_revoked=revoked)
-    db.session.commit()
+    _commit_change()
 
 
 def delete_client(client: Client, actor: str) -> None:
@@ -183,7 +186,14 @@ def delete_client(client: Client, actor: str) -> None:
     db.session.delete(client)
     db.session.add(DeletedClient(client_id=client_id, deleted_at=now()))
     audit.record("client.deleted", client_id=client_id, actor=actor, tokens_revoked=revoked)
+    _commit_change()
+
+
+def _commit_change() -> None:
+    """Commit a client change with the version bump that tells every process."""
+    cache.changed()
     db.session.commit()
+    cache.forget()
 
 
 def _new_client_id(name: str) -> str:

@@ -19,7 +19,7 @@ from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from joserfc import jwt
 from joserfc.errors import JoseError
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from ..clients import jwks as client_keys
 from ..extensions import db
@@ -95,7 +95,7 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             raise InvalidClientError(description="this client does not authenticate with "
                                                  "private_key_jwt")
         try:
-            return client_keys.verification_keys(client.jwks)
+            return client.assertion_keys()
         except (client_keys.InvalidKeys, JoseError, ValueError, TypeError, KeyError) as exc:
             raise InvalidClientError(description="the client's registered keys cannot "
                                                  "verify assertions") from exc
@@ -111,13 +111,17 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         return token.claims
 
     def validate_jti(self, claims, jti):
+        """RFC 7523 §3: each assertion once. The jti is stored at once, in a transaction
+        of its own: it stays used whatever the request's outcome (a refused token
+        request rolls back, introspection writes nothing)."""
         if not isinstance(jti, str) or not 0 < len(jti) <= 255 or \
                 not isinstance(claims.get("exp"), int):
             return False
         expires = min(claims["exp"], now() + MAX_ASSERTION_LIFETIME) + self.leeway
-        try:
-            with db.session.begin_nested():
-                db.session.add(AssertionJti(client_id=claims["sub"], jti=jti, expires_at=expires))
-        except IntegrityError:
-            return False
-        return True
+        with db.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+            stored = connection.execute(dialect.insert(AssertionJti.__table__).values(
+                client_id=claims["sub"], jti=jti, expires_at=expires).on_conflict_do_nothing()
+                .execution_options(preserve_rowcount=True))
+        return stored.rowcount == 1  # 0: this jti was seen

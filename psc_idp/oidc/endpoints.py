@@ -16,82 +16,12 @@ from ..extensions import db, idp
 from ..keys import jws
 from . import revocation
 from .claims import userinfo_claims
-from .consts import ACCESS_TOKEN_TYP
 from .errors import printable
-from .models import Client, LoginSession, Token, digest, now
-from .subject import Subject
+from .issued import IssuedToken, access, find_token
+from .models import digest, now
 from .tokens import REFRESH, access_claims
 
 AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
-
-
-class IssuedToken:
-    """An access token (verified JWT) or a refresh token, with its database row."""
-
-    def __init__(self, row: Token, kind: str, claims: dict | None = None):
-        self.row, self.kind, self.claims = row, kind, claims or {}
-        self.scope = row.scope
-
-    def check_client(self, client):
-        return client.client_id == self.row.client_id
-
-    def get_scope(self):
-        return self.row.scope
-
-    def get_client(self):
-        """The client the token was issued to; None once it is deleted."""
-        return db.session.get(Client, self.row.client_id)
-
-    def get_user(self):
-        return Subject.of(self.row, grant_id=self.row.grant_id)
-
-    def is_expired(self):
-        expiry = self.row.access_expires_at if self.kind == "access_token" else (
-            self.row.refresh_expires_at or 0)
-        return expiry < now()
-
-    def is_revoked(self):
-        """Revoked, its SSO session ended, or its client disabled or deleted (refused at
-        once, whatever the order of the commits), or a rotated refresh token."""
-        if self.row.revoked_at is not None:
-            return True
-        client = self.get_client()
-        if client is None or not client.enabled:
-            return True
-        session = db.session.get(LoginSession, self.row.sid)
-        if session is None or session.ended_at is not None:
-            return True
-        return self.kind == "refresh_token" and self.row.rotated_at is not None
-
-
-def find_token(value: str, hint: str | None) -> IssuedToken | None:
-    order = ("refresh_token", "access_token") if hint == "refresh_token" else (
-        "access_token", "refresh_token")
-    for kind in order:
-        found = _access(value) if kind == "access_token" else _refresh(value)
-        if found:
-            return found
-    return None
-
-
-def _access(value: str) -> IssuedToken | None:
-    """A live access token of either shape (``tokens``); the jti must be an issued access
-    token's, so no other JWT of psc-idp's (an ID token) is ever taken for one."""
-    try:
-        claims = jws.decode(value, idp().keys.key_set(), typ=(ACCESS_TOKEN_TYP, "JWT"),
-                            iss={"essential": True, "value": idp().settings.issuer},
-                            exp={"essential": True}, jti={"essential": True})
-    except jws.InvalidJWT:
-        return None
-    row = Token.query.filter_by(jti=claims["jti"]).first()
-    return IssuedToken(row, "access_token", claims) if row else None
-
-
-def _refresh(value: str) -> IssuedToken | None:
-    if len(value) > 200:
-        return None
-    row = Token.query.filter_by(refresh_hash=digest(value)).first()
-    return IssuedToken(row, "refresh_token") if row else None
 
 
 class Introspection(IntrospectionEndpoint):
@@ -111,7 +41,7 @@ class Introspection(IntrospectionEndpoint):
             return {"active": True, **token.claims, "client_id": row.client_id,
                     "username": row.id_nat, "token_type": "Bearer",
                     "SubjectNameID": row.id_nat}
-        client = db.session.get(Client, row.client_id)
+        client = token.get_client()
         claims = access_claims(
             row.client_id, token.get_user(), row.scope, jti=digest(row.refresh_hash)[:32],
             issued=row.issued_at, expires=row.refresh_expires_at, kind=REFRESH,
@@ -139,7 +69,7 @@ class AccessTokenValidator(TokenValidator):
     TOKEN_TYPE = "bearer"
 
     def authenticate_token(self, token_string):
-        return _access(token_string) if token_string else None
+        return access(token_string, document=True) if token_string else None
 
     def validate_token(self, token, scopes, request):
         if token is None or token.is_expired() or token.is_revoked():
@@ -150,7 +80,8 @@ def userinfo_response(token: IssuedToken):
     """OIDC Core §5.3.2: JSON, or a signed JWT when the client registered
     ``userinfo_signed_response_alg``."""
     client = token.get_client()
-    claims = userinfo_claims(token.get_user(), token.scope, compat=client.compat)
+    claims = userinfo_claims(token.get_user(), token.scope, compat=client.compat,
+                             document=token.document())
     if claims is None:
         raise InvalidTokenError(description="the professional is no longer active")
     alg = client.userinfo_signed_response_alg

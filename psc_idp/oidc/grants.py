@@ -9,7 +9,9 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
+from sqlalchemy import bindparam, func, select, update
 
+from ..directory.models import Practitioner
 from ..extensions import db
 from ..settings import current as settings
 from . import revocation, tokens
@@ -41,7 +43,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         if is_openid_scope(token.get("scope")):
             token["_id_token"] = tokens.id_token(
                 self.request.client, kwargs["user"], token["scope"],
-                nonce=self.request.authorization_code.nonce,
+                nonce=self.request.authorization_code.get_nonce(),
                 access_token_value=token["access_token"])
         return token
 
@@ -61,25 +63,84 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         db.session.commit()
 
     def query_authorization_code(self, code, client):
-        row = db.session.get(AuthorizationCode, digest(code), with_for_update=True)
-        if row is None or row.client_id != client.client_id:
-            return None
-        if row.used_at is not None:
-            # RFC 6749 §4.1.2: a code used twice is refused and its tokens revoked.
-            revocation.revoke_grant(row.grant_id, reason="code_replayed", client_id=row.client_id)
+        """The code, consumed by this request with one conditional statement: marked used
+        (its row locked until the token response commits or rolls back: a concurrent use
+        waits, then finds it used), read with the practitioner's names. A code already
+        used is a replay (RFC 6749 §4.1.2): refused, and what it issued is revoked."""
+        current = now()
+        row = db.session.connection().execute(CONSUME, {
+            "hash": digest(code), "client": client.client_id, "current": current}).first()
+        if row is not None:
+            return Code(row)
+        used = db.session.connection().execute(USED, {"hash": digest(code)}).first()
+        if used is not None and used.client_id == client.client_id and \
+                used.used_at is not None:
+            revocation.revoke_grant(used.grant_id, reason="code_replayed",
+                                    client_id=used.client_id)
             db.session.commit()
-            return None
-        if row.expires_at < now():
-            return None
-        return row
+        return None
 
     def delete_authorization_code(self, authorization_code):
-        # committed with the tokens once the whole response, ID token included, is built
-        # (oidc.views.token): a failure on the way leaves the code unused, nothing issued
-        authorization_code.used_at = now()
+        """Already marked used (``query_authorization_code``): the token response commits
+        it with the tokens (``oidc.views.token``), or a failure leaves it unused."""
 
     def authenticate_user(self, authorization_code):
-        return Subject.of(authorization_code, grant_id=authorization_code.grant_id)
+        row = authorization_code.row
+        return Subject.of(row, grant_id=row.grant_id, names=_names(row))
+
+
+_code, _token = AuthorizationCode.__table__, Token.__table__
+
+
+def _name(column, id_nat):
+    """The active practitioner's ``column``, read with a code or token row."""
+    return select(column).where(Practitioner.id_nat == id_nat,
+                                Practitioner.active.is_(True)).scalar_subquery()
+
+
+def _with_names(statement, id_nat):
+    return statement.returning(_name(Practitioner.given_names, id_nat).label("given_names"),
+                               _name(Practitioner.family_name, id_nat).label("family_name"))
+
+
+#: consume an unused, unexpired code of the client
+CONSUME = _with_names(update(_code).where(
+    _code.c.code_hash == bindparam("hash"), _code.c.client_id == bindparam("client"),
+    _code.c.used_at.is_(None), _code.c.expires_at >= bindparam("current"))
+    .values(used_at=bindparam("current")).returning(_code), _code.c.id_nat)
+USED = select(_code.c.client_id, _code.c.used_at, _code.c.grant_id).where(
+    _code.c.code_hash == bindparam("hash"))
+
+
+def _names(row) -> tuple[str, str]:
+    return row.given_names or "", row.family_name or ""
+
+
+class Code:
+    """Authlib's view of the authorization code this request consumed (its row)."""
+
+    def __init__(self, row):
+        self.row = row
+        self.code_challenge = row.code_challenge
+        self.code_challenge_method = row.code_challenge_method
+
+    def get_redirect_uri(self):
+        return self.row.redirect_uri
+
+    def get_scope(self):
+        return self.row.scope
+
+    def get_nonce(self):
+        return self.row.nonce
+
+    def get_auth_time(self):
+        return self.row.auth_time
+
+    def get_acr(self):
+        return self.row.acr
+
+    def get_amr(self):
+        return self.row.amr
 
 
 def reuse_grace(client) -> int:
@@ -123,16 +184,19 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     INCLUDE_NEW_REFRESH_TOKEN = True
 
     def authenticate_refresh_token(self, refresh_token):
-        """A rotated token presented again within the client's reuse grace (concurrent
-        refreshes of one page load, psc.md §10) is answered like its first use; later,
-        it is a replay: the whole chain is revoked (RFC 9700 §4.14.2)."""
+        """The refresh token, rotated by this request with one conditional statement (its
+        row locked until the response commits or rolls back). A rotated token presented
+        again within the client's reuse grace (concurrent refreshes of one page load,
+        psc.md §10) is answered like its first use; later, it is a replay: the whole chain
+        is revoked (RFC 9700 §4.14.2)."""
         if len(refresh_token) > 200:
             return None
-        row = Token.query.filter_by(refresh_hash=digest(refresh_token)).with_for_update().first()
-        if row is None or row.revoked_at is not None or row.refresh_expires_at < now():
+        row = db.session.connection().execute(ROTATE, {
+            "hash": digest(refresh_token), "current": now()}).first()
+        if row is None:
             return None
-        if row.rotated_at is not None and not _within(reuse_grace(self.request.client),
-                                                      row.rotated_at):
+        if row.refresh_uses > 1 and not _within(reuse_grace(self.request.client),
+                                                row.rotated_at):
             revocation.revoke_grant(row.grant_id, reason="refresh_reused",
                                     client_id=row.client_id)
             db.session.commit()
@@ -140,7 +204,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return RefreshCredential(row)
 
     def authenticate_user(self, credential):
-        return Subject.of(credential.row, grant_id=credential.row.grant_id)
+        row = credential.row
+        return Subject.of(row, grant_id=row.grant_id, names=_names(row))
 
     def issue_token(self, user, refresh_token):
         """As for the code grant: every signature before the first write."""
@@ -152,10 +217,18 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         return token
 
     def revoke_old_credential(self, credential):
-        # committed with the new token (oidc.views.token); a reuse within the grace keeps
-        # the first rotation's time, so the grace never slides
-        if credential.row.rotated_at is None:
-            credential.row.rotated_at = now()
+        """Already rotated (``authenticate_refresh_token``), committed with the new token
+        (``oidc.views.token``); a reuse within the grace keeps the first rotation's time,
+        so the grace never slides."""
+
+
+#: rotate a live refresh token: the first rotation's time is kept, every presentation
+#: counted (``refresh_uses`` above 1: presented again)
+ROTATE = _with_names(update(_token).where(
+    _token.c.refresh_hash == bindparam("hash"), _token.c.revoked_at.is_(None),
+    _token.c.refresh_expires_at >= bindparam("current"))
+    .values(rotated_at=func.coalesce(_token.c.rotated_at, bindparam("current")),
+            refresh_uses=_token.c.refresh_uses + 1).returning(_token), _token.c.id_nat)
 
 
 def _within(grace: int, rotated_at: int) -> bool:
@@ -167,7 +240,7 @@ def _within(grace: int, rotated_at: int) -> bool:
 class RefreshCredential:
     """Authlib's view of a stored refresh token."""
 
-    def __init__(self, row: Token):
+    def __init__(self, row):
         self.row = row
 
     def check_client(self, client):

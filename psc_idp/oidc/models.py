@@ -25,42 +25,11 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-class Client(db.Model, ClientMixin):
-    __tablename__ = "oauth_client"
+class ClientRules(ClientMixin):
+    """Authlib's view of a client (``ClientMixin``), computed from its attributes only:
+    shared by the stored row and the copy protocol requests read (``clients.cache``)."""
 
-    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
-    secret_hash: Mapped[str | None] = mapped_column(String(64))
-    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
-    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
-    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
-    jwks: Mapped[dict | None] = mapped_column(JSON)
-    scope: Mapped[str] = mapped_column(String(400), default="openid scope_all")
-    grant_types: Mapped[list] = mapped_column(JSON, default=list)
-    id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), default="RS256")
-    userinfo_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
-    require_pkce: Mapped[bool] = mapped_column(Boolean, default=False)
-    #: refuse a client that presents its credentials with a second method (RFC 6749 §2.3)
-    #: or with another method than ``token_endpoint_auth_method``
-    strict_client_auth: Mapped[bool] = mapped_column(Boolean, default=False,
-                                                     server_default=false())
-    #: "psc" (``typ: JWT``, Keycloak's claims, as PSC) or "rfc9068" (``typ: at+jwt``)
-    access_token_format: Mapped[str] = mapped_column(String(10), default="psc",
-                                                     server_default="psc")
-    #: seconds a rotated refresh token may be presented again (None: the global setting)
-    refresh_reuse_grace: Mapped[int | None] = mapped_column(Integer)
-    compat: Mapped[list] = mapped_column(JSON, default=list)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[int] = mapped_column(BigInteger, default=now)
-    updated_at: Mapped[int | None] = mapped_column(BigInteger)
-    #: after a secret rotation, the previous secret works until this time
-    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
-    previous_secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
-    contacts: Mapped[list] = mapped_column(JSON, default=list)
-    #: how it was registered: cli, admin-api or dynamic (RFC 7591)
-    registered_by: Mapped[str] = mapped_column(String(20), default="cli")
-    #: RFC 7592 registration access token (hash), for dynamically registered clients
-    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+    __slots__ = ()
 
     @property
     def is_public(self) -> bool:
@@ -112,6 +81,44 @@ class Client(db.Model, ClientMixin):
         return grant_type in self.grant_types
 
 
+class Client(db.Model, ClientRules):
+    __tablename__ = "oauth_client"
+
+    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    post_logout_redirect_uris: Mapped[list] = mapped_column(JSON, default=list)
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(40))
+    jwks: Mapped[dict | None] = mapped_column(JSON)
+    scope: Mapped[str] = mapped_column(String(400), default="openid scope_all")
+    grant_types: Mapped[list] = mapped_column(JSON, default=list)
+    id_token_signed_response_alg: Mapped[str] = mapped_column(String(10), default="RS256")
+    userinfo_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
+    require_pkce: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: refuse a client that presents its credentials with a second method (RFC 6749 §2.3)
+    #: or with another method than ``token_endpoint_auth_method``
+    strict_client_auth: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                     server_default=false())
+    #: "psc" (``typ: JWT``, Keycloak's claims, as PSC) or "rfc9068" (``typ: at+jwt``)
+    access_token_format: Mapped[str] = mapped_column(String(10), default="psc",
+                                                     server_default="psc")
+    #: seconds a rotated refresh token may be presented again (None: the global setting)
+    refresh_reuse_grace: Mapped[int | None] = mapped_column(Integer)
+    compat: Mapped[list] = mapped_column(JSON, default=list)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now)
+    updated_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: after a secret rotation, the previous secret works until this time
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_expires_at: Mapped[int | None] = mapped_column(BigInteger)
+    contacts: Mapped[list] = mapped_column(JSON, default=list)
+    #: how it was registered: cli, admin-api or dynamic (RFC 7591)
+    registered_by: Mapped[str] = mapped_column(String(20), default="cli")
+    #: RFC 7592 registration access token (hash), for dynamically registered clients
+    registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+
+
 class AuthorizationCode(db.Model):
     __tablename__ = "oauth_code"
 
@@ -131,24 +138,6 @@ class AuthorizationCode(db.Model):
     auth_mode: Mapped[str] = mapped_column(String(10))
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
-
-    def get_redirect_uri(self):
-        return self.redirect_uri
-
-    def get_scope(self):
-        return self.scope
-
-    def get_nonce(self):
-        return self.nonce
-
-    def get_auth_time(self):
-        return self.auth_time
-
-    def get_acr(self):
-        return self.acr
-
-    def get_amr(self):
-        return self.amr
 
 
 class Token(db.Model):
@@ -175,7 +164,9 @@ class Token(db.Model):
     issued_at: Mapped[int] = mapped_column(BigInteger, default=now)
     access_expires_at: Mapped[int] = mapped_column(BigInteger)
     refresh_expires_at: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    #: the first rotation of the refresh token, and how many times it was presented
     rotated_at: Mapped[int | None] = mapped_column(BigInteger)
+    refresh_uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
 
 

@@ -90,8 +90,11 @@ def revoke_grant(grant_id: str, *, reason: str, client_id: str | None = None) ->
     return count
 
 
-def revoke_access_token(row: Token) -> None:
-    """RFC 7009 revocation of an access token: it expires now (its refresh token, in the
-    same row, stays valid); audited as ``token.revoked``."""
-    row.access_expires_at = min(row.access_expires_at, now() - 1)
+def revoke_access_token(row) -> None:
+    """RFC 7009 revocation of an access token (``row``: its ``oauth_token`` row): it
+    expires now (its refresh token, in the same row, stays valid); audited as
+    ``token.revoked``."""
+    db.session.execute(
+        update(Token).where(Token.id == row.id, Token.access_expires_at >= now())
+        .values(access_expires_at=now() - 1).execution_options(synchronize_session=False))
     audit.record("token.revoked", client_id=row.client_id, kind="access_token")

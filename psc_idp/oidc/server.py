@@ -43,7 +43,7 @@ class PscAuthorizationServer(AuthorizationServer):
                 description="this response_type is not supported: use code") from None
 
     def query_client(self, client_id):
-        client = clients.find(client_id)
+        client = clients.cache.find(client_id)
         return client if client is not None and client.enabled else None
 
     def save_token(self, token, request):
@@ -59,8 +59,10 @@ class PscAuthorizationServer(AuthorizationServer):
             issued_at=issued, access_expires_at=issued + token["expires_in"],
             refresh_expires_at=issued + settings.refresh_token_lifetime if refresh else None,
         ))
-        audit.record("token.issued", id_nat=subject.id_nat, client_id=request.client.client_id,
-                     grant_type=request.payload.grant_type)
+        with db.session.no_autoflush:  # the rows go together at the commit (transactions)
+            audit.record("token.issued", id_nat=subject.id_nat,
+                         client_id=request.client.client_id,
+                         grant_type=request.payload.grant_type)
         ops.token_issued(request.payload.grant_type)
 
 

@@ -14,10 +14,9 @@ import secrets
 
 from authlib.oidc.core.util import create_half_hash
 
-from ..directory.lookup import find_identity
 from ..extensions import idp
 from ..keys import jws
-from .claims import identity_claims, login_claims
+from .claims import login_claims, named_identity, names_of
 from .consts import ACCESS_TOKEN_TYP, METHOD_BY_AUTH_MODE
 from .models import now
 from .subject import Subject
@@ -56,10 +55,9 @@ def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, iss
     base = {"exp": expires, "iat": issued, "auth_time": subject.auth_time, "jti": jti,
             "iss": idp().settings.issuer}
     if not psc_shape:  # RFC 9068 §2.2
-        practitioner = find_identity(subject.id_nat)
         return {**base, "aud": client_id, "sub": subject.get_user_id(),
                 "client_id": client_id, "scope": scope, **login_claims(subject),
-                **identity_claims(subject, practitioner)}
+                **named_identity(subject, names_of(subject))}
     claims = {**base, "sub": subject.get_user_id(), "typ": kind, "azp": client_id}
     if subject.nonce:
         claims["nonce"] = subject.nonce
@@ -88,13 +86,12 @@ def id_token(client, subject: Subject, scope: str, *, nonce=None,
     ``session_state``: psc.md §10); ``at_hash`` per §3.1.3.6."""
     issued = now()
     signer = idp().keys.signer(client.id_token_signed_response_alg or "RS256")
-    practitioner = find_identity(subject.id_nat)
     claims = {
         "iss": idp().settings.issuer, "sub": subject.get_user_id(), "aud": client.client_id,
         "exp": issued + idp().settings.id_token_lifetime, "iat": issued,
         "jti": secrets.token_urlsafe(16), "azp": client.client_id,
         **login_claims(subject), "auth_level": auth_level(subject), "scope": scope,
-        "session_state": subject.sid, **identity_claims(subject, practitioner),
+        "session_state": subject.sid, **named_identity(subject, names_of(subject)),
     }
     if nonce:
         claims["nonce"] = nonce

@@ -10,6 +10,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request
 from ..extensions import db, idp
 from ..login.outcome import Failure
 from . import authorize as authorize_endpoint
+from . import transactions
 from .consts import PATHS
 from .discovery import is_split, metadata
 from .endpoints import userinfo_response
@@ -73,21 +74,25 @@ def single_valued(view):
 def token():
     """One transaction per token request: the code marked used (or the refresh token
     rotated), the new token rows and their audit record are committed together, after the
-    whole response — ID token included — has been built."""
+    whole response — ID token included — has been built; a refusal leaves nothing (the
+    code unused, the refresh token unrotated)."""
     response = idp().server.create_token_response()
-    db.session.commit()
+    if response.status_code == 200:
+        transactions.commit()
+    else:
+        db.session.rollback()
     return response
 
 
 @bp.route(PATHS["userinfo_endpoint"], methods=["GET", "POST"])
+@transactions.read_only
 def userinfo():
     """Any live access token of psc-idp, ``openid`` scope or not: PSC serves userinfo to
     the clients that ask for ``scope_all`` alone (psc.md §10)."""
     try:
-        token = idp().protector.acquire_token()
-    except OAuth2Error as error:
+        return userinfo_response(idp().protector.acquire_token())
+    except OAuth2Error as error:  # the token, or its professional no longer active
         return bearer_error(error)
-    return userinfo_response(token)
 
 
 #: RFC 6750 §3.1: the error codes of a resource request and their HTTP status
@@ -110,6 +115,7 @@ def bearer_error(error: OAuth2Error):
 
 @bp.post(PATHS["introspection_endpoint"])
 @single_valued
+@transactions.read_only
 def introspect():
     return idp().server.create_endpoint_response("introspection")
 
