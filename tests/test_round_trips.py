@@ -263,3 +263,35 @@ def test_the_counter_sees_what_a_request_costs(protocol):
     with counted(protocol.engine, protocol.wire) as cold:
         protocol.introspect(tokens["access_token"])
     assert [s for s in cold.statements if "oauth_client" in s], cold
+
+
+def test_read_only_requests_write_nothing_whatever_their_outcome(protocol):
+    """Introspection and userinfo, answered or refused (unknown token, wrong secret,
+    revoked token, a refresh token at userinfo): one lookup at most, no write, no
+    transaction to end."""
+    tokens = protocol.exchange(protocol.code())
+    protocol.introspect(tokens["access_token"])  # warm
+    http, url = protocol.http, ISSUER_PATH + PATHS["introspection_endpoint"]
+    revoked = protocol.exchange(protocol.code())
+    assert protocol.http.post(ISSUER_PATH + PATHS["revocation_endpoint"], base_url=BASE_URL,
+                              headers=protocol.auth,
+                              data={"token": revoked["refresh_token"]}).status_code == 200
+    userinfo = ISSUER_PATH + PATHS["userinfo_endpoint"]
+    requests = {
+        "unknown token": lambda: http.post(url, base_url=BASE_URL, headers=protocol.auth,
+                                           data={"token": "x" * 40}),
+        "wrong secret": lambda: http.post(url, base_url=BASE_URL, data={"token": "x"},
+                                          headers={"Authorization": "Basic " + base64.b64encode(
+                                              f"{protocol.client_id}:wrong".encode()).decode()}),
+        "revoked at userinfo": lambda: http.get(userinfo, base_url=BASE_URL, headers={
+            "Authorization": f"Bearer {revoked['access_token']}"}),
+        "refresh token at userinfo": lambda: http.get(userinfo, base_url=BASE_URL, headers={
+            "Authorization": f"Bearer {tokens['refresh_token']}"}),
+    }
+    for name, send in requests.items():
+        with counted(protocol.engine, protocol.wire) as cost:
+            assert send().status_code in (200, 401), name
+        assert len(cost.statements) <= 1 and all(
+            s.startswith("SELECT") for s in cost.statements), f"{name}: {cost!r}"
+        if cost.round_trips is not None:
+            assert cost.round_trips <= 1, f"{name}: {cost!r}"
