@@ -98,3 +98,18 @@ def test_a_connection_dying_under_a_request_is_one_503(serving, own_postgres):
     assert failed.status_code == 503
     assert failed.get_json()["error"] == "temporarily_unavailable"
     assert introspect().status_code == 200
+
+
+def test_an_idle_connection_terminated_by_the_server_costs_no_request(serving, own_postgres):
+    app, introspect = serving
+    assert introspect().status_code == 200
+    engine = engine_of(app)
+    with engine.connect() as other:
+        pids = other.execute(text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = 'psc' AND pid <> "
+            "pg_backend_pid() AND backend_type = 'client backend'")).scalars().all()
+        assert pids
+        for pid in pids:  # every pooled connection, idle between requests
+            other.execute(text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": pid})
+    for _ in range(len(pids) + 1):
+        assert introspect().status_code == 200
