@@ -34,8 +34,19 @@ errorlog = "-"
 
 
 def post_fork(server, worker):
-    # Each worker loads its own CRL copy and starts its own background refresher.
+    # Each worker loads its own CRL copy and starts its own background refresher, and its
+    # audit sequencer (one round at a time across all processes: psc_idp.audit_sequencer).
+    from psc_idp import audit_sequencer
     from psc_idp.wsgi import app
 
     crls = app.extensions["psc_idp"].cards.crls
     crls.start()
+    audit_sequencer.start(app)
+
+
+def worker_exit(server, worker):
+    # The sequencer finishes its batch under way (its transaction commits or rolls back).
+    from psc_idp import audit_sequencer
+    from psc_idp.wsgi import app
+
+    audit_sequencer.stop(app)

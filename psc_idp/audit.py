@@ -2,14 +2,61 @@
 revocation, logout, e-CPS change and admin action, written in the caller's transaction —
 the record commits with the action or not at all. Never a secret, code, token or PIN.
 
-Records are hash-chained: each carries ``seq``, the hash of the previous record and its own
-hash over its content and that previous hash. Appends are serialised by the one-row
-``audit_head`` table, updated first thing (row lock on PostgreSQL, the write lock on
-SQLite), so several processes never fork the chain. The database refuses UPDATE and DELETE on
-``audit_event`` (triggers; TRUNCATE too on PostgreSQL) except during ``psc-idp audit purge``,
-which keeps an anchor (the hash the first remaining record chains from) so the rest still
-verifies. ``verify`` reads one snapshot, so appends made meanwhile are not tampering; a row
-outside the chain (no ``seq``, or beyond the head) is."""
+**Appending takes no shared lock.** A record is one INSERT: it gets its number ``seq`` from
+a sequence (PostgreSQL) or as the next number under SQLite's one write lock, increasing in
+the order records are written (on PostgreSQL with gaps where a transaction rolled back).
+No row is shared by two writers, so transactions in any number of threads, processes and
+machines never wait on each other for the audit trail.
+
+**Chaining happens just after commit** (``audit_sequencer``): a sequencer links every
+committed record not yet chained, in ``seq`` order, giving it its place ``chain_seq``
+(1, 2, 3… without gaps), the previous record's hash and its own hash over its content and
+that previous hash; ``audit_head`` holds the chain's end. One sequencer at a time across the
+cluster (a transaction-level advisory lock on PostgreSQL, SQLite's write lock, and a
+compare-and-set on ``audit_head`` on both), in each serving process's background thread
+every ``audit_chain_interval`` seconds and in ``psc-idp housekeeping``. A record whose
+transaction commits after records written later were chained (a late commit) is simply
+chained in a later round: the chain's order is the order records became visible, and
+nothing committed is ever skipped, since the sequencer takes whatever is not chained.
+
+**Checkpoints.** Every ``audit_checkpoint_records`` records or ``audit_checkpoint_interval``
+seconds the sequencer signs the chain's head — "record ``chain_seq`` N has hash H, and the
+checkpoint before this one was for ``chain_seq`` P", a JWS made through the key ring's
+``Signer`` (file key or HSM) — keeps it in ``audit_checkpoint`` and notes N in
+``audit_head.checkpoint_seq``; ``psc-idp audit checkpoints --export`` copies them out.
+
+**What it guarantees.** A record commits with its action or not at all, and every
+committed record is chained, whenever it commits: the sequencer takes whatever is not
+chained, so a transaction that numbered its record early and commits late is chained in a
+later round (the chain's order is the order records became visible, not their ``seq``).
+The database refuses UPDATE and DELETE (triggers; TRUNCATE too on PostgreSQL), except the
+sequencer's one UPDATE that fills an unchained record's chain fields and changes nothing
+else, and the DELETE of ``psc-idp audit purge``, which keeps an anchor (the hash the first
+remaining record chains from). ``verify`` (``psc-idp audit verify``) reads one snapshot and
+fails, naming the first problem in one line, when a chained record was edited, removed or
+inserted; when the chain does not end at the head; when a stored checkpoint's signature or
+columns do not verify, or the chain no longer matches it; when a stored checkpoint is
+missing (each names the one before it, the head names the newest); when the chain does not
+match a checkpoint file given (``--checkpoint``); and when records stay unchained longer
+than ``audit_unchained_alert`` or chained records no checkpoint covers for longer than
+``audit_checkpoint_interval`` plus that delay.
+
+Someone with write access to the database who lifts the triggers can still:
+
+- edit, remove or add records not yet chained (the seconds after their commit), or stop the
+  sequencer — records left unchained longer than ``audit_unchained_alert`` make ``verify``
+  fail;
+- rewrite the chain from some point on, recomputing every hash, the head and the anchor,
+  and delete the stored checkpoints after that point and their mention in the head: they
+  cannot sign new ones, so ``verify`` fails once the chained records no checkpoint covers
+  are older than ``audit_checkpoint_interval`` + ``audit_unchained_alert`` — unless they
+  also remove every record since. That complete rewrite is caught only by a checkpoint
+  exported beforehand (``verify --checkpoint FILE``): its record no longer has its hash, or
+  it lies beyond the rewritten head, or before an anchor moved within the retention period.
+
+Records chained up to an exported checkpoint cannot be altered, removed or reordered
+without ``verify --checkpoint`` failing; records after it are protected by the chain and
+the stored checkpoints only."""
 
 from __future__ import annotations
 
@@ -17,10 +64,20 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from flask import g, has_request_context
-from sqlalchemy import JSON, BigInteger, Integer, String, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Index,
+    Integer,
+    Sequence,
+    String,
+    Text,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
@@ -29,13 +86,21 @@ GENESIS = "0" * 64
 #: what a record's hash covers (with the previous record's hash)
 CONTENT = ("seq", "at", "event", "outcome", "id_nat", "client_id", "address", "request_id",
            "detail")
+#: the numbers of records on PostgreSQL (SQLite: the next number under its write lock)
+NUMBERS = Sequence("audit_event_seq")
 
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_event"
+    __table_args__ = (
+        Index("ix_audit_event_chain_seq", "chain_seq", unique=True),
+        # the records the sequencer has still to chain, in order
+        Index("ix_audit_event_unchained", "seq", postgresql_where=text("hash IS NULL"),
+              sqlite_where=text("hash IS NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, NUMBERS, unique=True)
     at: Mapped[int] = mapped_column(BigInteger, index=True)
     event: Mapped[str] = mapped_column(String(60), index=True)
     outcome: Mapped[str] = mapped_column(String(20))
@@ -44,6 +109,8 @@ class AuditEvent(db.Model):
     address: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    # filled once by the sequencer
+    chain_seq: Mapped[int | None] = mapped_column(BigInteger)
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     hash: Mapped[str | None] = mapped_column(String(64))
 
@@ -52,8 +119,9 @@ class AuditEvent(db.Model):
 
 
 class AuditHead(db.Model):
-    """The chain's end (``seq``, ``last_hash``), its anchor after a purge, and the flag the
-    triggers check before letting a DELETE through."""
+    """The chain's end (``seq``: its last ``chain_seq``, ``last_hash``), its anchor after a
+    purge, the ``chain_seq`` of the newest checkpoint, and the flag the triggers check
+    before letting a DELETE through. Only the sequencer and the purge write it."""
 
     __tablename__ = "audit_head"
 
@@ -62,7 +130,23 @@ class AuditHead(db.Model):
     last_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
     anchor_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     anchor_hash: Mapped[str] = mapped_column(String(64), default=GENESIS)
+    checkpoint_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     purging: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AuditCheckpoint(db.Model):
+    """A signed statement of the chain's head: ``token`` is a JWS whose claims say that the
+    record at ``chain_seq`` has ``hash`` and that the checkpoint before it vouched for
+    ``prev_seq`` (``audit_checkpoint``); the columns repeat them."""
+
+    __tablename__ = "audit_checkpoint"
+
+    chain_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[str] = mapped_column(String(64))
+    prev_seq: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[int] = mapped_column(BigInteger)
+    kid: Mapped[str] = mapped_column(String(100))
+    token: Mapped[str] = mapped_column(Text)
 
 
 def chain_hash(prev_hash: str, content: dict) -> str:
@@ -118,8 +202,7 @@ def flush_aggregates(current: int) -> int:
 
 def record_many(event: str, subjects: Iterable[tuple[str | None, dict]],
                 outcome: str = "success") -> None:
-    """One record per ``(id_nat, detail)``, appended together (bulk operations: the chain
-    head is taken once)."""
+    """One record per ``(id_nat, detail)`` (bulk operations)."""
     _append([_entry(event, outcome, id_nat, None, detail) for id_nat, detail in subjects])
 
 
@@ -133,91 +216,50 @@ def _entry(event, outcome, id_nat, client_id, detail) -> AuditEvent:
 
 
 def _append(entries: list[AuditEvent]) -> None:
+    """INSERTs only. SQLite has no sequences: each record's INSERT reads the highest number
+    itself, under the write lock that statement takes before reading (one writer at a time
+    on SQLite anyway), so two writers never take the same number."""
     if not entries:
         return
-    row = db.session.execute(text(
-        "UPDATE audit_head SET seq = seq + :n WHERE id = 1 RETURNING seq, last_hash"),
-        {"n": len(entries)}).first()
-    if row is None:
-        raise RuntimeError("audit_head is missing: run 'psc-idp db upgrade'")
-    last, prev = row
-    for seq, entry in enumerate(entries, last - len(entries) + 1):
-        entry.seq, entry.prev_hash = seq, prev
-        entry.hash = prev = chain_hash(prev, entry.content())
-    db.session.execute(text("UPDATE audit_head SET last_hash = :h WHERE id = 1"), {"h": prev})
+    if db.session.get_bind().dialect.name == "sqlite":
+        for entry in entries:
+            entry.seq = select(func.coalesce(func.max(AuditEvent.seq), 0) + 1) \
+                .scalar_subquery()
     db.session.add_all(entries)
 
 
-@dataclass
-class Verification:
-    ok: bool
-    checked: int
-    problem: str = ""
-
-
-def verify(batch: int = 5000) -> Verification:
-    """Walk the chain from its anchor: contiguous ``seq``, each hash recomputed, the last
-    equal to the head, no record outside the chain. Reads one snapshot (its own
-    connection), so that records appended meanwhile do not count as tampering."""
-    with db.engine.connect() as conn:
-        if conn.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        else:  # the driver would not open a transaction for reads: one snapshot
-            conn.exec_driver_sql("BEGIN")
-        try:
-            return _verify(conn, batch)
-        finally:
-            conn.rollback()
-
-
-def _verify(conn, batch: int) -> Verification:
-    table = AuditEvent.__table__
-    head = conn.execute(select(AuditHead.__table__).where(AuditHead.id == 1)).one()
-    stray = conn.execute(select(table.c.id).where(table.c.seq.is_(None))
-                         .order_by(table.c.id).limit(1)).scalar()
-    if stray is not None:
-        return Verification(False, 0, f"record id {stray} is outside the chain (no seq)")
-    expected_seq, prev, checked = head.anchor_seq + 1, head.anchor_hash, 0
-    rows = conn.execution_options(yield_per=batch).execute(
-        select(table).order_by(table.c.seq))
-    try:
-        for entry in rows.mappings():
-            problem = _problem(entry, expected_seq, prev, head.seq)
-            if problem:
-                return Verification(False, checked, problem)
-            prev, expected_seq, checked = entry["hash"], expected_seq + 1, checked + 1
-    finally:
-        rows.close()
-    if expected_seq - 1 != head.seq or prev != head.last_hash:
-        return Verification(False, checked, f"the chain ends at seq {expected_seq - 1} but the "
-                                            f"head says {head.seq}: records were removed")
-    return Verification(True, checked)
-
-
-def _problem(entry, expected_seq: int, prev: str, head_seq: int) -> str | None:
-    where = f"seq {entry['seq']} (id {entry['id']})"
-    if entry["seq"] > head_seq:
-        return f"record {where} is beyond the chain's head (seq {head_seq})"
-    if entry["seq"] != expected_seq:
-        return f"record seq {expected_seq} is missing (found {where})"
-    content = {name: entry[name] for name in CONTENT}
-    if entry["prev_hash"] != prev or chain_hash(prev, content) != entry["hash"]:
-        return f"record {where} was altered"
-    return None
-
-
 def purge(before: int) -> int:
-    """Delete the records older than ``before`` (epoch seconds), keeping the chain verifiable:
-    the anchor moves to the last deleted record."""
-    last = db.session.execute(select(AuditEvent.seq, AuditEvent.hash).where(
-        AuditEvent.at < before).order_by(AuditEvent.seq.desc()).limit(1)).first()
+    """Delete the chained records older than ``before`` (epoch seconds) and the checkpoints
+    before them, keeping the rest verifiable: the anchor moves to the last deleted record.
+    Records not yet chained are kept. The ``audit.purged`` record is written first, so the
+    numbers of the remaining records go on from the highest ever given."""
+    from .audit_sequencer import take_turn_waiting
+
+    take_turn_waiting()  # no sequencer round meanwhile
+    last = db.session.execute(select(AuditEvent.chain_seq, AuditEvent.hash).where(
+        AuditEvent.at < before, AuditEvent.chain_seq.is_not(None))
+        .order_by(AuditEvent.chain_seq.desc()).limit(1)).first()
     if last is None:
+        db.session.rollback()
         return 0
+    count = db.session.scalar(select(func.count()).select_from(AuditEvent).where(
+        AuditEvent.chain_seq <= last.chain_seq))
+    record("audit.purged", actor="cli", records=count, through_seq=last.chain_seq)
+    db.session.flush()
     db.session.execute(text("UPDATE audit_head SET purging = 1, anchor_seq = :s, "
-                            "anchor_hash = :h WHERE id = 1"), {"s": last.seq, "h": last.hash})
-    deleted = db.session.execute(text("DELETE FROM audit_event WHERE seq <= :s"),
-                                 {"s": last.seq}).rowcount
+                            "anchor_hash = :h WHERE id = 1"),
+                       {"s": last.chain_seq, "h": last.hash})
+    deleted = db.session.execute(text("DELETE FROM audit_event WHERE chain_seq <= :s"),
+                                 {"s": last.chain_seq}).rowcount
+    db.session.execute(text("DELETE FROM audit_checkpoint WHERE chain_seq < :s"),
+                       {"s": last.chain_seq})
     db.session.execute(text("UPDATE audit_head SET purging = 0 WHERE id = 1"))
-    record("audit.purged", actor="cli", records=deleted, through_seq=last.seq)
     db.session.commit()
     return deleted
+
+
+def verify(batch: int = 5000, checkpoints: Iterable[dict] = ()):
+    """Check the chain (``audit_verify.verify``): kept here, where callers look for it."""
+    from .audit_verify import verify as run
+
+    return run(batch, list(checkpoints))

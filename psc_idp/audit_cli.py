@@ -1,4 +1,5 @@
-"""``psc-idp audit``: verify the hash chain, export records as JSON lines, purge old ones."""
+"""``psc-idp audit``: verify the hash chain, export records and checkpoints as JSON lines,
+purge old records."""
 
 from __future__ import annotations
 
@@ -28,20 +29,36 @@ def _moment(text: str) -> int:
     return int(moment.timestamp())
 
 
-@click.group("audit", help="The audit trail: verify, export, purge.")
+@click.group("audit", help="The audit trail: verify, export, checkpoints, purge.")
 def audit_cli():
     pass
 
 
 @audit_cli.command("verify")
+@click.option("--checkpoint", "files", multiple=True, type=click.File("r"),
+              help="a file of exported checkpoints ('audit checkpoints --export') the chain "
+                   "must still match (repeatable)")
 @with_appcontext
-def verify_cmd():
-    """Check the hash chain; exit 1 naming the first bad record."""
-    result = audit.verify()
+def verify_cmd(files):
+    """Check the hash chain against its head, the stored checkpoints and the given ones;
+    exit 1 naming the first bad record, or when records stay unchained or uncovered by a
+    checkpoint for too long."""
+    from .audit_checkpoint import CheckpointError, Reader
+
+    reader = Reader()
+    try:
+        given = [reader.line(line, f"{handle.name}:{number}") for handle in files
+                 for number, line in enumerate(handle, 1) if line.strip()]
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = audit.verify(checkpoints=given)
     if not result.ok:
         raise click.ClickException(f"audit chain broken after {result.checked} good "
                                    f"record(s): {result.problem}")
-    click.echo(f"audit chain intact: {result.checked} record(s)")
+    click.echo(f"audit chain intact: {result.checked} record(s), {result.checkpoints} "
+               f"checkpoint(s) matched, {result.pending} record(s) not chained yet")
+    if result.alerts:
+        raise click.ClickException("; ".join(result.alerts))
 
 
 @audit_cli.command("export")
@@ -68,9 +85,31 @@ def export_cmd(since, until, event, id_nat, client_id):
     result = db.session.execute(query)
     try:
         for entry in result.scalars():
-            click.echo(json.dumps({**entry.content(), "hash": entry.hash}, ensure_ascii=False))
+            click.echo(json.dumps({**entry.content(), "chain_seq": entry.chain_seq,
+                                   "hash": entry.hash}, ensure_ascii=False))
     finally:
         result.close()
+
+
+@audit_cli.command("checkpoints")
+@click.option("--export", "as_json", is_flag=True,
+              help="JSON lines (with the signing public key) for 'audit verify --checkpoint'")
+@click.option("--latest", is_flag=True, help="only the newest checkpoint")
+@with_appcontext
+def checkpoints_cmd(as_json, latest):
+    """The signed checkpoints of the chain's head, oldest first. Keep exported ones away
+    from the database: 'audit verify --checkpoint FILE' then catches a rewritten chain."""
+    from .audit_checkpoint import export_line
+
+    query = select(audit.AuditCheckpoint).order_by(audit.AuditCheckpoint.chain_seq)
+    if latest:
+        query = query.order_by(None).order_by(audit.AuditCheckpoint.chain_seq.desc()).limit(1)
+    for row in db.session.scalars(query.execution_options(yield_per=2000)):
+        if as_json:
+            click.echo(export_line(row))
+        else:
+            moment = dt.datetime.fromtimestamp(row.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+            click.echo(f"seq {row.chain_seq}\t{moment} UTC\t{row.hash}\t{row.kid}")
 
 
 @audit_cli.command("purge")

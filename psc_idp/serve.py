@@ -45,7 +45,7 @@ from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
 from zope.interface import implementer
 
-from . import origins, tls
+from . import audit_sequencer, origins, tls
 from .ecps.channel import THREADS as CHANNEL_THREADS
 from .ecps.channel import PendingResource, WaitingRoom
 
@@ -212,6 +212,7 @@ class Listeners:
         """Listen: directly before ``reactor.run()``, or through the reactor's thread when
         it already runs in another thread (``start_reactor``)."""
         self.app.extensions["psc_idp"].cards.crls.start()  # the CRLs before the first login
+        audit_sequencer.start(self.app)  # chains the audit records committed meanwhile
         self.pool.start()
         try:
             if reactor.running:
@@ -235,6 +236,7 @@ class Listeners:
     def stop(self) -> None:
         """Stop listening, drop open connections, wait for requests under way (from any
         thread but the reactor's)."""
+        audit_sequencer.stop(self.app)
         blockingCallFromThread(reactor, self._close)
         self._stop_pools()
 

@@ -70,6 +70,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("client_secret_grace", 86400, "seconds an old client secret works after a rotation"),
     Setting("admins", [], "idNats allowed in the admin console"),
     Setting("audit_retention_days", 400, "days of audit records kept by 'psc-idp audit purge'"),
+    Setting("audit_chain_interval", 1, "seconds between two rounds of each serving process's audit sequencer, which links committed records into the hash chain (0: none in this process; 'psc-idp housekeeping' chains too)"),
+    Setting("audit_checkpoint_records", 10000, "records chained between two signed checkpoints of the audit chain's head, at most"),
+    Setting("audit_checkpoint_interval", 60, "seconds between two signed checkpoints of the audit chain's head, at most (while records are chained)"),
+    Setting("audit_unchained_alert", 60, "seconds a record may wait to be chained before 'psc-idp audit verify' fails (above audit_chain_interval, or the housekeeping period without a sequencer)"),
     Setting("directory_sync_max_deactivated_percent", 5, "largest share (%) of the active practitioners 'psc-idp directory sync' deactivates without --force"),
     Setting("log_format", "text", "text or json (one JSON object per line, with the request id)"),
     Setting("db_pool_size", 10, "database connections per process (PostgreSQL)"),
@@ -219,6 +223,11 @@ def validate(values: dict[str, Any]) -> None:
     if values["ecps_poll_threads"] < 0:
         raise SettingsError("ecps_poll_threads must be 0 or more")
     _check_listen("ecps_channel_listen", values["ecps_channel_listen"])
+    if values["audit_chain_interval"] < 0:
+        raise SettingsError("audit_chain_interval must be 0 or more seconds")
+    for name in ("audit_checkpoint_records", "audit_checkpoint_interval", "audit_unchained_alert"):
+        if values[name] < 1:
+            raise SettingsError(f"{name} must be at least 1")
     if values["refresh_reuse_grace"] < 0 or values["refresh_reuse_grace"] > 60:
         raise SettingsError("refresh_reuse_grace must be between 0 and 60 seconds")
     if len(values["secret_key"]) < 32:
