@@ -2,13 +2,15 @@
 commit, in order, one sequencer at a time across the cluster, and signs checkpoints of the
 chain's head (the design and its guarantees: ``audit``).
 
-Every serving process runs one in a daemon thread (gunicorn's ``post_fork``, ``psc-idp
-run``), a round every ``audit_chain_interval`` seconds; ``psc-idp housekeeping`` runs one
-round too. A round takes its turn without waiting — on PostgreSQL a transaction-level
-advisory lock (``pg_try_advisory_xact_lock``): a process that does not get it skips the
-round, and nothing outlives a transaction, so a process that dies, hangs between rounds or
-loses its network hands over at once; on SQLite its one write lock. Both also move the
-head with a compare-and-set, so two rounds can never both extend the chain. The thread
+Every serving process runs one in a daemon thread (``psc-idp run``; gunicorn's
+``post_fork``, and ``psc_idp.wsgi`` at a process's first request under any WSGI server),
+a round every ``audit_chain_interval`` seconds, stopped with the listeners or at gunicorn's
+``worker_exit``; ``psc-idp housekeeping`` runs one round too. A round takes its turn
+without waiting — on PostgreSQL a transaction-level advisory lock
+(``pg_try_advisory_xact_lock``): a process that does not get it skips the round, and
+nothing outlives a transaction, so a process that dies, hangs between rounds or loses its
+network hands over at once; on SQLite its one write lock. Both also move the head with a
+compare-and-set, so two rounds can never both extend the chain. The thread
 survives database and HSM outages: one warning when rounds start failing, one line when
 they work again."""
 
@@ -191,18 +193,24 @@ class Sequencer:
 
 
 _EXTENSION = "psc_idp.audit_sequencer"
+_STARTING = threading.Lock()  # two request threads of a new process start one sequencer
 
 
 def start(app: Flask) -> Sequencer | None:
     """Start this process's sequencer for ``app`` (once per process: a forked worker starts
-    its own); none when ``audit_chain_interval`` is 0."""
+    its own); none when ``audit_chain_interval`` is 0. Cheap once it runs: ``psc_idp.wsgi``
+    calls it before every request."""
     interval = app.extensions["psc_idp"].settings.audit_chain_interval
     running = app.extensions.get(_EXTENSION)
     if interval <= 0 or running is not None and running.alive:
         return running
-    sequencer = app.extensions[_EXTENSION] = Sequencer(app, interval)
-    sequencer.start()
-    return sequencer
+    with _STARTING:
+        running = app.extensions.get(_EXTENSION)
+        if running is not None and running.alive:
+            return running
+        sequencer = app.extensions[_EXTENSION] = Sequencer(app, interval)
+        sequencer.start()
+        return sequencer
 
 
 def stop(app: Flask) -> None:

@@ -1,6 +1,14 @@
 """The WSGI application for production servers: ``gunicorn psc_idp.wsgi:app`` (settings
-from ``PSC_IDP_CONFIG`` and ``PSC_IDP_*``; see config/gunicorn.conf.py)."""
+from ``PSC_IDP_CONFIG`` and ``PSC_IDP_*``; see config/gunicorn.conf.py). Each process runs
+its audit sequencer from its first request on, under any WSGI server (gunicorn's
+``post_fork`` in config/gunicorn.conf.py starts it before)."""
 
+from . import audit_sequencer
 from .app import create_app
 
 app = create_app()
+
+
+@app.before_request
+def _audit_sequencer_running() -> None:
+    audit_sequencer.start(app)
