@@ -22,7 +22,7 @@ import pytest
 from psc_idp import audit, audit_sequencer, create_app
 from psc_idp.extensions import db
 
-from .plugins.idp import _migrate, base_settings
+from .plugins.idp import _migrate, base_settings, running_idp
 from .plugins.postgres import PostgresServer
 
 WRITER = textwrap.dedent("""
@@ -339,3 +339,17 @@ def test_sequencer_start_is_once_per_process(keys_dir, postgres_url):
     for one in (app, quiet):
         with one.app_context():
             db.engine.dispose()
+
+
+def test_a_served_process_runs_its_sequencer_and_stops_it(keys_dir, database_url, cards,
+                                                          smtp_server, tmp_path):
+    """``psc-idp run``'s listeners start the sequencer (it chains what a login writes) and
+    stop it with them: no thread is left behind."""
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path) as idp:
+        sequencer = idp.app.extensions["psc_idp.audit_sequencer"]
+        assert sequencer.alive
+        with idp.app.app_context():
+            audit.record("test.served")
+            db.session.commit()
+        _wait_chained(idp.app)
+    assert not sequencer.alive and "psc_idp.audit_sequencer" not in idp.app.extensions
