@@ -1,4 +1,4 @@
-"""audit sequencer: records numbered by a sequence and chained after commit (chain_seq), signed checkpoints, append-only triggers allowing the one chaining UPDATE
+"""audit sequencer: records numbered by a sequence, chained after commit (chain_seq); signed checkpoints, each naming the previous one, the newest named by audit_head.checkpoint_seq; append-only triggers allowing the one chaining UPDATE
 
 Revision ID: a1d17c0de5e9
 Revises: 812ebd55c684
