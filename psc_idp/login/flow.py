@@ -17,6 +17,7 @@ from werkzeug.wrappers import Request
 
 from .. import audit, ops
 from ..extensions import db
+from ..oidc import transactions
 from ..oidc.consts import AMR, AUTH_MODE, PATHS
 from ..oidc.models import LoginSession, LoginTransaction, digest, now
 from ..oidc.subject import Subject
@@ -104,7 +105,7 @@ def authenticated(tx: LoginTransaction, outcome: Success) -> str | None:
         return None
     audit.record("login", id_nat=outcome.id_nat, client_id=tx.client_id, method=outcome.method)
     ops.login(outcome.method, "success")
-    db.session.commit()
+    transactions.commit()  # the audit record travels with the COMMIT
     return handoff
 
 

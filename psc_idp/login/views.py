@@ -8,9 +8,9 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from ..clients import cache as clients
 from ..extensions import db
 from ..oidc.authorize import resume
-from ..oidc.models import Client
 from ..settings import current as settings
 from . import card, flow
 from .outcome import Failure
@@ -29,7 +29,7 @@ def page():
     tx = flow.pending(request.args.get("tx"))
     if tx is None:
         return render_template("failure.html", failure=EXPIRED), 400
-    client = db.session.get(Client, tx.client_id) if tx.client_id else None
+    client = clients.find(tx.client_id) if tx.client_id else None  # for its name
     return render_template("login.html", card_url=card_url(tx), client=client, tx=tx,
                            id_nat=request.args.get("id_nat", "")[:40],
                            error=request.args.get("error"))

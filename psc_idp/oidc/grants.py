@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, select, update
 from ..directory.models import Practitioner
 from ..extensions import db
 from ..settings import current as settings
-from . import revocation, tokens
+from . import revocation, tokens, transactions
 from .errors import printable
 from .models import AuthorizationCode, Token, digest, now
 from .subject import Subject
@@ -60,7 +60,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             acr=subject.acr, amr=subject.amr, auth_mode=subject.auth_mode,
             expires_at=now() + settings().code_lifetime,
         ))
-        db.session.commit()
+        transactions.commit()  # with the SSO session it opens, if any: one round trip
 
     def query_authorization_code(self, code, client):
         """The code, consumed by this request with one conditional statement: marked used
