@@ -390,6 +390,9 @@ def main() -> None:
                 message = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
                 print(f"bench/run.py: {workload} failed: {message}", file=sys.stderr)
                 bench.rows.append(_failed(workload, message))
+        bench.details["audit chain"] = bench.idp.audit_chain()
+        print(f"bench: audit chain after the runs: {bench.details['audit chain']}",
+              file=sys.stderr)
     finally:
         postgres.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -403,7 +406,9 @@ def main() -> None:
         "load_average_at_end": os.getloadavg(), "rows": bench.rows,
         "details": bench.details}, indent=1) + "\n")
     print(f"\nresults: {path}")
-    if any(r["errors"] == "failed" for r in bench.rows):
+    print(f"audit chain after the runs: {bench.details['audit chain']}")
+    if any(r["errors"] == "failed" for r in bench.rows) or \
+            bench.details["audit chain"].startswith("BROKEN"):
         sys.exit(1)
 
 

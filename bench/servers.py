@@ -186,6 +186,20 @@ class PscIdp:
             process.wait(timeout=30)
         self.processes = []
 
+    def audit_chain(self) -> str:
+        """After the runs: chain what the workers left unchained, then verify the whole trail
+        (speed must lose nothing: every token issued is in the chain, and it holds)."""
+        from psc_idp import audit
+        from psc_idp.audit_sequencer import run_once
+
+        with self.app.app_context():
+            while run_once().chained:
+                pass
+            found = audit.verify()
+        if not found.ok:
+            return f"BROKEN: {found.problem}"
+        return f"intact, {found.checked} records, {found.checkpoints} checkpoints matched"
+
     token_url = property(lambda self: self.issuer + "/protocol/openid-connect/token")
     introspection_url = property(
         lambda self: self.issuer + "/protocol/openid-connect/token/introspect")
