@@ -15,6 +15,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import jwt
 import pytest
 from sqlalchemy import event
 
@@ -150,20 +151,20 @@ class Protocol:
         with self.app.app_context():
             return db.engine
 
-    def code(self) -> str:
+    def code(self, id_nat: str = ID_NAT) -> str:
         from psc_idp.extensions import db
         from psc_idp.oidc.models import AuthorizationCode, LoginSession, digest, now
 
-        code = secrets.token_urlsafe(32)
+        code, sid = secrets.token_urlsafe(32), f"{self.sid}-{id_nat}"
         with self.app.app_context():
-            if db.session.get(LoginSession, self.sid) is None:
-                db.session.add(LoginSession(sid=self.sid, id_nat=ID_NAT, auth_time=now(),
+            if db.session.get(LoginSession, sid) is None:
+                db.session.add(LoginSession(sid=sid, id_nat=id_nat, auth_time=now(),
                                             acr="eidas1", amr=["sc", "pin", "mfa"],
                                             auth_mode="CARD", expires_at=now() + 3600))
             db.session.add(AuthorizationCode(
                 code_hash=digest(code), grant_id=secrets.token_urlsafe(24),
                 client_id=self.client_id, redirect_uri=REDIRECT, scope="openid scope_all",
-                id_nat=ID_NAT, sid=self.sid, auth_time=now(), acr="eidas1",
+                id_nat=id_nat, sid=sid, auth_time=now(), acr="eidas1",
                 amr=["sc", "pin", "mfa"], auth_mode="CARD", expires_at=now() + 60))
             db.session.commit()
         return code
@@ -291,3 +292,20 @@ def test_read_only_requests_write_nothing_whatever_their_outcome(protocol):
             s.startswith("SELECT") for s in cost.statements), f"{name}: {cost!r}"
         if cost.round_trips is not None:
             assert cost.round_trips <= 1, f"{name}: {cost!r}"
+
+
+#: demo practitioners (psc_idp/sandbox/demo_directory.txt), none of them first in it
+OTHERS = {"899700218896": "MEDECIN0021889", "899700075122": "PHARMACH0007512"}
+
+
+def test_each_token_names_its_own_practitioner(protocol):
+    """The names read with the consumed code or the rotated refresh token are those of the
+    code's or token's practitioner (on SQLite a RETURNING clause once read the first
+    practitioner of the directory for everyone)."""
+    for id_nat, family_name in OTHERS.items():
+        tokens = protocol.exchange(protocol.code(id_nat))
+        refreshed = protocol.refresh(tokens["refresh_token"])
+        for issued in (tokens, refreshed):
+            claims = jwt.decode(issued["id_token"], options={"verify_signature": False})
+            assert (claims["preferred_username"], claims["family_name"]) == \
+                (id_nat, family_name), claims

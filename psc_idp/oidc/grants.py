@@ -9,7 +9,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, grants
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import OpenIDCode
 from authlib.oidc.core.grants.util import is_openid_scope
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, literal_column, select, update
 
 from ..directory.models import Practitioner
 from ..extensions import db
@@ -93,8 +93,12 @@ _code, _token = AuthorizationCode.__table__, Token.__table__
 
 
 def _name(column, id_nat):
-    """The active practitioner's ``column``, read with a code or token row."""
-    return select(column).where(Practitioner.id_nat == id_nat,
+    """The active practitioner's ``column``, read with a code or token row. The row's
+    ``id_nat`` is named with its table in so many words: SQLAlchemy writes the columns of
+    a RETURNING clause without their table on SQLite, and ``id_nat = id_nat`` would read
+    whichever practitioner comes first."""
+    row_id_nat = literal_column(f"{id_nat.table.name}.{id_nat.name}")
+    return select(column).where(Practitioner.id_nat == row_id_nat,
                                 Practitioner.active.is_(True)).scalar_subquery()
 
 
