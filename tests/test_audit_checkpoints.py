@@ -223,6 +223,20 @@ def test_a_forged_stored_checkpoint_is_refused(app, tmp_path, keys_dir):
     assert code == 1 and f"stored checkpoint {made}" in out and "do not verify" in out
 
 
+def test_checkpoints_still_verify_after_the_issuer_moves(app, tmp_path, keys_dir,
+                                                        database_url):
+    """A deployment that changes its address keeps a verifiable trail: the key vouches for
+    a checkpoint, not the issuer it names."""
+    write(app, 2)
+    saved = export(app, tmp_path / "cp.jsonl")
+    moved = create_app(base_settings(keys_dir, database_url, audit_chain_interval=0,
+                                     issuer="https://idp.moved.example/auth/realms/x"))
+    code, out = run(moved, "audit", "verify", "--checkpoint", saved)
+    assert code == 0 and "2 checkpoint(s) matched" in out, out
+    with moved.app_context():
+        db.engine.dispose()
+
+
 def test_an_exported_checkpoint_outlives_its_key(app, tmp_path, database_url):
     """Checked with the key the line carries once the key ring no longer publishes it;
     a line without it is refused."""
