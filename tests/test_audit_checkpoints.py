@@ -15,12 +15,12 @@ from sqlalchemy import text
 
 from psc_idp import audit, audit_sequencer, create_app
 from psc_idp.audit import CONTENT, chain_hash
-from psc_idp.cli import main
 from psc_idp.extensions import db
 from psc_idp.keys import jws
 from psc_idp.keys.ring import generate_keys
 
 from .plugins.idp import base_settings, running_idp
+from .test_audit import run
 from .test_keys_hsm import hsm_keys, hsm_settings, hsm_token, kids  # noqa: F401 (fixtures)
 
 DAY = 86400
@@ -32,11 +32,6 @@ def app(keys_dir, database_url):
     yield app
     with app.app_context():
         db.engine.dispose()
-
-
-def run(app, *args):
-    result = app.test_cli_runner().invoke(main, list(args))
-    return result.exit_code, result.output
 
 
 def write(app, count: int) -> audit_sequencer.Round:
