@@ -12,18 +12,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, abort, jsonify, make_response, render_template, request
+from flask import Flask, Response, abort, request
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import event
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from werkzeug.exceptions import HTTPException
 
-from . import origins, sqlite_file
+from . import errors, i18n, origins, pages, sqlite_file
 from . import settings as settings_module
 from .extensions import db
 from .keys.ring import KeyRing, load_key_ring
 from .keys.signer import KeyUnavailable
-from .login.outcome import Failure
 
 log = logging.getLogger("psc_idp")
 csrf = CSRFProtect()
@@ -51,6 +50,8 @@ def create_app(overrides: dict[str, Any] | None = None, environ=None) -> Flask:
     setup_cards(app, idp)
     setup_clients(app, idp)
     setup_protocol(app, idp)
+    i18n.setup(app, cookie_secure=settings.cookie_secure)
+    pages.setup(app)
     setup_errors(app)
     setup_input_guard(app)
     setup_security_headers(app)
@@ -173,10 +174,23 @@ def _datetime(timestamp: int) -> str:
 
 
 def setup_errors(app: Flask) -> None:
+    """One handler per kind of failure, each rendered by ``errors.render``: psc-idp's own
+    errors, HTTP errors (404, 405, 413…), the signing keys or the database being down (503,
+    nothing written), anything unexpected (500, logged with its trace, never shown)."""
+
+    @app.errorhandler(errors.PscError)
+    def psc_error(error: errors.PscError):
+        db.session.rollback()
+        return errors.render(error)
+
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
-        return _error_response(error.code or 500, error.name.lower().replace(" ", "_"),
-                               error.description or error.name)
+        code = error.name.lower().replace(" ", "_")
+        status = error.code or 500
+        return errors.render(errors.PscError(
+            error.description or error.name, status=status,
+            error="invalid_request" if status < 500 else "server_error",
+            reason=code if code in errors.REASONS else None))
 
     @app.errorhandler(KeyUnavailable)
     def keys_down(error: KeyUnavailable):
@@ -196,7 +210,13 @@ def setup_errors(app: Flask) -> None:
     @app.errorhandler(Exception)
     def unexpected(error: Exception):
         log.exception("unexpected error on %s %s", request.method, request.path)
-        return _error_response(500, "server_error", "internal error")
+        return errors.render(errors.PscError("internal error"))
+
+
+def _unavailable(description: str) -> Response:
+    """RFC 6749's ``temporarily_unavailable`` as a 503 (a page for people)."""
+    return errors.render(errors.PscError(description, error="temporarily_unavailable",
+                                         status=503, headers={"Retry-After": "5"}))
 
 
 def setup_input_guard(app: Flask) -> None:
@@ -237,27 +257,3 @@ def setup_security_headers(app: Flask) -> None:
         if "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         return response
-
-
-def _unavailable(description: str) -> Response:
-    """RFC 6749's ``temporarily_unavailable`` as a 503 (a page for people)."""
-    if request.accept_mimetypes.best == "text/html":
-        failure = Failure("temporarily_unavailable",
-                          "Le service est momentanément indisponible. Réessayez dans "
-                          "quelques instants.",
-                          "The service is temporarily unavailable. Try again shortly.")
-        response = make_response(render_template("failure.html", failure=failure), 503)
-    else:
-        response = jsonify(error="temporarily_unavailable", error_description=description)
-        response.status_code = 503
-    response.headers["Retry-After"] = "5"
-    return response
-
-
-def _error_response(status: int, code: str, description: str) -> Response:
-    if request.accept_mimetypes.best == "text/html" or request.method == "GET" and \
-            "text/html" in request.accept_mimetypes:
-        failure = Failure(code, f"Erreur : {description}", f"Error: {description}")
-        return render_template("failure.html", failure=failure), status
-    error = "invalid_request" if status < 500 else "server_error"
-    return jsonify(error=error, error_description=description), status

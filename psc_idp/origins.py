@@ -20,7 +20,7 @@ IDP, CARD, WALLET, OPS = "idp", "card", "wallet", "ops"
 
 # origin → (blueprints, endpoints) it serves; the IdP origin serves everything else
 ONLY = {
-    CARD: ({"card"}, {"static"}),
+    CARD: ({"card"}, {"static", "pages.brand_css", "pages.brand_logo"}),
     WALLET: (set(), {"wallet_authorize", "oidc.authorize"}),
     OPS: ({"ops"}, set()),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import tomllib
 from dataclasses import dataclass, make_dataclass
 from pathlib import Path
@@ -112,6 +113,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("pkcs11_module", "", "PKCS#11 module (.so) of the HSM holding pkcs11 keys"),
     Setting("pkcs11_token_label", "", "label of the HSM token holding the signing keys"),
     Setting("pkcs11_pin", "", "user PIN of that token"),
+    Setting("brand_name", "psc-idp", "service name in the header of every page (the operator's: a hospital group, a vendor)"),
+    Setting("brand_tagline", "", "line under the service name (empty: 'Sign-in for health professionals', translated)"),
+    Setting("brand_logo", "", "SVG or PNG file shown before the service name (empty: psc-idp's neutral mark; never the State's Marianne unless you are entitled to it)"),
+    Setting("brand_colour", "#000091", "main colour of buttons, links and the header rule (#rrggbb; keep a 4.5:1 contrast with white)"),
+    Setting("brand_links", {}, "footer links by name: help, contact, legal, accessibility (URL; empty: psc-idp's own pages)"),
+    Setting("operator_name", "", "who runs this service, named on the legal notice page"),
+    Setting("operator_contact", "", "support contact shown in the footer and on error pages (e-mail address or URL)"),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -230,10 +238,30 @@ def validate(values: dict[str, Any]) -> None:
             raise SettingsError(f"{name} must be at least 1")
     if values["refresh_reuse_grace"] < 0 or values["refresh_reuse_grace"] > 60:
         raise SettingsError("refresh_reuse_grace must be between 0 and 60 seconds")
+    _check_brand(values)
     if len(values["secret_key"]) < 32:
         raise SettingsError("secret_key must be set to at least 32 random characters")
     if values["mode"] == "production":
         _refuse_insecure(values)
+
+
+#: the footer links an operator may set (brand_links)
+BRAND_LINKS = ("help", "contact", "legal", "accessibility")
+
+
+def _check_brand(values: dict[str, Any]) -> None:
+    if not re.fullmatch(r"#[0-9a-fA-F]{6}", values["brand_colour"]):
+        raise SettingsError("brand_colour must be a colour written #rrggbb")
+    unknown = sorted(set(values["brand_links"]) - set(BRAND_LINKS))
+    if unknown:
+        raise SettingsError(f"brand_links: unknown link(s) {', '.join(unknown)} "
+                            f"(known: {', '.join(BRAND_LINKS)})")
+    for name, url in values["brand_links"].items():
+        if not isinstance(url, str) or not re.match(r"(https://|http://|mailto:)\S+$", url):
+            raise SettingsError(f"brand_links.{name} must be an https://, http:// or mailto: URL")
+    logo = values["brand_logo"]
+    if logo and not (logo.lower().endswith((".svg", ".png")) and os.path.isfile(logo)):
+        raise SettingsError(f"brand_logo must be an existing .svg or .png file: {logo}")
 
 
 def _check_authorization_endpoint(values: dict[str, Any]) -> None:

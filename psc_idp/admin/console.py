@@ -10,21 +10,20 @@ import datetime as dt
 from flask import Blueprint, g, redirect, render_template, request, url_for
 from sqlalchemy import or_, select
 
-from .. import audit, clients
+from .. import audit, clients, errors
 from ..audit import AuditEvent
 from ..directory.links import lineage
 from ..directory.models import Practitioner
 from ..ecps import service as ecps
+from ..errors import Failure
 from ..extensions import db, idp
 from ..login import flow
-from ..login.outcome import Failure
 from ..login.views import card_url
 from ..oidc.models import Client, LoginSession
 from ..settings import current as settings
 
 bp = Blueprint("console", __name__, url_prefix="/admin/console")
-REFUSED = Failure("not_admin", "Cette console est réservée aux administrateurs de psc-idp.",
-                  "This console is for psc-idp administrators only.")
+REFUSED = Failure("not_admin")
 
 
 @bp.before_request
@@ -37,7 +36,7 @@ def admins_only():
     if subject.id_nat not in settings().admins:
         audit.record("console.refused", "failure", id_nat=subject.id_nat, path=request.path)
         db.session.commit()
-        return render_template("failure.html", failure=REFUSED), 403
+        return errors.page(REFUSED.reason, 403)
     g.admin = subject.id_nat
     return None
 

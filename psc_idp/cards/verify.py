@@ -19,26 +19,9 @@ from .crl import CrlStore
 
 log = logging.getLogger("psc_idp.cards")
 
-MESSAGES = {
-    "malformed": ("Le certificat présenté par la carte est illisible.",
-                  "The certificate presented by the card cannot be read."),
-    "expired": ("Votre carte CPS a expiré. Demandez son renouvellement.",
-                "Your CPS card has expired. Ask for its renewal."),
-    "not_yet_valid": ("Votre carte CPS n'est pas encore valide.",
-                      "Your CPS card is not valid yet."),
-    "untrusted": ("Cette carte n'a pas été émise par une autorité de confiance.",
-                  "This card was not issued by a trusted authority."),
-    "wrong_usage": ("Ce certificat ne permet pas l'authentification.",
-                    "This certificate cannot be used for authentication."),
-    "revoked": ("Votre carte CPS a été révoquée (opposition).",
-                "Your CPS card has been revoked."),
-    "revocation_unknown": ("Le statut de révocation de la carte ne peut pas être vérifié "
-                           "pour le moment. Réessayez plus tard.",
-                           "The card's revocation status cannot be checked right now. "
-                           "Try again later."),
-    "no_id_nat": ("Ce certificat ne porte pas d'identifiant national de professionnel.",
-                  "This certificate carries no national professional identifier."),
-}
+#: the reasons a card is refused (errors.REASONS says each to the professional)
+REASONS = ("malformed", "expired", "not_yet_valid", "untrusted", "wrong_usage", "revoked",
+           "revocation_unknown", "no_id_nat")
 
 
 # Web PKI end-entity rules, except that a card certificate need not carry a
@@ -50,8 +33,8 @@ CARD_POLICY = verification.ExtensionPolicy.webpki_defaults_ee().may_be_present(
 class CardRejected(Exception):
     def __init__(self, reason: str, detail: str = ""):
         super().__init__(f"{reason}: {detail}")
+        assert reason in REASONS
         self.reason, self.detail = reason, detail
-        self.message_fr, self.message_en = MESSAGES[reason]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request, url_fo
 from ..extensions import db
 from ..login import flow
 from ..login.outcome import Failure, Success
-from ..login.views import EXPIRED, card_url
+from ..login.views import EXPIRED, card_url, failure_page
 from ..oidc.authorize import resume
 from ..oidc.models import Client
 from ..settings import current as settings
@@ -24,14 +24,9 @@ from .signed import identifier
 bp = Blueprint("ecps", __name__)
 
 ID_NAT = re.compile(r"^[0-9A-Za-z/-]{1,40}$")
-TOO_MANY = Failure("rate_limited", "Trop de tentatives. Patientez quelques minutes.",
-                   "Too many attempts. Wait a few minutes.")
-DENIED = Failure("ecps_denied", "La connexion a été refusée depuis l'application e-CPS.",
-                 "The login was refused from the e-CPS app.")
-REQUEST_EXPIRED = Failure("ecps_expired", "La demande n'a pas été validée à temps dans "
-                          "l'application e-CPS. Recommencez.",
-                          "The request was not approved in time in the e-CPS app. "
-                          "Start again.")
+TOO_MANY = Failure("rate_limited")
+DENIED = Failure("ecps_denied")
+REQUEST_EXPIRED = Failure("ecps_expired")
 
 
 # --- login ------------------------------------------------------------------------------
@@ -40,13 +35,13 @@ REQUEST_EXPIRED = Failure("ecps_expired", "La demande n'a pas été validée à 
 def login():
     tx = flow.pending(request.form.get("tx"))
     if tx is None or flow.account_page(tx):
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
     id_nat = request.form.get("id_nat", "").strip()
     if not ID_NAT.match(id_nat):
         return redirect(url_for("login.page", tx=tx.id, error="id_nat"), 303)
     network = limits.requester()
     if not limits.may_request_login(id_nat, network):
-        return render_template("failure.html", failure=TOO_MANY), 429
+        return failure_page(TOO_MANY, 429, tx)
     client = db.session.get(Client, tx.client_id)
     login_request = service.start_login(tx, id_nat, client.name if client else "", network)
     return redirect(url_for("ecps.wait", tx=tx.id, r=login_request.id), 303)
@@ -66,7 +61,7 @@ def _bound_request() -> tuple:
 def wait():
     tx, login_request = _bound_request()
     if login_request is None:
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
     return render_template(
         "ecps_wait.html", code=login_request.code, tx=tx, r=login_request.id,
         seconds=max(0, login_request.expires_at - int(time.time())),
@@ -89,19 +84,19 @@ def status():
 def done():
     tx, login_request = _bound_request()
     if login_request is None:
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
     state = service.browser_status(login_request)
     if state == "pending":
         return redirect(url_for("ecps.wait", tx=tx.id, r=login_request.id))
     if state != "approved" or login_request.status != "approved":
         failure = DENIED if state == "denied" else (REQUEST_EXPIRED if state == "expired"
                                                     else EXPIRED)
-        return render_template("failure.html", failure=failure, retry_ecps=True), 403
+        return failure_page(failure, 403, tx)
     outcome = Success(login_request.id_nat, "ecps", login_request.device_id or "")
     handoff = flow.authenticated(tx, outcome) if service.use(login_request) else None
     subject = flow.complete(tx, handoff)  # None unless this is the first completion
     if subject is None:
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
     response = resume(tx, subject)
     db.session.commit()  # the SSO session, if resuming did not already commit it with a code
     return response
@@ -142,7 +137,7 @@ def activate_codes():
         return render_template("ecps_codes.html", sent=False, card_only=True), 403
     refused = limits.may_send_codes(id_nat, limits.requester())
     if refused == "network":
-        return render_template("failure.html", failure=TOO_MANY), 429
+        return failure_page(TOO_MANY, 429)
     if refused:  # codes went out moments ago: they are still valid
         return render_template("ecps_codes.html", sent=False, recent=True,
                                minutes=settings().ecps_otp_lifetime // 60), 429

@@ -14,16 +14,8 @@ from ..net import from_proxy
 from ..settings import current
 from .outcome import Failure, Success
 
-NO_CERTIFICATE = Failure(
-    "no_certificate",
-    "Aucune carte CPS n'a été présentée. Vérifiez que la carte est insérée dans le lecteur.",
-    "No CPS card was presented. Check that the card is in the reader.",
-)
-UNKNOWN = Failure(
-    "unknown_professional",
-    "Cette carte n'est associée à aucun professionnel actif de l'annuaire.",
-    "This card belongs to no active professional in the directory.",
-)
+NO_CERTIFICATE = Failure("no_certificate")
+UNKNOWN = Failure("unknown_professional")
 
 
 def authenticate(req) -> Success | Failure:
@@ -42,20 +34,18 @@ def _authenticate(req) -> Success | Failure:
         pem = client_certificate(req.environ, from_proxy=from_proxy(req.environ, settings),
                                  header=settings.client_cert_header)
     except UntrustedCertificateSource as exc:
-        return Failure(NO_CERTIFICATE.reason, NO_CERTIFICATE.message_fr,
-                       NO_CERTIFICATE.message_en, f"certificate header from untrusted {exc}")
+        return Failure(NO_CERTIFICATE.reason, f"certificate header from untrusted {exc}")
     if pem is None:
         return NO_CERTIFICATE
     try:
         identity = idp().cards.verify(pem)
     except CardRejected as exc:
-        return Failure(exc.reason, exc.message_fr, exc.message_en, exc.detail)
+        return Failure(exc.reason, exc.detail)
     id_nat = identity.id_nat
     if find_active(id_nat) is None:
         # a card issued under an idNat that left the directory for a linked one (ADELI →
         # RPPS, directory.links): the professional is who they became
         id_nat = successor(identity.id_nat)
         if id_nat is None:
-            return Failure(UNKNOWN.reason, UNKNOWN.message_fr, UNKNOWN.message_en,
-                           identity.id_nat)
+            return Failure(UNKNOWN.reason, identity.id_nat)
     return Success(id_nat, "card", identity.fingerprint)

@@ -129,6 +129,20 @@ def complete(tx: LoginTransaction, handoff: str | None) -> Subject | None:
     return subject
 
 
+def finish(tx: LoginTransaction) -> bool:
+    """End ``tx`` without a login (the professional went back to the application): False
+    if it had already ended."""
+    ended = db.session.execute(
+        update(LoginTransaction)
+        .where(LoginTransaction.id == tx.id, LoginTransaction.completed_at.is_(None))
+        .values(completed_at=now()).execution_options(synchronize_session=False))
+    if ended.rowcount != 1:
+        db.session.rollback()
+        return False
+    session["tx"] = [t for t in session.get("tx", []) if t != tx.id]
+    return True
+
+
 def open_session(id_nat: str, method: str, detail: str | None, auth_time: int) -> Subject:
     row = LoginSession(
         sid=secrets.token_urlsafe(24), id_nat=id_nat, auth_time=auth_time,

@@ -5,17 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import Failure  # noqa: F401 (a login method's other answer)
+
 
 @dataclass(frozen=True)
 class Success:
     id_nat: str
     method: str  # "card" or "ecps"
     detail: str  # e.g. the card certificate's SHA-256 fingerprint
-
-
-@dataclass(frozen=True)
-class Failure:
-    reason: str
-    message_fr: str
-    message_en: str
-    detail: str = ""

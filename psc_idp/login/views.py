@@ -7,10 +7,13 @@ import hmac
 from urllib.parse import urlencode
 
 from flask import Blueprint, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
 
+from .. import audit, errors, i18n
 from ..clients import cache as clients
 from ..extensions import db
-from ..oidc.authorize import resume
+from ..oidc.authorize import abandon, resume
+from ..pages import on_idp_origin
 from ..settings import current as settings
 from . import card, flow
 from .outcome import Failure
@@ -18,21 +21,55 @@ from .outcome import Failure
 bp = Blueprint("login", __name__)
 card_bp = Blueprint("card", __name__)
 
-EXPIRED = Failure("login_expired", "Cette demande de connexion a expiré ou n'est plus valide. "
-                  "Retournez à l'application pour recommencer.",
-                  "This login request has expired or is no longer valid. "
-                  "Go back to the application to start again.")
+EXPIRED = Failure("login_expired")
+ALREADY = Failure("already_authenticated")
+
+#: why the idNat typed on the login page was refused (``?error=``), closed set
+ID_NAT_ERRORS = {
+    "id_nat": _l("This identifier is not valid."),
+}
+
+
+def failure_page(failure: Failure, status: int, tx=None):
+    """The page of a failed login, with its ways out: back to the application (which hears
+    an OAuth error with its ``state``) and, when trying again may work, the login page."""
+    back = retry = None
+    if tx is not None and tx.client_id and not flow.account_page(tx):
+        back = on_idp_origin(url_for("login.abandon_login", tx=tx.id, reason=failure.reason))
+        retry = on_idp_origin(url_for("login.page", tx=tx.id))
+    return errors.page(failure.reason, status, back_url=back, retry_url=retry)
 
 
 @bp.get("/login")
 def page():
     tx = flow.pending(request.args.get("tx"))
     if tx is None:
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
+    i18n.use_ui_locales(tx.params.get("ui_locales"))
     client = clients.find(tx.client_id) if tx.client_id else None  # for its name
     return render_template("login.html", card_url=card_url(tx), client=client, tx=tx,
                            id_nat=request.args.get("id_nat", "")[:40],
-                           error=request.args.get("error"))
+                           error=ID_NAT_ERRORS.get(request.args.get("error", "")))
+
+
+@bp.get("/login/abandon")
+def abandon_login():
+    """"Back to the application" on a failure page: the login ends and the application
+    hears why (``access_denied`` or ``temporarily_unavailable``, with its ``state``)."""
+    tx = flow.pending(request.args.get("tx"))
+    if tx is None or not tx.client_id or flow.account_page(tx):
+        return failure_page(EXPIRED, 400)
+    reason = request.args.get("reason", "")
+    explained = errors.REASONS.get(reason)
+    if explained is None:
+        reason, explained = "cancelled", errors.Reason("")
+    if not flow.finish(tx):
+        return failure_page(EXPIRED, 400)
+    audit.record("login.abandoned", client_id=tx.client_id, reason=reason)
+    response = abandon(tx, explained.oauth_error,
+                       f"the professional did not sign in ({reason})")
+    db.session.commit()
+    return response
 
 
 def card_url(tx) -> str:
@@ -45,7 +82,7 @@ def complete():
     tx = flow.pending(request.args.get("tx"))
     subject = flow.complete(tx, request.args.get("h", "")) if tx else None
     if subject is None:
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
     page = flow.account_page(tx)
     if page is not None:
         db.session.commit()
@@ -55,12 +92,6 @@ def complete():
     return response
 
 
-ALREADY = Failure("already_authenticated", "Cette demande de connexion a déjà été validée. "
-                  "Retournez à l'application pour recommencer.",
-                  "This login request was already completed. Go back to the application "
-                  "to start again.")
-
-
 @card_bp.get("/card/login")
 def card_login():
     """The card origin: the transaction is the one whose login page gave this link (its
@@ -68,16 +99,17 @@ def card_login():
     tx = flow.pending(request.args.get("tx"), bound=False)
     key = request.args.get("k", "")
     if tx is None or not hmac.compare_digest(key.encode(), flow.card_key(tx).encode()):
-        return render_template("failure.html", failure=EXPIRED), 400
+        return failure_page(EXPIRED, 400)
+    i18n.use_ui_locales(tx.params.get("ui_locales"))
     if tx.authenticated_at is not None:
-        return render_template("failure.html", failure=ALREADY), 400
+        return failure_page(ALREADY, 400)
     outcome = card.authenticate(request)
     if isinstance(outcome, Failure):
         db.session.commit()
-        return render_template("failure.html", failure=outcome, retry=True), 403
+        return failure_page(outcome, 403, tx)
     tx_id = tx.id  # the commit below expires the row: no reload for the redirect
     handoff = flow.authenticated(tx, outcome)
     if handoff is None:
-        return render_template("failure.html", failure=ALREADY), 400
+        return failure_page(ALREADY, 400)
     query = urlencode({"tx": tx_id, "h": handoff})
     return redirect(f"{settings().issuer}/login/complete?{query}")

@@ -13,12 +13,12 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import OAuth2Error
 from authlib.oauth2.rfc6749 import InvalidRequestError
 from authlib.oidc.core.errors import LoginRequiredError
-from flask import Response, redirect, render_template, url_for
+from flask import Response, redirect, url_for
 from flask import request as flask_request
 
+from .. import errors
 from ..extensions import idp
 from ..login import flow
-from ..login.outcome import Failure
 from ..settings import current as settings
 from . import response_mode
 from .errors import printable
@@ -61,6 +61,20 @@ def authorize():
             grant_user=subject, grant=grant))
     tx = flow.start(grant.request)
     return redirect(url_for("login.page", tx=tx.id))
+
+
+def abandon(tx: LoginTransaction, error: str, description: str):
+    """The professional goes back to the application without signing in: the client hears
+    ``error`` (``access_denied``, ``temporarily_unavailable``) with its ``state``, at its
+    validated redirect URI and in its response mode, so the application can react."""
+    request = flow.replayed_request(tx)
+    try:
+        grant = server().get_consent_grant(request=request, end_user=None)
+    except OAuth2Error as refused:
+        return authorization_error(refused, request.args)
+    answer = OAuth2Error(description, redirect_uri=grant.redirect_uri)
+    answer.error = error
+    return authorization_error(answer, request.args)
 
 
 def resume(tx: LoginTransaction, subject: Subject):
@@ -130,9 +144,7 @@ def authorization_error(error: OAuth2Error, data):
         mode = data.get("response_mode")
         return response_mode.deliver(redirect(location), error.redirect_uri,
                                      mode if response_mode.supported(mode) else None)
-    failure = Failure(
-        error.error,
-        "La demande de l'application est invalide : " + (error.description or error.error),
-        "The application's request is invalid: " + (error.description or error.error),
-    )
-    return render_template("failure.html", failure=failure), 400
+# the page says what the person may do; the wire description, in English, is shown as
+    # the technical detail for the application's developer
+    return errors.page(error.error if error.error in errors.REASONS else "invalid_request", 400,
+                       technical=error.get_error_description() or error.error)

@@ -7,8 +7,8 @@ import functools
 from authlib.oauth2 import OAuth2Error
 from flask import Blueprint, jsonify, redirect, render_template, request
 
+from .. import errors
 from ..extensions import db, idp
-from ..login.outcome import Failure
 from . import authorize as authorize_endpoint
 from . import transactions
 from .consts import PATHS
@@ -132,9 +132,8 @@ def logout():
     try:
         end = server.validate_endpoint_request("end_session")
     except OAuth2Error as error:
-        failure = Failure(error.error, "Demande de déconnexion invalide : " + error.description,
-                          "Invalid logout request: " + error.description)
-        return render_template("failure.html", failure=failure), 400
+        return errors.page("invalid_logout_request", 400,
+                           technical=f"{error.error}: {error.description}")
     if end.needs_confirmation and request.method == "GET":
         return render_template("logout_confirm.html", params=request.args)
     return server.create_endpoint_response("end_session", end) or render_template(
