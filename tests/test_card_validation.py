@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from psc_idp.cards.crl import CrlStore
 from psc_idp.cards.verify import CardRejected, CardVerifier, load_certificates
+from psc_idp.errors import REASONS
 from psc_idp.sandbox.pki import card_subject, new_root, pem
 
 from .support import code_from
@@ -133,7 +134,9 @@ def test_verifier_reads_the_identity(cards):
 def test_verifier_refusals(cards, label, expected):
     with pytest.raises(CardRejected) as refused:
         verifier(cards).verify(card_pem(cards, label))
-    assert refused.value.reason == expected and refused.value.message_fr
+    # every refusal is explained to the professional (errors.REASONS: message and advice)
+    assert refused.value.reason == expected and REASONS[expected].message and \
+        REASONS[expected].advice
 
 
 def test_garbage_is_malformed(cards):
