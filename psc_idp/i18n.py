@@ -18,6 +18,9 @@ LOCALES = ("fr", "en")
 DEFAULT = LOCALES[0]
 COOKIE = "psc_idp_lang"
 COOKIE_MAX_AGE = 365 * 86400
+#: pages whose address does something (a card login, a hand-off, the end of a login): loading
+#: them again to switch the language would do it again, so they offer no switch
+NOT_REPEATABLE = {"card.card_login", "login.complete", "login.abandon_login", "ecps.done"}
 
 babel = Babel()
 
@@ -63,7 +66,7 @@ def current_locale() -> str:
 def language_switch() -> tuple[str, str, str] | None:
     """(url, language, label) of this page in the other language, or None where the page
     cannot be fetched again (an answer to a form)."""
-    if request.method != "GET":
+    if request.method != "GET" or request.endpoint in NOT_REPEATABLE:
         return None
     other = "en" if current_locale() == "fr" else "fr"
     args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]

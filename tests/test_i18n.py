@@ -116,6 +116,8 @@ def test_a_refused_card_explains_itself_and_leads_back_to_the_application(
     assert 'data-reason="revoked"' in body
     assert "Votre carte CPS a été révoquée" in text and "La réinsérer n'y changera rien" in text
     assert 'id="retry"' not in body
+    # switching the language would load the card login again: this page offers no switch
+    assert 'id="lang-switch"' not in body
     back = html.unescape(re.search(r'id="back-to-app" href="([^"]+)"', body)[1])
     assert back.startswith(idp.issuer + "/login/abandon?")
     answer = browser.get(back)
