@@ -25,6 +25,8 @@ class PscError(Exception):
 
     error = "server_error"
     status = 500
+    #: answered as JSON even to a browser (APIs: admin, registration, the phones')
+    for_programs = False
 
     def __init__(self, description: str = "", *, error: str | None = None,
                  status: int | None = None, detail: str = "",
@@ -220,7 +222,7 @@ def render(error: PscError) -> Response:
     """The one way an error leaves psc-idp: a page for a person, JSON for a program."""
     if error.detail:
         log.info("%s %s: %s (%s)", request.method, request.path, error.error, error.detail)
-    if wants_page():
+    if not error.for_programs and wants_page():
         reason = error.reason or error.error
         if reason not in REASONS:
             reason = "server_error" if error.status >= 500 else "bad_request"

@@ -7,8 +7,7 @@ from __future__ import annotations
 from flask import Blueprint, g, jsonify
 
 from .. import clients
-from ..clients import RegistrationError
-from ..extensions import db
+from ..errors import PscError
 from ..settings import current as settings
 from . import body
 from .auth import require_key
@@ -21,19 +20,11 @@ def _actor() -> str:
     return f"admin-api:{g.access_key.id}"
 
 
-@api.errorhandler(RegistrationError)
-def invalid(error: RegistrationError):
-    db.session.rollback()
-    return jsonify(error=error.error, error_description=str(error)), 400
+class UnknownClient(PscError):
+    error, status, for_programs = "not_found", 404, True
 
-
-class UnknownClient(Exception):
-    pass
-
-
-@api.errorhandler(UnknownClient)
-def not_found(error: UnknownClient):
-    return jsonify(error="not_found", error_description=f"no client {str(error)[:64]!r}"), 404
+    def __init__(self, client_id: str):
+        super().__init__(f"no client {client_id[:64]!r}")
 
 
 def _client(client_id: str):

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify
 
 from .. import clients
 from ..clients import RegistrationError, policy
-from ..extensions import db
+from ..errors import PscError
 from ..oidc.models import digest
 from ..settings import current as settings
 from . import body, models
@@ -30,17 +30,6 @@ KEPT_ON_REPLACE = {"token_endpoint_auth_method", "compat", *policy.POLICY_FIELDS
 READ_ONLY = {"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
              "registration_access_token", "registration_client_uri", "enabled",
              "registered_by", "secret_rotation_ends_at"}
-
-
-@bp.errorhandler(RegistrationError)
-def invalid(error: RegistrationError):
-    db.session.rollback()
-    return jsonify(error=error.error, error_description=str(error)), 400
-
-
-@bp.errorhandler(policy.LooserThanPolicy)
-def looser(error: policy.LooserThanPolicy):
-    return invalid(RegistrationError(str(error), error.field))
 
 
 def _metadata(meta: dict) -> dict:
@@ -86,13 +75,14 @@ def register():
     return _answer(client, secret, token, 201)
 
 
-class InvalidRegistrationToken(Exception):
-    pass
+class InvalidRegistrationToken(PscError):
+    """RFC 7592 §2: a missing or wrong registration access token."""
 
+    error, status, for_programs = "invalid_token", 401, True
 
-@bp.errorhandler(InvalidRegistrationToken)
-def invalid_token(error: InvalidRegistrationToken):
-    return unauthorized("invalid registration access token")
+    def __init__(self):
+        super().__init__("invalid registration access token", headers={
+            "WWW-Authenticate": 'Bearer realm="psc-idp", error="invalid_token"'})
 
 
 def _managed(client_id: str):

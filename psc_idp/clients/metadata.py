@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from ..directory.claims import COMPAT_FLAGS
+from ..errors import PscError
 from ..keys.signer import SUPPORTED_ALGS
 from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES, SCOPES
 from . import jwks as client_keys
@@ -31,9 +32,12 @@ FIELDS = {
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
 
-class RegistrationError(ValueError):
+class RegistrationError(PscError, ValueError):
     """Invalid client metadata; ``field`` names it, the message says why (RFC 7591 §3.2.2:
     ``invalid_redirect_uri`` or ``invalid_client_metadata``)."""
+
+    status = 400
+    for_programs = True
 
     def __init__(self, message: str, field: str = ""):
         super().__init__(message)

@@ -8,6 +8,7 @@ values. An omitted policy field takes the floor (RFC 7591 §2 lets the server su
 from __future__ import annotations
 
 from ..settings import current as _settings
+from .metadata import RegistrationError
 
 POLICY_FIELDS = ("require_pkce", "strict_client_auth", "access_token_format",
                  "refresh_reuse_grace")
@@ -15,12 +16,11 @@ POLICY_FIELDS = ("require_pkce", "strict_client_auth", "access_token_format",
 FORMATS = ("psc", "rfc9068")
 
 
-class LooserThanPolicy(ValueError):
+class LooserThanPolicy(RegistrationError):
     """A policy field looser than ops allow; ``field`` names it."""
 
     def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
+        super().__init__(message, field)
 
 
 def strictness(field: str, value) -> int:

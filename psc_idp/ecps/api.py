@@ -36,12 +36,6 @@ ERRORS = {
 }
 
 
-@api.errorhandler(EcpsError)
-def api_error(error: EcpsError):
-    db.session.rollback()
-    return jsonify(error=error.code, error_description=error.description), error.status
-
-
 def _device():
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme != "ECPS" or not token.strip():

@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from sqlalchemy.exc import IntegrityError
 
+from ..errors import PscError
 from ..extensions import db
 from ..oidc.models import AssertionJti, now
 from ..settings import current as settings
@@ -31,12 +32,14 @@ _ID = re.compile(r"[A-Za-z0-9_.~:-]{1,128}")
 _JTI = re.compile(r"[\x21-\x7e]{8,128}")
 
 
-class EcpsError(Exception):
+class EcpsError(PscError):
     """A phone's request is refused; ``code`` is the API error, ``status`` the HTTP one."""
 
+    for_programs = True
+
     def __init__(self, code: str, description: str, status: int = 400):
-        super().__init__(description)
-        self.code, self.description, self.status = code, description, status
+        super().__init__(description, error=code, status=status)
+        self.code = code
 
 
 def public_key(jwk) -> ECKey:
