@@ -7,7 +7,10 @@
   secret. Conflicting credentials are refused, and a client registered with
   ``strict_client_auth`` is held to RFC 6749 §2.3: one method, the registered one;
 - ``private_key_jwt`` with a database-backed jti replay cache shared by every IdP
-  process; an assertion for a client without registered keys is ``invalid_client``."""
+  process; an assertion for a client without registered keys is ``invalid_client``.
+
+Each refusal says what to do (RFC 6749 §5.2 ``error_description``): a wrong secret is
+"invalid client credentials"; a method the client did not register names the one it did."""
 
 from __future__ import annotations
 
@@ -35,6 +38,47 @@ def _conflict(description: str) -> InvalidClientError:
     return InvalidClientError(status_code=401, description=description)
 
 
+def _wrong_method(client, used: str) -> InvalidClientError:
+    """The client authenticated (or tried to) with a method it did not register."""
+    registered = client.token_endpoint_auth_method
+    how = {"none": "send client_id and the PKCE code_verifier, no secret",
+           "private_key_jwt": "send a client_assertion signed with your registered key"}
+    strict = " only (strict_client_auth)" if client.strict_client_auth and \
+        registered in SECRET_METHODS and used in SECRET_METHODS else ""
+    return _conflict(f"this client is registered for {registered}{strict}, not {used}: "
+                     + how.get(registered, f"authenticate with {registered}"))
+
+
+def presented_method(request) -> tuple[str | None, str | None]:
+    """The authentication method a token request tried, and the client id it named."""
+    basic = request.headers.get("Authorization", "")
+    if basic[:6].lower() == "basic ":
+        try:
+            return "client_secret_basic", extract_basic_authorization(request.headers)[0]
+        except ValueError:
+            return "client_secret_basic", None
+    form = request.form
+    if form.get("client_assertion") is not None:  # PrivateKeyJWT named the client if any
+        return "private_key_jwt", None
+    if form.get("client_secret") is not None:
+        return "client_secret_post", form.get("client_id")
+    return ("none", form.get("client_id")) if form.get("client_id") else (None, None)
+
+
+def unauthenticated(query_client, request) -> InvalidClientError:
+    """Why none of the endpoint's methods authenticated the request, said so that the
+    developer knows what to change (Authlib's own answer lists every method)."""
+    used, client_id = presented_method(request)
+    client = query_client(client_id) if client_id else None
+    if used is None:
+        return _conflict("client authentication required: send your client credentials "
+                         "with the method you registered")
+    if client is None or (used in SECRET_METHODS and
+                          client.check_endpoint_auth_method(used, "token")):
+        return _conflict("invalid client credentials")
+    return _wrong_method(client, used)
+
+
 def secret_basic(query_client, request):
     """``client_secret_basic``; the same credentials repeated in the body are accepted
     unless the client is strict, different ones never."""
@@ -45,8 +89,12 @@ def secret_basic(query_client, request):
     if not client_id or not secret:
         return None
     client = query_client(client_id)
+    if client is not None and client.token_endpoint_auth_method not in SECRET_METHODS:
+        raise _wrong_method(client, "client_secret_basic")
     if client is None or not client.check_client_secret(secret):
         raise _conflict("invalid client credentials")
+    if not client.check_endpoint_auth_method("client_secret_basic", "token"):
+        raise _wrong_method(client, "client_secret_basic")  # strict, registered for post
     form = request.form
     if form.get("client_assertion") is not None:
         raise _conflict("credentials sent with two methods (Basic and client_assertion)")
@@ -90,10 +138,11 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
         """Only a client registered for ``private_key_jwt``, with keys, is verified at all,
         and only with its public asymmetric keys (``clients.jwks``: a symmetric key stored
         before these rules is never used)."""
-        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD or \
-                not (client.jwks or {}).get("keys"):
-            raise InvalidClientError(description="this client does not authenticate with "
-                                                 "private_key_jwt")
+        if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD:
+            raise _wrong_method(client, self.CLIENT_AUTH_METHOD)
+        if not (client.jwks or {}).get("keys"):
+            raise InvalidClientError(description="this client has no registered keys: "
+                                                 "register its jwks to use private_key_jwt")
         try:
             return client.assertion_keys()
         except (client_keys.InvalidKeys, JoseError, ValueError, TypeError, KeyError) as exc:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Request
-from authlib.oauth2.rfc6749 import UnsupportedResponseTypeError
+from authlib.oauth2.rfc6749 import InvalidClientError, UnsupportedResponseTypeError
 from authlib.oauth2.rfc9207 import IssuerParameter
 from flask import request as flask_request
 
 from .. import audit, clients, ops
 from ..extensions import db
 from ..settings import current
-from .client_auth import PrivateKeyJWT, secret_basic, secret_post
+from .client_auth import PrivateKeyJWT, secret_basic, secret_post, unauthenticated
 from .endpoints import EndSession, Introspection, Revocation
 from .errors import printable
 from .grants import (
@@ -41,6 +41,16 @@ class PscAuthorizationServer(AuthorizationServer):
             raise UnsupportedResponseTypeError(
                 printable(request.payload.response_type, 40),
                 description="this response_type is not supported: use code") from None
+
+    def authenticate_client(self, request, methods, endpoint="token"):
+        """When no method authenticated the request, Authlib's error lists every method
+        (``cannot authenticate with methods``); ours says what the client should do."""
+        try:
+            return super().authenticate_client(request, methods, endpoint)
+        except InvalidClientError as error:
+            if "cannot authenticate with methods" not in (error.description or ""):
+                raise
+            raise unauthenticated(self.query_client, request) from None
 
     def query_client(self, client_id):
         client = clients.cache.find(client_id)
