@@ -104,9 +104,10 @@ def id_token_of(protocol, client_id: str, secret: str) -> str:  # noqa: F811
     return protocol.exchange(protocol.code())["id_token"]
 
 
-def logout(protocol, params: dict):  # noqa: F811
+def logout(protocol, params: dict, language: str = "en"):  # noqa: F811
     return protocol.http.get(ISSUER_PATH + PATHS["end_session_endpoint"] + "?" +
-                             urlencode(params), base_url=BASE_URL)
+                             urlencode(params), base_url=BASE_URL,
+                             headers={"Accept-Language": language})
 
 
 @pytest.fixture
@@ -122,6 +123,9 @@ def test_logout_without_post_logout_uri_says_none_was_sent(protocol, logged_in):
     text = page.get_data(as_text=True)
     assert 'id="logged-out"' in text  # the session did end
     assert f"No post_logout_redirect_uri was sent by application {client_id}" in text
+    french = logout(protocol, {"id_token_hint": id_token}, "fr").get_data(as_text=True)
+    assert f"application {client_id} n'a envoyé aucune post_logout_redirect_uri" in \
+        french
 
 
 def test_logout_to_an_unregistered_uri_names_it(protocol, logged_in):  # noqa: F811

@@ -126,10 +126,7 @@ class EndSession(EndSessionEndpoint):
         end = super().validate_request(request)
         wanted = request.payload.data.get("post_logout_redirect_uri")
         if wanted and end.redirect_uri is None:
-            who = f"client {end.client.client_id}" if end.client else "the client"
-            raise InvalidRequestError(
-                f"post_logout_redirect_uri {printable(wanted)} is not registered for {who}: "
-                "register it (post_logout_redirect_uris) or omit it")
+            raise InvalidRequestError(not_redirected(printable(wanted), end.client))
         return end
 
     def end_session(self, end_session_request):
@@ -138,6 +135,23 @@ class EndSession(EndSessionEndpoint):
         sid = (end_session_request.id_token_claims or {}).get("sid") or session.get("sid")
         end_sso_session(sid)
         session.pop("sid", None)
+
+
+def not_redirected(uri: str, client) -> str:
+    """Why the logout stops on psc-idp's page instead of going to ``uri``: what the
+    developer must register or send."""
+    if client is None:
+        return (f"post_logout_redirect_uri {uri} was sent without id_token_hint nor "
+                "client_id: psc-idp cannot tell which application registered it; send "
+                "id_token_hint")
+    if uri not in client.client_metadata.get("post_logout_redirect_uris", []):
+        return (f"this application ({printable(client.client_id)}) has not registered "
+                f"post-logout URI {uri}: register it (psc-idp clients update "
+                f"{printable(client.client_id)} --post-logout-redirect-uri {uri}, which "
+                "replaces the list) or omit it")
+    return (f"post-logout URI {uri} is registered, but psc-idp redirects there only when "
+            "the request carries id_token_hint (RP-Initiated Logout section 3): send the ID "
+            "token as id_token_hint")
 
 
 def end_sso_session(sid: str | None) -> None:

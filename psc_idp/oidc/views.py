@@ -136,5 +136,7 @@ def logout():
                            technical=f"{error.error}: {error.description}")
     if end.needs_confirmation and request.method == "GET":
         return render_template("logout_confirm.html", params=request.args)
+    # no redirection: validate_request refused every post_logout_redirect_uri it cannot
+    # honour, so here none was sent; the page says so for the developer
     return server.create_endpoint_response("end_session", end) or render_template(
-        "logged_out.html")
+        "logged_out.html", no_redirect_uri=True, client_id=end.client and end.client.client_id)
