@@ -8,12 +8,13 @@ import secrets
 import time
 from typing import Any
 
+from authlib.integrations.base_client import OAuthError
 from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 
 from . import claims as claim_help
-from .i18n import TEXTS
+from .i18n import DATE_CLAIMS, TEXTS, readable_time
 
 
 def create_app(config: dict[str, Any]) -> Flask:
@@ -83,12 +84,17 @@ def _routes(app: Flask) -> None:
 
     @app.context_processor
     def texts():
-        return {"t": TEXTS[lang()], "lang": lang(), "labels": claim_help}
+        return {"t": TEXTS[lang()], "lang": lang(), "labels": claim_help,
+                "when": lambda seconds: readable_time(seconds, lang()),
+                "date_claims": DATE_CLAIMS}
 
     @app.get("/")
     def home():
+        if "state" in request.args:  # back from the IdP's logout (post_logout_redirect_uri)
+            return signed_out()
         if "tokens" not in session:
-            return render_template("home.html", timed_out=session.pop("timed_out", False))
+            return render_template("home.html", timed_out=session.pop("timed_out", False),
+                                   signed_out=session.pop("signed_out", False))
         info = session["userinfo"]
         return render_template("profile.html", info=info, claims=session["id_claims"],
                                activities=claim_help.activities(info),
@@ -101,14 +107,17 @@ def _routes(app: Flask) -> None:
 
     @app.get("/callback")
     def callback():
+        """Back from the IdP: the code and state leave the address bar at once (a redirect
+        to a clean URL, whatever the outcome)."""
         if request.args.get("error"):
-            return render_template("error.html", error=request.args["error"],
-                                   description=request.args.get("error_description", "")), 400
+            session["login_error"] = (request.args["error"][:100],
+                                      request.args.get("error_description", "")[:300])
+            return redirect(url_for("login_error"))
         try:
             token = psc().authorize_access_token()
         except Exception as exc:  # Authlib raises OAuthError / requests errors
-            return render_template("error.html", error=type(exc).__name__,
-                                   description=str(exc)[:300]), 400
+            session["login_error"] = (type(exc).__name__, str(exc)[:300])
+            return redirect(url_for("login_error"))
         # PSC puts the professional data in userinfo only (psc.md §9)
         userinfo = psc().userinfo(token=token)
         session["tokens"] = {k: token[k] for k in ("access_token", "id_token",
@@ -116,6 +125,22 @@ def _routes(app: Flask) -> None:
         session["id_claims"] = dict(token["userinfo"])
         session["userinfo"] = dict(userinfo)
         session.pop("activity", None)
+        return redirect(url_for("home"))
+
+    @app.get("/login-error")
+    def login_error():
+        if "login_error" not in session:
+            return redirect(url_for("home"))
+        error, description = session.pop("login_error")
+        return render_template("error.html", error=error, description=description), 400
+
+    def signed_out():
+        """The IdP's logout ended: its state is checked, then the address bar is cleaned."""
+        try:
+            psc().validate_logout_response()
+            session["signed_out"] = True
+        except OAuthError:
+            pass  # not the answer to our logout: just a home page with a stray parameter
         return redirect(url_for("home"))
 
     @app.post("/activity")
@@ -149,6 +174,7 @@ def _routes(app: Flask) -> None:
         for key in ("userinfo", "id_claims", "activity"):
             session.pop(key, None)
         if not tokens.get("id_token"):
+            session["signed_out"] = True
             return redirect(url_for("home"))
         return psc().logout_redirect(post_logout_redirect_uri=url_for("home", _external=True),
                                      id_token_hint=tokens["id_token"])

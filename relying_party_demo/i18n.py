@@ -1,4 +1,21 @@
-"""The demo's texts, French by default, English available (``?lang=en``)."""
+"""The demo's texts, French by default, English available (``?lang=en``), and JWT times
+(``exp``, ``iat``, ``auth_time``: seconds since 1970) as dates a person reads."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+#: the time zone of the dates shown (PSC's users are in France)
+ZONE = ZoneInfo("Europe/Paris")
+#: the claims that are NumericDate values (RFC 7519 §2)
+DATE_CLAIMS = ("exp", "iat", "auth_time", "nbf")
+MONTHS = {
+    "fr": ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+           "septembre", "octobre", "novembre", "décembre"),
+    "en": ("January", "February", "March", "April", "May", "June", "July", "August",
+           "September", "October", "November", "December"),
+}
 
 TEXTS = {
     "fr": {
@@ -17,7 +34,8 @@ TEXTS = {
         "refresh": "Rafraîchir les jetons", "back": "Retour", "verified": "signature vérifiée",
         "not_verified": "signature NON vérifiée", "source": "Provenance",
         "auth": "Authentification", "error": "Erreur de connexion", "language": "English",
-        "other_lang": "en",
+        "other_lang": "en", "signed_out": "Vous êtes déconnecté(e).",
+        "logged_in_at": "connecté le", "date": "{day} {month} {year} à {time} (heure de Paris)",
     },
     "en": {
         "title": "Demo application", "login": "Sign in with Pro Santé Connect",
@@ -34,6 +52,21 @@ TEXTS = {
         "logout": "Sign out", "refresh": "Refresh the tokens", "back": "Back",
         "verified": "signature verified", "not_verified": "signature NOT verified",
         "source": "Source", "auth": "Authentication", "error": "Sign-in error",
-        "language": "Français", "other_lang": "fr",
+        "language": "Français", "other_lang": "fr", "signed_out": "You are signed out.",
+        "logged_in_at": "signed in on", "date": "{day} {month} {year}, {time} (Paris time)",
     },
 }
+
+
+def readable_time(seconds: object, lang: str) -> str:
+    """``1796000000`` → ``30 novembre 2026 à 01:53:20 (heure de Paris)``; anything that is
+    not a NumericDate is returned as it came."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return str(seconds)
+    try:
+        moment = datetime.fromtimestamp(seconds, ZONE)
+    except (OverflowError, OSError, ValueError):
+        return str(seconds)
+    day = "1er" if lang == "fr" and moment.day == 1 else moment.day
+    return TEXTS[lang]["date"].format(day=day, month=MONTHS[lang][moment.month - 1],
+                                      year=moment.year, time=moment.strftime("%H:%M:%S"))
