@@ -1,7 +1,10 @@
 """Every block of docs/integrating.md runs as written against a live psc-idp: the Flask +
-Authlib and openid-client programs are started as they are, the Apache block is served by a
-private httpd with mod_auth_openidc; a browser logs in through each with a SoftHSM card,
-sees the idNat and the userinfo, and logs out of the app and of the IdP."""
+Authlib and openid-client programs are started as they are, in a directory laid out as the
+sandbox's (``var/pki/tls-ca.pem``: the CA they are told to trust comes from the doc, not
+from the test), the Apache block is served by a private httpd with mod_auth_openidc; a
+browser logs in through each with a SoftHSM card, sees the idNat and the userinfo, and logs
+out: the app's protected page asks for a login again and the IdP session is over. The
+browser set-up the page describes names the sandbox's real files, module and tokens."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from urllib.parse import urlencode
 import pytest
 
 from psc_idp.clients import create_client
+from psc_idp.sandbox.cards import SOFTHSM_MODULES
 
 from .plugins.apache import INTEGRATING, apache_env, doc_snippets
 from .plugins.idp import free_port
@@ -72,13 +76,17 @@ def program(name: str, tmp_path: Path, idp, client_id: str, secret: str, port: i
     """The block ``name`` written to a file and run with the environment it documents."""
     lang, code = SNIPPETS[name]
     (tmp_path / name).write_text(code)
+    (tmp_path / "var" / "pki").mkdir(parents=True)  # the sandbox's layout
+    shutil.copy(idp.ca, tmp_path / "var" / "pki" / "tls-ca.pem")
     env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer, "CLIENT_ID": client_id,
            "CLIENT_SECRET": secret, "PORT": str(port)}
-    if lang == "python":
-        env["REQUESTS_CA_BUNDLE"] = idp.ca
+    if lang == "python":  # the program itself gives requests the sandbox's CA
         argv = [sys.executable, name]
-    else:
-        env["NODE_EXTRA_CA_CERTS"] = idp.ca
+    else:  # Node reads its extra CA at start: the variable as the doc's command sets it
+        command = re.search(r"(?m)^ +NODE_EXTRA_CA_CERTS=(\S+) .* node app\.mjs$",
+                            INTEGRATING.read_text())
+        assert command, "the doc shows how to run app.mjs with the sandbox's CA"
+        env["NODE_EXTRA_CA_CERTS"] = command[1]
         (tmp_path / "node_modules").symlink_to(INTEROP / "node_modules")
         argv = [shutil.which("node") or "node", name]
     return running(argv, tmp_path, env, port)
@@ -115,8 +123,13 @@ def test_program_logs_in_shows_userinfo_and_logs_out(name, idp, browser, demo_ca
         assert "id_token_hint" in end_session
         ended = browser.get(logout.headers["Location"])
         assert ended.headers["Location"].startswith(app + "/logged-out")
-        assert browser.get(ended.headers["Location"]).status_code == 302
-        assert "Se connecter avec Pro Santé Connect" in browser.get(app + "/").text
+        assert "Vous êtes déconnecté(e)" in browser.get(ended.headers["Location"]).text
+        # the app's session is gone: its protected page sends to login again
+        again = browser.get(app + "/")
+        assert again.status_code == 302 and again.headers["Location"] in ("/login",
+                                                                           app + "/login")
+        assert browser.get(app + "/login").headers["Location"].startswith(
+            idp.issuer + AUTHORIZE + "?")
     assert_idp_session_ended(idp, browser)
 
 
@@ -142,3 +155,47 @@ def test_apache_block_logs_in_shows_userinfo_and_logs_out(idp, browser, demo_car
     again = browser.get(apache.url + "/protected/")
     assert again.headers["Location"].startswith(idp.issuer + AUTHORIZE + "?")
     assert_idp_session_ended(idp, browser)
+
+
+def test_browser_set_up_names_the_sandbox_files(cards):
+    """The Firefox and Chromium steps use the sandbox's real paths, module and token names
+    (``cards``: a sandbox built as ``psc-idp sandbox init`` builds it)."""
+    text = INTEGRATING.read_text()
+    sandbox = cards.hsm.directory.parent  # what the doc calls var/
+    assert cards.hsm.conf == sandbox / "softhsm" / "softhsm2.conf"
+    assert cards.pki.tls_ca == sandbox / "pki" / "tls-ca.pem"
+    assert cards.hsm.conf.is_file() and cards.pki.tls_ca.is_file()
+    module = "/usr/lib/softhsm/libsofthsm2.so"
+    assert module == SOFTHSM_MODULES[0]
+    for step in ("SOFTHSM2_CONF=var/softhsm/softhsm2.conf firefox",
+                 "Security Devices…** → **Load", f"module filename `{module}`",
+                 "**Authorities** →\n   Import… `var/pki/tls-ca.pem`",
+                 f"modutil -dbdir sql:$HOME/.pki/nssdb -add softhsm -libfile {module}",
+                 "certutil -d sql:$HOME/.pki/nssdb -A -t C,, -n psc-idp-sandbox -i "
+                 "var/pki/tls-ca.pem",
+                 "SOFTHSM2_CONF=var/softhsm/softhsm2.conf chromium",
+                 "Password for CPS-899700245667"):
+        assert step in text, step
+    labels = {card.label for card in cards.hsm.cards()}
+    assert set(re.findall(r"CPS-[0-9A-Z]+", text)) <= labels
+
+
+def test_ecps_steps_use_the_real_commands():
+    """Activation (codes or QR) and login with the phone simulator: the options the doc
+    shows are psc-ecps's and psc-idp's own."""
+    from click.testing import CliRunner
+
+    from psc_idp.cli import main as psc_idp
+    from psc_idp.ecps.simulator import main as psc_ecps
+
+    text = INTEGRATING.read_text()
+    runner = CliRunner()
+    helps = {command: runner.invoke(psc_ecps, [command, "--help"]).output
+             for command in ("activate", "approve", "pending", "deny")}
+    assert "psc-ecps activate --issuer" in text and "psc-ecps activate --qr" in text
+    for option in ("--issuer", "--id-nat", "--sms-code", "--email-code", "--ca", "--qr"):
+        assert option in text and option in helps["activate"], option
+    assert "--code" in helps["approve"] and "psc-ecps approve --code" in text
+    assert "psc-ecps pending" in text and "psc-ecps deny" in text
+    assert runner.invoke(psc_idp, ["ecps", "outbox", "--help"]).exit_code == 0
+    assert "/ecps/activate/codes" in text and "/ecps/activate`" in text
