@@ -137,6 +137,6 @@ def logout():
     if end.needs_confirmation and request.method == "GET":
         return render_template("logout_confirm.html", params=request.args)
     # no redirection: validate_request refused every post_logout_redirect_uri it cannot
-    # honour, so here none was sent; the page says so for the developer
+    # honour, so none was sent; when an application asked, the page tells its developer
     return server.create_endpoint_response("end_session", end) or render_template(
-        "logged_out.html", no_redirect_uri=True, client_id=end.client and end.client.client_id)
+        "logged_out.html", no_redirect_uri_from=end.client and end.client.client_id)
