@@ -127,6 +127,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     from .admin.api import api as admin_api
     from .admin.console import bp as console_bp
     from .admin.registration import bp as registration_bp
+    from .ecps import browser_phone
     from .ecps.views import api as ecps_api
     from .ecps.views import bp as ecps_bp
     from .login.views import bp as login_bp
@@ -147,6 +148,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     app.register_blueprint(login_bp, url_prefix=prefix)
     app.register_blueprint(ecps_bp, url_prefix=prefix)
     app.register_blueprint(ecps_api, url_prefix=prefix)
+    browser_phone.register(app, idp.settings, prefix)  # the sandbox's phone page
     app.add_template_filter(_datetime, "datetime")
     app.register_blueprint(card_bp)
     app.register_blueprint(admin_api)

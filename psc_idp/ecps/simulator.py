@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import click
 from cryptography.hazmat.primitives import serialization
@@ -230,8 +231,31 @@ def _chosen(requests: list[dict], request_id: str | None, code: str | None) -> d
                 newest_first[0] if newest_first else None)
 
 
-def _decide(home, pin, request_id, decision, code=None, wait=0) -> dict:
+def linked_request(state: dict, link: str) -> str:
+    """The login request an app link names: ``psc-ecps://approve?issuer=…&request=…`` (the
+    app's scheme) or ``<issuer>/ecps/phone?request=…`` (the sandbox's browser phone), for
+    this phone's issuer only."""
+    parts = urlsplit(link.strip())
+    query = {k: v[0] for k, v in parse_qs(parts.query).items()}
+    if parts.scheme == "psc-ecps" and parts.netloc == "approve":
+        issuer = query.get("issuer", "")
+    elif parts.scheme in ("https", "http") and parts.path.endswith("/ecps/phone"):
+        issuer = f"{parts.scheme}://{parts.netloc}{parts.path[:-len('/ecps/phone')]}"
+    else:
+        raise AppError("this is not an e-CPS app link")
+    if issuer.rstrip("/") != state["issuer"]:
+        raise AppError(f"this link is for {issuer}, not for this phone's {state['issuer']}")
+    if not query.get("request"):
+        raise AppError("this app link names no login request")
+    return query["request"]
+
+
+def _decide(home, pin, request_id, decision, code=None, wait=0, link=None) -> dict:
     state, key = Wallet(_home(home)).unlock(pin)
+    if link:
+        if request_id:
+            raise AppError("give --link or --request, not both")
+        request_id = linked_request(state, link)
     requests = call(state, "GET", f"/ecps/api/pending?wait={wait}",
                     auth=device_auth(state, key))["requests"]
     chosen = _chosen(requests, request_id, code)
@@ -248,12 +272,13 @@ def _decide(home, pin, request_id, decision, code=None, wait=0) -> dict:
 @main.command()
 @click.option("--code", required=True, help="the code shown on the login page")
 @click.option("--request", "request_id", help="request id (default: the pending one)")
+@click.option("--link", help="the app link of a login on this phone (psc-ecps://approve?…)")
 @click.option("--wait", default=0, type=click.IntRange(0, 25))
 @home_option
 @pin_option
-def approve(code, request_id, wait, home, pin):
+def approve(code, request_id, link, wait, home, pin):
     """Approve the pending login by picking the code shown on the login page."""
-    result = _decide(home, pin, request_id, "approve", code=code, wait=wait)
+    result = _decide(home, pin, request_id, "approve", code=code, wait=wait, link=link)
     click.echo(f"request {result['request']}: {result['status']}")
     if result["status"] != "approved":
         sys.exit(1)
@@ -261,12 +286,13 @@ def approve(code, request_id, wait, home, pin):
 
 @main.command()
 @click.option("--request", "request_id", help="request id (default: the pending one)")
+@click.option("--link", help="the app link of a login on this phone (psc-ecps://approve?…)")
 @click.option("--wait", default=0, type=click.IntRange(0, 25))
 @home_option
 @pin_option
-def deny(request_id, wait, home, pin):
+def deny(request_id, link, wait, home, pin):
     """Refuse the pending login ("ce n'est pas moi")."""
-    result = _decide(home, pin, request_id, "deny", wait=wait)
+    result = _decide(home, pin, request_id, "deny", wait=wait, link=link)
     click.echo(f"request {result['request']}: {result['status']}")
 
 

@@ -16,7 +16,7 @@ from ..login.views import EXPIRED, card_url, failure_page
 from ..oidc.authorize import resume
 from ..oidc.models import Client
 from ..settings import current as settings
-from . import limits, service
+from . import browser_phone, limits, service
 from .api import api  # noqa: F401 (registered by create_app with the pages)
 from .models import LoginRequest
 from .signed import identifier
@@ -67,7 +67,8 @@ def wait():
         seconds=max(0, login_request.expires_at - int(time.time())),
         status_url=url_for("ecps.status", tx=tx.id, r=login_request.id),
         done_url=url_for("ecps.done", tx=tx.id, r=login_request.id),
-        card_url=card_url(tx))
+        card_url=card_url(tx), app_link=browser_phone.app_link(login_request.id)
+        if browser_phone.on_phone() else None)
 
 
 @bp.get("/login/ecps/status")
