@@ -204,6 +204,8 @@ def test_on_a_phone_the_waiting_page_opens_the_browser_phone(idp, browser, demo_
     app.get_by_label(code, exact=True).check()
     app.fill(".wanted .pin", PIN)
     app.click(".wanted .approve")
+    app.wait_for_selector(".wanted.decided")
+    login.bring_to_front()  # back to the browser's tab, as the link's page says
     claims = landed(login, rp, idp)
     assert claims["authMode"] == "MOBILE"
     phone.context.close()
