@@ -262,10 +262,10 @@ def test_no_phone_page_in_production(keys_dir, cards, sqlite_template, tmp_path)
         card_intermediates=[str(pki.issuing_ca)], card_crls=[str(pki.crl)],
         sms_gateway="http", sms_http_url="https://sms.example/send", smtp_host="smtp.example"))
     assert not [r for r in app.url_map.iter_rules() if r.endpoint.startswith("phone.")]
+    app.register_blueprint(browser_phone.bp, url_prefix="/wired-by-mistake")
     client = app.test_client()
-    response = client.get("/auth/realms/esante-wallet/ecps/phone",
-                          headers={"Accept": "text/html"})
-    assert response.status_code == 404
+    for path in ("/auth/realms/esante-wallet/ecps/phone", "/wired-by-mistake/ecps/phone"):
+        assert client.get(path, headers={"Accept": "text/html"}).status_code == 404
     with app.test_request_context():
         assert browser_phone.app_link("r1") == (
             "psc-ecps://approve?issuer=https%3A%2F%2Fidp.example%2Fauth%2Frealms%2F"
