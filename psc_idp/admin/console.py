@@ -1,13 +1,17 @@
-"""The ops console (``/admin/console``, French): clients, practitioners with their card
-logins and e-CPS devices, the audit trail, key status. Ops log in with their CPS card
-through psc-idp itself; only the idNats of the ``admins`` setting get in. Every change goes
-through the same functions as the CLI and the API, and is audited with the admin's idNat."""
+"""The ops console (``/admin/console``): the service's health and signing keys
+(``console_status``), clients, practitioners with their sessions, card logins and e-CPS
+devices, the audit trail. Ops log in with their CPS card through psc-idp itself; only the
+idNats of the ``admins`` setting get in. Every change goes through the same functions as the
+CLI and the API, is audited with the admin's idNat, and is confirmed on the next page."""
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import or_, select
 
 from .. import audit, clients, errors
@@ -19,11 +23,14 @@ from ..errors import Failure
 from ..extensions import db, idp
 from ..login import flow
 from ..login.views import card_url
+from ..oidc import revocation
 from ..oidc.models import Client, LoginSession
 from ..settings import current as settings
+from . import console_status as status
 
 bp = Blueprint("console", __name__, url_prefix="/admin/console")
 REFUSED = Failure("not_admin")
+PAGE = 50  # audit records per page
 
 
 @bp.before_request
@@ -45,13 +52,31 @@ def _actor() -> str:
     return f"console:{g.admin}"
 
 
+@bp.context_processor
+def helpers() -> dict:
+    return {"when": status.when, "age": status.age}
+
+
+def _done(message: str) -> None:
+    """The confirmation shown after the redirect (POST-redirect-GET)."""
+    flash(message, "success")
+
+
+def _not_done(message: str) -> None:
+    flash(message, "error")
+
+
 @bp.get("/")
 def home():
-    state = idp()
-    health = getattr(state.keys, "health", None)
-    return render_template("console/home.html", keys=state.keys.jwks()["keys"],
-                           health=health() if callable(health) else None,
-                           crls=state.cards.crls.snapshot() if state.cards else [])
+    now = time.time()
+    crls = idp().cards.crls.snapshot() if idp().cards else []
+    return render_template("console/home.html", checks=status.dashboard(), now=now,
+                           keys=status.keys(), crls=crls)
+
+
+@bp.get("/audit/verify")
+def audit_verify():
+    return render_template("console/audit_verify.html", result=audit.verify())
 
 
 @bp.get("/clients")
@@ -63,8 +88,13 @@ def client_list():
 @bp.post("/clients/<client_id>/<any(enable, disable):action>")
 def client_toggle(client_id, action):
     client = clients.find(client_id)
-    if client is not None:
+    if client is None:
+        _not_done(_("There is no application %(client_id)s.", client_id=client_id[:64]))
+    else:
         clients.set_enabled(client, action == "enable", actor=_actor())
+        _done(_("Application %(name)s is enabled.", name=client.name) if client.enabled else
+              _("Application %(name)s is disabled: its tokens and unused codes are revoked.",
+                name=client.name))
     return redirect(url_for("console.client_list"), 303)
 
 
@@ -84,18 +114,44 @@ def practitioners():
 def practitioner(id_nat):
     found = db.session.get(Practitioner, id_nat[:40])
     if found is None:
-        return render_template("console/practitioners.html", q=id_nat, rows=[]), 404
-    cards = db.session.scalars(select(LoginSession).where(
-        LoginSession.id_nat == found.id_nat, LoginSession.auth_mode == "CARD").order_by(
-        LoginSession.auth_time.desc()).limit(20)).all()
-    return render_template("console/practitioner.html", p=found, cards=cards,
+        return render_template("console/practitioners.html", q=id_nat[:60], rows=[]), 404
+    sessions = db.session.scalars(select(LoginSession).where(
+        LoginSession.id_nat == found.id_nat).order_by(LoginSession.auth_time.desc())
+        .limit(50)).all()
+    return render_template("console/practitioner.html", p=found, now=time.time(),
+                           live=[s for s in sessions if _live(s)],
+                           cards=[s for s in sessions if s.auth_mode == "CARD"][:20],
                            devices=ecps.devices_of(found.id_nat),
                            formers=lineage(found.id_nat)[1:])
 
 
+def _live(row: LoginSession) -> bool:
+    return row.ended_at is None and row.expires_at >= time.time()
+
+
+@bp.post("/practitioners/<id_nat>/sessions/revoke")
+def revoke_session(id_nat):
+    sid, id_nat = request.form.get("sid", "")[:64], id_nat[:40]
+    ended, tokens = revocation.end_sessions(
+        (LoginSession.sid == sid) & (LoginSession.id_nat == id_nat))
+    if ended:
+        audit.record("session.revoked", id_nat=id_nat, actor=_actor(),
+                     tokens_revoked=tokens[id_nat])
+        db.session.commit()
+        _done(ngettext("Session ended: %(num)d token revoked with it.",
+                       "Session ended: %(num)d tokens revoked with it.", tokens[id_nat]))
+    else:
+        db.session.rollback()
+        _not_done(_("This session had already ended."))
+    return redirect(url_for("console.practitioner", id_nat=id_nat), 303)
+
+
 @bp.post("/practitioners/<id_nat>/devices/<device_id>/revoke")
 def revoke_device(id_nat, device_id):
-    ecps.revoke_device(device_id[:40], id_nat[:40], actor=_actor())
+    if ecps.revoke_device(device_id[:40], id_nat[:40], actor=_actor()):
+        _done(_("e-CPS device revoked: it can no longer be used to sign in."))
+    else:
+        _not_done(_("This device is not active: nothing was revoked."))
     return redirect(url_for("console.practitioner", id_nat=id_nat[:40]), 303)
 
 
@@ -108,20 +164,50 @@ def _timestamp(text: str, end: bool = False) -> int | None:
     return int(moment.timestamp())
 
 
+def event_names() -> list[str]:
+    """The known audit events (``audit.EVENTS``), or those the trail holds."""
+    known = getattr(audit, "EVENTS", None)
+    if known:
+        return sorted(known)
+    return list(db.session.scalars(select(AuditEvent.event).distinct()
+                                   .order_by(AuditEvent.event)))
+
+
 @bp.get("/audit")
 def audit_log():
     args = {k: request.args.get(k, "").strip()[:64] for k in
             ("id_nat", "client_id", "event", "since", "until")}
-    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(200)
-    for field in ("client_id", "event"):
-        if args[field]:
-            query = query.where(getattr(AuditEvent, field) == args[field])
+    page = request.args.get("page", "1")
+    page = min(int(page), 100_000) if page.isdigit() and int(page) > 0 else 1
+    query, problems = _filtered(select(AuditEvent), args)
+    rows = db.session.scalars(query.order_by(AuditEvent.id.desc())
+                              .offset((page - 1) * PAGE).limit(PAGE + 1)).all()
+    filters = {k: v for k, v in args.items() if v}
+    return render_template("console/audit.html", events=rows[:PAGE], args=args,
+                           events_known=event_names(), problems=problems, page=page, page_size=PAGE,
+                           newer=url_for("console.audit_log", **filters, page=page - 1)
+                           if page > 1 else None,
+                           older=url_for("console.audit_log", **filters, page=page + 1)
+                           if len(rows) > PAGE else None)
+
+
+def _filtered(query, args: dict):
+    """The query with the filters given, and the dates that were not understood."""
+    for name in ("client_id", "event"):
+        if args[name]:
+            query = query.where(getattr(AuditEvent, name) == args[name])
     if args["id_nat"]:  # with the former idNats linked to it (directory.links)
         query = query.where(AuditEvent.id_nat.in_(lineage(args["id_nat"])))
-    since, until = _timestamp(args["since"]), _timestamp(args["until"], end=True)
-    if since is not None:
-        query = query.where(AuditEvent.at >= since)
-    if until is not None:
-        query = query.where(AuditEvent.at <= until)
-    return render_template("console/audit.html", events=db.session.scalars(query).all(),
-                           args=args)
+    problems = []
+    for name, column_test in (("since", False), ("until", True)):
+        if not args[name]:
+            continue
+        moment = _timestamp(args[name], end=column_test)
+        if moment is None:
+            problems.append(_("“%(value)s” is not a date (YYYY-MM-DD): that filter was "
+                              "left out.", value=args[name]))
+        elif column_test:
+            query = query.where(AuditEvent.at <= moment)
+        else:
+            query = query.where(AuditEvent.at >= moment)
+    return query, problems
