@@ -6,6 +6,7 @@ each change, sign-out, in French and in English; non-admins are refused."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 
 import pytest
@@ -53,6 +54,34 @@ def idp(keys_dir, database_url, cards, smtp_server, tmp_path):
     with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
                      admins=[KIT]) as live:
         yield live
+
+
+@pytest.fixture
+def rotated_idp(keys_dir, database_url, cards, smtp_server, tmp_path):
+    """The live server on a copy of the keys, its RS256 key rotated twice: the first
+    retired, the second retiring, the third published and waiting to sign."""
+    from psc_idp.keys.lifecycle import rotate
+
+    own = tmp_path / "keys"
+    shutil.copytree(keys_dir, own)
+    with running_idp(own, database_url, cards, smtp_server, tmp_path, admins=[KIT]) as live:
+        config = live.app.extensions["psc_idp"].settings
+        rotate(own, config, ["RS256"], publish_delay=0)
+        rotate(own, config, ["RS256"], publish_delay=3600)
+        yield live
+
+
+def test_console_shows_the_life_of_keys(rotated_idp, browser, demo_card, chromium_page):
+    idp = rotated_idp
+    assert card_login(idp, browser, demo_card).status_code == 200
+    page = chromium_with(chromium_page, browser, idp)
+    page.goto(console_url(idp, "/?lang=en"))
+    rows = page.locator('#keys tr[data-kid^="rs256-"]')
+    states = sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.state)"))
+    assert states == ["next", "retired", "retiring"]
+    retiring = page.locator('#keys tr[data-state="retiring"] td').all_text_contents()
+    assert retiring[2] == "retiring" and retiring[6] != "—"  # when it stops signing
+    assert page.get_attribute("#check-keys", "data-level") == "ok"
 
 
 def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_page):
