@@ -111,6 +111,10 @@ def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_p
     assert confirmation.count() == 1 and "désactivée" in confirmation.text_content()
     page.reload()  # shown once
     assert page.locator("#confirmation").count() == 0
+    page.evaluate("""() => { const form = document.querySelector('#clients form');
+        form.action = form.action.replace(/clients\\/[^/]+\\//, 'clients/no-such-app/'); }""")
+    page.locator("#clients button").first.click()
+    assert "no-such-app" in page.text_content('#refusal[role="alert"]')
 
     page.goto(console_url(idp, "/practitioners"))
     page.fill("#q", "DOC00")
@@ -219,6 +223,30 @@ def test_console_in_one_language_fitting_a_phone(idp, browser, demo_card, chromi
         unlabelled = page.evaluate("""[...document.querySelectorAll(
             'input:not([type=hidden]), select')].filter(e => !e.labels.length).length""")
         assert unlabelled == 0, path
+
+
+def test_console_says_what_fails(keys_dir, database_url, cards, smtp_server, tmp_path,
+                                 browser_factory, demo_card, chromium):
+    """No sequencer chains the audit records (``audit_chain_interval`` 0): past
+    ``audit_unchained_alert`` the audit chain is a failure, said in words; the full
+    verification finds no tampering but says the same alert."""
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path, admins=[KIT],
+                     audit_chain_interval=0, audit_unchained_alert=1) as live:
+        browser = browser_factory(live)
+        assert card_login(live, browser, demo_card).status_code == 200
+        time.sleep(2.1)
+        context = chromium.new_context(ignore_https_errors=True, locale="fr-FR")
+        try:
+            page = chromium_with(context.new_page(), browser, live)
+            page.goto(console_url(live, "/"))
+            assert page.get_attribute("#check-audit", "data-level") == "failure"
+            assert page.text_content("#check-audit .badge") == "Défaillance"
+            assert "séquenceur" in page.text_content("#check-audit")
+            page.click("#verify-audit")
+            assert page.get_attribute("#verification", "data-ok") == "yes"
+            assert "séquenceur" in page.text_content("#alerts")
+        finally:
+            context.close()
 
 
 def test_console_refuses_non_admins(idp, browser, cards, chromium_page):

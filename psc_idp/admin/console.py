@@ -76,7 +76,8 @@ def home():
 
 @bp.get("/audit/verify")
 def audit_verify():
-    return render_template("console/audit_verify.html", result=audit.verify())
+    return render_template("console/audit_verify.html", result=audit.verify(),
+                           chain=status.audit_chain())
 
 
 @bp.get("/clients")

@@ -35,6 +35,7 @@ class Status:
     level: str
     message: str
     details: list[str] = field(default_factory=list)
+    technical: list[str] = field(default_factory=list)  # what the code says, in English
 
     @property
     def label(self) -> str:
@@ -84,7 +85,7 @@ def signing_keys(check: dict) -> Status:
     problems = [f"{name}: {text}" for name, text in check.get("problems", {}).items()]
     return Status("keys", title, FAILURE, _(
         "Some signing keys cannot sign: tokens may not be issued. See 'psc-idp keys list'."),
-        problems)
+        technical=problems)
 
 
 def crls(check: dict) -> Status:
