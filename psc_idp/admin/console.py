@@ -68,10 +68,9 @@ def _not_done(message: str) -> None:
 
 @bp.get("/")
 def home():
-    now = time.time()
-    crls = idp().cards.crls.snapshot() if idp().cards else []
-    return render_template("console/home.html", checks=status.dashboard(), now=now,
-                           keys=status.keys(), crls=crls)
+    cards = idp().cards
+    return render_template("console/home.html", checks=status.dashboard(), now=time.time(),
+                           keys=status.keys(), crls=cards.crls.snapshot() if cards else [])
 
 
 @bp.get("/audit/verify")
@@ -200,15 +199,11 @@ def _filtered(query, args: dict):
     if args["id_nat"]:  # with the former idNats linked to it (directory.links)
         query = query.where(AuditEvent.id_nat.in_(lineage(args["id_nat"])))
     problems = []
-    for name, column_test in (("since", False), ("until", True)):
-        if not args[name]:
-            continue
-        moment = _timestamp(args[name], end=column_test)
-        if moment is None:
+    for name, end in (("since", False), ("until", True)):
+        moment = _timestamp(args[name], end=end) if args[name] else None
+        if args[name] and moment is None:
             problems.append(_("“%(value)s” is not a date (YYYY-MM-DD): that filter was "
                               "left out.", value=args[name]))
-        elif column_test:
-            query = query.where(AuditEvent.at <= moment)
-        else:
-            query = query.where(AuditEvent.at >= moment)
+        elif moment is not None:
+            query = query.where(AuditEvent.at <= moment if end else AuditEvent.at >= moment)
     return query, problems
