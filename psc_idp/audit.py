@@ -82,6 +82,40 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from .extensions import db
 
+#: every event the code records, with what it means: the one list ``psc-idp audit export
+#: --event`` accepts and documents (tests/test_cli.py checks each record call against it)
+EVENTS = {
+    "login": "a card or e-CPS login (outcome failure: refused card, with its reason)",
+    "logout": "a single sign-on session ended, its tokens revoked",
+    "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
+    "token.revoked": "an access token revoked by its client (RFC 7009)",
+    "tokens.revoked": "a grant's tokens revoked (refresh token revoked or reused)",
+    "client.created": "a relying party registered",
+    "client.updated": "a relying party's metadata changed",
+    "client.secret_rotated": "a relying party got a new secret",
+    "client.enabled": "a relying party enabled again",
+    "client.disabled": "a relying party disabled",
+    "client.deleted": "a relying party deleted",
+    "access_key.issued": "an admin API token or initial access token issued",
+    "access_key.revoked": "an admin API token or initial access token revoked",
+    "console.refused": "a card holder who is not an administrator tried the console",
+    "ecps.activation.started": "an e-CPS activation started (QR code or SMS/e-mail codes)",
+    "ecps.activation": "wrong e-CPS activation codes submitted",
+    "ecps.device.activated": "an e-CPS device activated",
+    "ecps.device.revoked": "an e-CPS device revoked",
+    "ecps.login.requested": "an e-CPS login request sent to the phone (or a decoy)",
+    "ecps.login.approved": "an e-CPS login approved on the phone (failure: wrong code)",
+    "ecps.login.denied": "an e-CPS login denied on the phone",
+    "ecps.throttled": "a network's e-CPS requests for an idNat stop reaching the phone",
+    "ecps.rate_limited": "an e-CPS rate limit reached",
+    "directory.imported": "a directory extract imported",
+    "directory.synced": "a complete directory extract applied (failure: safeguard)",
+    "directory.linked": "a former idNat linked to its successor",
+    "directory.deactivated": "a practitioner absent from the complete extract deactivated",
+    "audit.aggregated": "anonymous failures counted in one record per minute and network",
+    "audit.purged": "records older than the retention period deleted",
+}
+
 GENESIS = "0" * 64
 #: what a record's hash covers (with the previous record's hash)
 CONTENT = ("seq", "at", "event", "outcome", "id_nat", "client_id", "address", "request_id",

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from sqlalchemy import select
 
 from . import audit
+from .cli_support import iso
 from .extensions import db
 from .settings import current as settings
 
@@ -61,16 +62,29 @@ def verify_cmd(files):
         raise click.ClickException("; ".join(result.alerts))
 
 
-@audit_cli.command("export")
+def _event(ctx, param, value: str | None) -> str | None:
+    if value is not None and value not in audit.EVENTS:
+        raise click.BadParameter(f"unknown event {value!r}; valid: "
+                                 f"{', '.join(audit.EVENTS)}", ctx, param)
+    return value
+
+
+EVENTS_HELP = "\b\nEvents (--event):\n" + "\n".join(
+    f"  {name:<24} {meaning}" for name, meaning in audit.EVENTS.items())
+
+
+@audit_cli.command("export", epilog=EVENTS_HELP)
 @click.option("--since", required=True, help="date, date-time or epoch seconds")
 @click.option("--until", default=None)
-@click.option("--event", default=None)
+@click.option("--event", default=None, callback=_event,
+              help="only this event (the list below)")
 @click.option("--id-nat", default=None,
               help="this idNat and the former idNats linked to it (e.g. its old ADELI)")
 @click.option("--client-id", default=None)
 @with_appcontext
 def export_cmd(since, until, event, id_nat, client_id):
-    """Print the records as JSON lines (oldest first)."""
+    """Print the records as JSON lines (oldest first), their time ``at`` in ISO 8601
+    UTC (2026-12-01T23:05:00Z)."""
     from .directory.links import lineage
 
     query = select(audit.AuditEvent).where(audit.AuditEvent.at >= _moment(since))
@@ -85,7 +99,8 @@ def export_cmd(since, until, event, id_nat, client_id):
     result = db.session.execute(query)
     try:
         for entry in result.scalars():
-            click.echo(json.dumps({**entry.content(), "chain_seq": entry.chain_seq,
+            click.echo(json.dumps({**entry.content(), "at": iso(entry.at),
+                                   "chain_seq": entry.chain_seq,
                                    "hash": entry.hash}, ensure_ascii=False))
     finally:
         result.close()
@@ -108,8 +123,7 @@ def checkpoints_cmd(as_json, latest):
         if as_json:
             click.echo(export_line(row))
         else:
-            moment = dt.datetime.fromtimestamp(row.at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
-            click.echo(f"seq {row.chain_seq}\t{moment} UTC\t{row.hash}\t{row.kid}")
+            click.echo(f"seq {row.chain_seq}\t{iso(row.at)}\t{row.hash}\t{row.kid}")
 
 
 @audit_cli.command("purge")

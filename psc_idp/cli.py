@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
 
 from .admin.cli import admin_cli
 from .audit_cli import audit_cli
+from .cli_support import one_line, require_configuration
 from .clients.cli import clients_cli
 from .directory.cli import directory
 from .ecps.cli import ecps_cli
@@ -20,26 +21,39 @@ def _create_app():
     from .app import create_app
     from .keys.ring import KeyRingError
 
+    require_configuration()
     try:
         return create_app()
     except (SettingsError, KeyRingError) as exc:
         raise click.ClickException(str(exc)) from exc
 
 
-class PscGroup(FlaskGroup):
-    """Flask's group without its app-provided commands: listing the commands (``--help``)
-    must not need a valid configuration."""
+class PscGroup(click.Group):
+    """psc-idp's commands only (no Flask options: listing them must not need a valid
+    configuration); the commands that need the app get it through ``with_appcontext``.
+    Every error, usage errors included, is one line on stderr with its exit status."""
 
-    def list_commands(self, ctx):
-        return sorted(self.commands)
+    def make_context(self, info_name, args, parent=None, **extra):
+        extra.setdefault("obj", ScriptInfo(create_app=_create_app, set_debug_flag=False,
+                                           load_dotenv_defaults=False))
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:
+            raise one_line(exc) from exc
 
-    def get_command(self, ctx, name):
-        return click.Group.get_command(self, ctx, name)
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:
+            raise one_line(exc) from exc
 
 
-main = PscGroup(name="psc-idp", create_app=_create_app, add_default_commands=False,
-                  add_version_option=False, load_dotenv=False,
-                  help="psc-idp: OpenID Connect provider for health professionals.")
+main = PscGroup(name="psc-idp",
+                help="psc-idp: OpenID Connect provider for health professionals.")
 
 
 @main.group("db", help="Database schema.")
@@ -84,3 +98,7 @@ def run_cmd():
 for group in (admin_cli, audit_cli, clients_cli, directory, ecps_cli, housekeeping_cli, keys_cli,
               sandbox_cli):
     main.add_command(group)
+
+
+if __name__ == "__main__":
+    main(prog_name="psc-idp")

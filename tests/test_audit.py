@@ -232,15 +232,15 @@ def test_purge_keeps_the_rest_verifiable(app):
 
 
 def test_export_json_lines(app):
-    _write(app, 3, event="test.a")
-    _write(app, 2, event="test.b")
-    code, out = run(app, "audit", "export", "--since", "2020-01-01", "--event", "test.b")
+    _write(app, 3, event="client.created")
+    _write(app, 2, event="client.deleted")
+    code, out = run(app, "audit", "export", "--since", "2020-01-01", "--event", "client.deleted")
     lines = [json.loads(line) for line in out.splitlines()]
-    assert code == 0 and [r["event"] for r in lines] == ["test.b", "test.b"]
+    assert code == 0 and [r["event"] for r in lines] == ["client.deleted", "client.deleted"]
     assert [r["hash"] for r in lines] == [None, None]  # not chained yet
     assert lines[0]["seq"] < lines[1]["seq"]
     chain(app)
-    out = run(app, "audit", "export", "--since", "2020-01-01", "--event", "test.b")[1]
+    out = run(app, "audit", "export", "--since", "2020-01-01", "--event", "client.deleted")[1]
     lines = [json.loads(line) for line in out.splitlines()]
     assert all(len(r["hash"]) == 64 for r in lines)
     assert lines[1]["chain_seq"] == lines[0]["chain_seq"] + 1

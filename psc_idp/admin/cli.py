@@ -3,15 +3,15 @@ access tokens for dynamic registration."""
 
 from __future__ import annotations
 
-import datetime as dt
-
 import click
 from flask.cli import with_appcontext
 from sqlalchemy import select
 
+from ..cli_support import iso
 from ..clients import ACCESS_TOKEN_FORMATS
 from ..clients.cli import clients_cli
 from ..extensions import db
+from ..oidc.models import now
 from . import models
 
 
@@ -40,10 +40,13 @@ def issue_token(label, expires):
 @admin_cli.command("tokens")
 @with_appcontext
 def list_tokens():
-    """List access keys (admin tokens and initial access tokens), never their values."""
+    """List access keys (admin tokens and initial access tokens), never their values:
+    id, scope, label, expiry (UTC) and state (active, expired or revoked)."""
+    current = now()
     for key in db.session.scalars(select(models.AccessKey).order_by(models.AccessKey.created_at)):
-        expires = dt.datetime.fromtimestamp(key.expires_at, dt.UTC).strftime("%Y-%m-%d %H:%M")
-        state = "revoked" if key.revoked_at else "active"
+        expires = iso(key.expires_at)
+        state = "revoked" if key.revoked_at else \
+            "expired" if key.expires_at < current else "active"
         uses = "" if key.uses_left is None else f"\t{key.uses_left} use(s) left"
         policy = "".join(f"\t{k}={v}" for k, v in (key.policy or {}).items())
         click.echo(f"{key.id}\t{key.scope}\t{key.label}\texpires {expires}\t{state}{uses}"

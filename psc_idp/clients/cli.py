@@ -7,6 +7,7 @@ import json
 import click
 from flask.cli import with_appcontext
 
+from ..cli_support import iso
 from ..keys.signer import SUPPORTED_ALGS
 from ..oidc.consts import CLIENT_AUTH_METHODS
 from ..oidc.models import Client
@@ -163,7 +164,8 @@ def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_fi
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def rotate_cmd(client_id, grace, as_json):
-    """Issue a new secret; the old one works for the grace period."""
+    """Issue a new secret; the old one works for the grace period, until the date (UTC)
+    printed."""
     client = _get(client_id)
     grace = settings().client_secret_grace \
         if grace is None else grace
@@ -171,7 +173,14 @@ def rotate_cmd(client_id, grace, as_json):
         secret = rotate_secret(client, grace, actor="cli")
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
-    _print(client, secret, as_json)
+    until = client.previous_secret_expires_at
+    if as_json:
+        click.echo(json.dumps({**describe(client), "client_secret": secret,
+                               "old_secret_accepted_until": iso(until) if until else None}))
+        return
+    _print(client, secret, False)
+    click.echo(f"old secret accepted until {iso(until)}" if until else
+               "old secret no longer accepted (no grace period)")
 
 
 @clients_cli.command("disable")

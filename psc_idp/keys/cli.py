@@ -3,13 +3,14 @@ HSM). These commands need the settings only, not the database."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 
 import click
 
 from .. import settings as settings_module
+from ..cli_support import iso as _when
+from ..cli_support import require_configuration
 from . import lifecycle
 from .index import KeyRingError
 from .ring import KeyRing
@@ -27,16 +28,11 @@ def keys_cli():
 
 
 def _settings() -> dict:
+    require_configuration()
     try:
         return settings_module.load()
     except settings_module.SettingsError as exc:
         raise click.ClickException(str(exc)) from exc
-
-
-def _when(timestamp) -> str:
-    if timestamp is None:
-        return "-"
-    return dt.datetime.fromtimestamp(timestamp, dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _run(change):
