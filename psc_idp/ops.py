@@ -40,6 +40,27 @@ LATENCY = Histogram("psc_idp_http_request_seconds", "HTTP request latency", ["en
                     buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
 LOGINS = Counter("psc_idp_logins_total", "logins by method and outcome",
                  ["method", "outcome"])
+#: the closed label set of ``psc_idp_logins_total``: every outcome of each login method;
+#: any other value is counted as ``other`` (a label never comes from the request)
+LOGIN_OUTCOMES = {
+    "card": ("success",
+             "no_certificate",        # no card presented (or not through the trusted proxy)
+             "malformed", "expired", "not_yet_valid", "untrusted", "wrong_usage", "revoked",
+             "revocation_unknown",    # the CRL is stale (crl_stale_policy fail_closed)
+             "no_id_nat",             # a certificate without idNat
+             "unknown_professional",  # idNat absent from the directory
+             "other"),
+    "ecps": ("success",
+             "denied",                # "not me" on the phone
+             "wrong_code",            # the phone picked another code
+             "expired",               # not answered in time
+             "cancelled",             # replaced by the same browser network's next request
+             "rate_limited",          # too many requests from the network
+             "locked",                # the network's requests for the idNat stopped (failures)
+             "unknown_id_nat",        # no active practitioner with this idNat
+             "no_device",             # the practitioner has no active e-CPS device
+             "other"),
+}
 TOKENS = Counter("psc_idp_tokens_issued_total", "token responses by grant type",
                  ["grant_type"])
 CRL_AGE = Gauge("psc_idp_crl_age_seconds", "seconds since thisUpdate of each CRL",
@@ -48,8 +69,19 @@ DB_POOL = Gauge("psc_idp_db_pool_checked_out", "database connections in use",
                 multiprocess_mode="livesum")
 
 
-def login(method: str, outcome: str) -> None:
-    LOGINS.labels(method, outcome).inc()
+def login(method: str, outcome: str, amount: int = 1) -> None:
+    """Count login outcomes (``LOGIN_OUTCOMES``); an unknown method is not counted."""
+    outcomes = LOGIN_OUTCOMES.get(method)
+    if outcomes is None:
+        logging.getLogger(__name__).warning("login outcome of unknown method %r", method)
+        return
+    if amount > 0:
+        LOGINS.labels(method, outcome if outcome in outcomes else "other").inc(amount)
+
+
+for _method, _outcomes in LOGIN_OUTCOMES.items():  # every series exists from the start
+    for _outcome in _outcomes:
+        LOGINS.labels(_method, _outcome)
 
 
 def token_issued(grant_type: str) -> None:

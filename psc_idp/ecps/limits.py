@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from .. import audit, ratelimit
+from .. import audit, ops, ratelimit
 from ..extensions import db
 from ..net import address_prefix, client_address
 from ..oidc.models import now
@@ -49,9 +49,12 @@ def may_request_login(id_nat: str, network: str) -> bool:
     """A login request from ``network`` for ``id_nat``: within the network's budget for
     all idNats, then within its budget for this idNat. Strangers elsewhere never spend
     the owner's budget; counted for every idNat typed, known or not."""
-    return _within("ecps-login-network", network, "ecps_rate_per_address", TEN_MINUTES) \
+    allowed = _within("ecps-login-network", network, "ecps_rate_per_address", TEN_MINUTES) \
         and _within("ecps-login-idnat", f"{id_nat}@{network}", "ecps_rate_per_id_nat",
                     TEN_MINUTES)
+    if not allowed:
+        ops.login("ecps", "rate_limited")
+    return allowed
 
 
 def failures(id_nat: str, network: str) -> int:

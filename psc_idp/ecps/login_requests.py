@@ -8,7 +8,7 @@ import secrets
 
 from sqlalchemy import select, update
 
-from .. import audit
+from .. import audit, ops
 from ..directory.lookup import find_active
 from ..extensions import db
 from ..oidc.models import now
@@ -37,7 +37,11 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
     candidates = {code}
     while len(candidates) < 3:
         candidates.add(_code(2))
-    _supersede("replaced", LoginRequest.id_nat == id_nat, LoginRequest.network == network)
+    mine = (LoginRequest.id_nat == id_nat, LoginRequest.network == network)
+    unanswered = _supersede("replaced", *mine, LoginRequest.real.is_(True),
+                            LoginRequest.expires_at >= current)
+    _supersede("replaced", *mine)  # decoys and expired requests
+    ops.login("ecps", "cancelled", unanswered)  # asked again before an answer
     request = LoginRequest(
         id=secrets.token_urlsafe(24), tx_id=tx.id, id_nat=id_nat, real=real, code=code,
         candidates=sorted(candidates), nonce=secrets.token_urlsafe(24),
@@ -50,6 +54,9 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
     doorbell.announce(id_nat)  # its waiting phones look when this commits (decoys: same work)
     reason = {} if real else {"reason": "throttled" if practitioner and has_device
                               else "not_available"}
+    if not real:
+        ops.login("ecps", "unknown_id_nat" if practitioner is None else
+                  "no_device" if not has_device else "locked")
     audit.record("ecps.login.requested", "success" if real else "failure", id_nat=id_nat,
                  client_id=tx.client_id, network=network, **reason)
     db.session.commit()
@@ -58,12 +65,13 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
     return request
 
 
-def _supersede(status: str, *where) -> None:
+def _supersede(status: str, *where) -> int:
     """``replaced`` by the same network's newer request (unanswered: counts as a failure of
-    that network), or ``superseded`` by other networks' (``_keep_newest``)."""
-    db.session.execute(update(LoginRequest).where(LoginRequest.status == "pending", *where)
-                       .values(status=status, decided_at=now())
-                       .execution_options(synchronize_session=False))
+    that network), or ``superseded`` by other networks' (``_keep_newest``); how many."""
+    return db.session.execute(
+        update(LoginRequest).where(LoginRequest.status == "pending", *where)
+        .values(status=status, decided_at=now())
+        .execution_options(synchronize_session=False)).rowcount
 
 
 def _keep_newest(id_nat: str) -> None:
@@ -84,6 +92,15 @@ def browser_status(request: LoginRequest) -> str:
         return "expired"
     return {"wrong_code": "denied", "used": "approved", "superseded": "expired",
             "replaced": "expired"}.get(request.status, request.status)
+
+
+def settled_status(request: LoginRequest) -> str:
+    """``browser_status`` for the page that ends the wait: a real request that expired
+    unanswered is counted there (denials and wrong codes are counted when decided)."""
+    state = browser_status(request)
+    if state == "expired" and request.real and request.status == "pending":
+        ops.login("ecps", "expired")
+    return state
 
 
 def pending_for(device: Device) -> list[dict]:
@@ -147,6 +164,7 @@ def _audit(request: LoginRequest, device: Device) -> None:
     if request.status == "approved":
         audit.record("ecps.login.approved", **who)
         return
+    ops.login("ecps", request.status)  # denied or wrong_code
     if request.status == "wrong_code":
         audit.record("ecps.login.approved", "failure", reason="wrong_code", **who)
     else:

@@ -16,5 +16,12 @@ from .enrolment import (  # noqa: F401
     start_code_activation,
     start_qr_activation,
 )
-from .login_requests import browser_status, decide, pending_for, start_login, use  # noqa: F401
+from .login_requests import (  # noqa: F401
+    browser_status,
+    decide,
+    pending_for,
+    settled_status,
+    start_login,
+    use,
+)
 from .signed import AUTH_TYP, DECISION_TYP, EcpsError, authenticate_device  # noqa: F401

@@ -86,7 +86,7 @@ def done():
     tx, login_request = _bound_request()
     if login_request is None:
         return failure_page(EXPIRED, 400)
-    state = service.browser_status(login_request)
+    state = service.settled_status(login_request)
     if state == "pending":
         return redirect(url_for("ecps.wait", tx=tx.id, r=login_request.id))
     if state != "approved" or login_request.status != "approved":
