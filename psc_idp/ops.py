@@ -24,11 +24,12 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 
 from . import origins
 from .extensions import db, idp
 from .net import from_proxy
+from .oidc.consts import GRANT_TYPES
 from .settings import SettingsError
 from .settings import current as settings
 
@@ -67,6 +68,15 @@ CRL_AGE = Gauge("psc_idp_crl_age_seconds", "seconds since thisUpdate of each CRL
                 ["source"], multiprocess_mode="max")
 DB_POOL = Gauge("psc_idp_db_pool_checked_out", "database connections in use",
                 multiprocess_mode="livesum")
+AUDIT_UNCHAINED = Gauge("psc_idp_audit_unchained_records",
+                        "audit records committed, not yet linked into the hash chain",
+                        multiprocess_mode="mostrecent")
+AUDIT_UNCHAINED_AGE = Gauge("psc_idp_audit_unchained_age_seconds",
+                            "seconds the oldest unchained audit record has waited (0: none)",
+                            multiprocess_mode="mostrecent")
+AUDIT_CHECKPOINT_AGE = Gauge("psc_idp_audit_checkpoint_age_seconds",
+                             "seconds since the newest signed checkpoint of the audit chain "
+                             "(0: none yet)", multiprocess_mode="mostrecent")
 
 
 def login(method: str, outcome: str, amount: int = 1) -> None:
@@ -82,10 +92,12 @@ def login(method: str, outcome: str, amount: int = 1) -> None:
 for _method, _outcomes in LOGIN_OUTCOMES.items():  # every series exists from the start
     for _outcome in _outcomes:
         LOGINS.labels(_method, _outcome)
+for _grant_type in (*GRANT_TYPES, "other"):
+    TOKENS.labels(_grant_type)
 
 
 def token_issued(grant_type: str) -> None:
-    TOKENS.labels(grant_type).inc()
+    TOKENS.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
 
 
 @bp.get("/healthz")
@@ -143,6 +155,7 @@ def metrics():
         CRL_AGE.labels(crl.source).set(time.time() - crl.this_update)
     pool = db.engine.pool
     DB_POOL.set(pool.checkedout() if hasattr(pool, "checkedout") else 0)
+    audit_gauges(time.time())
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
@@ -150,6 +163,20 @@ def metrics():
     else:
         data = generate_latest()
     return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+
+def audit_gauges(current: float) -> None:
+    """The audit chain's lag, read at scrape time (the sequencer's partial index)."""
+    from .audit import AuditCheckpoint, AuditEvent
+
+    count, oldest = db.session.execute(select(func.count(), func.min(AuditEvent.at))
+                                       .where(AuditEvent.hash.is_(None))).one()
+    newest = db.session.scalar(select(func.max(AuditCheckpoint.at)))
+    db.session.rollback()  # read only: end the transaction
+    AUDIT_UNCHAINED.set(count)
+    AUDIT_UNCHAINED_AGE.set(current - oldest if oldest else 0)
+    if newest:
+        AUDIT_CHECKPOINT_AGE.set(current - newest)
 
 
 def setup(app: Flask) -> None:

@@ -4,6 +4,8 @@ its own series of ``psc_idp_logins_total``, whose label set is closed (``ops.LOG
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 
 import pytest
@@ -17,10 +19,11 @@ from psc_idp.ecps.models import LoginRequest
 from psc_idp.extensions import db
 
 from .ecps_support import activate_with_card, ecps_page, start_ecps_login
-from .plugins.idp import running_idp
+from .plugins.idp import REPO, running_idp
 from .support import Browser, code_from
 
 KIT, JEAN, UNKNOWN = "899700245667", "899700218896", "899700000005"
+DASHBOARD = REPO / "config" / "grafana" / "psc-idp.json"
 
 
 def logins(text: str) -> dict[tuple[str, str], float]:
@@ -132,3 +135,30 @@ def test_every_ecps_login_outcome_is_counted(idp, cards, card_curl, phone_factor
         ("ecps", "expired"): 1, ("ecps", "cancelled"): 2, ("ecps", "locked"): 1,
         ("ecps", "no_device"): 1, ("ecps", "unknown_id_nat"): limit,
         ("ecps", "rate_limited"): 1}
+
+
+def test_the_grafana_dashboard_charts_real_metrics(idp, cards, card_curl):
+    """Every metric an expression of config/grafana/psc-idp.json names is in a real scrape,
+    and every psc-idp metric of the scrape is on the dashboard."""
+    rp = idp.rp()
+    assert "code" in code_from(Browser(idp.ca, card_curl).with_card(
+        cards["CPS-899700245667"], rp.authorization_url()))  # requests: latency samples
+    requests.get(idp.ops_url + "/metrics", timeout=10)
+    text = requests.get(idp.ops_url + "/metrics", timeout=10).text
+    families = [f for f in text_string_to_metric_families(text)
+                if f.name.startswith("psc_idp_") and not f.name.endswith("_created")]
+    exposed = {sample.name for family in families for sample in family.samples}
+
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["title"] == "psc-idp" and dashboard["uid"] and dashboard["schemaVersion"]
+    charts = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert len(charts) >= 10
+    for panel in charts:
+        assert panel["title"] and set(panel["gridPos"]) == {"h", "w", "x", "y"}
+        assert panel["datasource"]["type"] == "prometheus" and panel["targets"]
+        assert all(t["expr"] and t["refId"] for t in panel["targets"])
+    used = {name for panel in charts for target in panel["targets"]
+            for name in re.findall(r"\bpsc_idp_[a-z0-9_]+", target["expr"])}
+    assert used <= exposed, used - exposed
+    for family in families:
+        assert {s.name for s in family.samples} & used, f"{family.name} is not on the dashboard"
