@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import secrets
+from dataclasses import replace
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import click
 
@@ -45,11 +47,13 @@ def init_cmd(directory: Path, issuer: str, card_login_url: str):
 def cards_cmd(directory: Path, as_json: bool):
     """List the test cards of the sandbox in DIRECTORY."""
     from .cards import SoftHsm
+    from .demo import DEMO_CARDS, REFUSED_CARDS
 
     hsm = SoftHsm(directory / "softhsm")
     if not hsm.index.exists():
         raise click.ClickException(f"no sandbox in {directory} (run: psc-idp sandbox init)")
-    cards = hsm.cards()
+    notes = {spec.label: spec.note for spec in DEMO_CARDS + REFUSED_CARDS}  # current text
+    cards = [replace(card, note=notes.get(card.label, card.note)) for card in hsm.cards()]
     if as_json:
         click.echo(json.dumps([c.__dict__ for c in cards], ensure_ascii=False))
         return
@@ -65,7 +69,7 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
     from ..keys.ring import generate_keys
     from ..migrate import upgrade
     from .cards import USER_PIN, SoftHsm
-    from .demo import DEMO_CARDS, REFUSED_CARDS, provision
+    from .demo import CONSOLE_ADMIN, DEMO_CARDS, REFUSED_CARDS, provision
     from .pki import build_pki
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,6 +93,7 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key),
         "sms_outbox_dir": str(directory / "sms-outbox"),
         "smtp_host": "", "mail_outbox_dir": str(directory / "mail-outbox"),
+        "admins": [CONSOLE_ADMIN],
     }
     # only these settings: the file PSC_IDP_CONFIG may name is the one being written here
     app = create_app(settings, environ={})
@@ -109,7 +114,16 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
     config.chmod(0o600)
     echo(f"sandbox: configuration written to {config}")
     echo(f"sandbox: demo client {DEMO_CLIENT_ID}, secret in {directory / 'demo-client.json'}")
+    admin = next(spec for spec in DEMO_CARDS if spec.id_nat == CONSOLE_ADMIN)
+    echo(f"sandbox: ops console {console_url(issuer)} with card {admin.label} "
+         f"({admin.given_name} {admin.family_name}), PIN {USER_PIN}")
     return config
+
+
+def console_url(issuer: str) -> str:
+    """The ops console, on the issuer's origin."""
+    parts = urlsplit(issuer)
+    return f"{parts.scheme}://{parts.netloc}/admin/console/"
 
 
 def _toml(settings: dict) -> str:
