@@ -56,8 +56,12 @@ def iso(timestamp: float | None) -> str:
 
 
 def count_lines(path: Path) -> int:
-    with open(path, "rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    """The lines of ``path`` (0 if it cannot be read: the command says why later)."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+    except OSError:
+        return 0
 
 
 class Progress:
@@ -85,11 +89,11 @@ class Progress:
             self._show(current)
 
     def _show(self, current: float) -> None:
-        elapsed = max(current - self.started, 1e-6)
-        rate = self.line / elapsed
-        left = max(self.total - self.line, 0)
-        eta = f"{int(left / rate // 60):d}:{int(left / rate % 60):02d}" if rate else "?"
-        self.stream.write(f"\r{self.label}: line {self.line:,}/{self.total:,}, "
+        rate = self.line / max(current - self.started, 1e-6)
+        left = max(self.total - self.line, 0) / rate if rate and self.total else None
+        eta = "?" if left is None else f"{int(left // 60)}:{int(left % 60):02d}"
+        total = f"{self.total:,}" if self.total else "?"
+        self.stream.write(f"\r{self.label}: line {self.line:,}/{total}, "
                           f"{rate:,.0f} lines/s, ETA {eta}\x1b[K")
         self.stream.flush()
 

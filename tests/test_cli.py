@@ -212,3 +212,53 @@ def test_rotate_secret_says_until_when_the_old_secret_works(app):
     assert code == 0 and "old secret no longer accepted (no grace period)" in out
     code, out, _ = run(app, "clients", "rotate-secret", client_id, "--json")
     assert ISO.fullmatch(json.loads(out)["old_secret_accepted_until"])
+
+
+# --- progress of long operations ----------------------------------------------------------
+
+@pytest.fixture
+def configured(keys_dir, sqlite_template, tmp_path) -> dict:
+    """The environment of a configured psc-idp (TOML file, SQLite database)."""
+    database = tmp_path / "idp.sqlite3"
+    shutil.copy(sqlite_template, database)
+    config = tmp_path / "psc-idp.toml"
+    config.write_text("".join(f"{key} = {json.dumps(value)}\n" for key, value in
+                              base_settings(keys_dir, f"sqlite:///{database}").items()))
+    return {"PSC_IDP_CONFIG": str(config)}
+
+
+@pytest.mark.parametrize("command", [["directory", "import"], ["directory", "sync"]])
+def test_directory_progress_on_a_terminal(configured, tmp_path, command):
+    extract = REPO / "psc_idp" / "sandbox" / "demo_directory.txt"
+    leader, follower = os.openpty()
+    try:
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PSC_IDP_")}
+        done = subprocess.run([sys.executable, "-m", "psc_idp.cli", *command, str(extract)],
+                              env={**base, **configured}, cwd=tmp_path, stdout=subprocess.PIPE,
+                              stderr=follower, text=True, timeout=120, check=False)
+        os.close(follower)
+        shown = b""
+        while chunk := _read(leader):
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0, shown
+    assert done.stdout.startswith(f"{extract}: 5 lines, practitioners: ")
+    progress = shown.decode()
+    assert progress.startswith(f"\r{extract}: line ") and progress.endswith("\r\n")
+    assert re.search(r"line [0-9,]+/[0-9,]+, [0-9,]+ lines/s, ETA \d+:\d\d", progress)
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the other end closed (Linux: EIO)
+        return b""
+
+
+@pytest.mark.parametrize("command", [["directory", "import"], ["directory", "sync"]])
+def test_directory_progress_is_quiet_in_a_pipe(configured, tmp_path, command):
+    extract = REPO / "psc_idp" / "sandbox" / "demo_directory.txt"
+    done = psc_idp(*command, str(extract), env=configured, cwd=tmp_path)
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout.startswith(f"{extract}: 5 lines, practitioners: ")

@@ -32,9 +32,10 @@ def directory():
 def import_cmd(files: tuple[Path, ...], full: bool):
     """Import directory extracts (Extraction_ProSanteConnect_Personne_activite_*.txt).
 
-    Prints one summary line per file, then its rejected lines and its warnings. Exit
-    status: 0 all lines imported (warnings do not count), 1 some lines rejected, 2 a file
-    could not be imported."""
+    Prints one summary line per file, then its rejected lines and its warnings; on a
+    terminal, stderr shows the progress (lines/s, time left). Exit status: 0 all lines
+    imported (warnings do not count), 1 some lines rejected, 2 a file could not be
+    imported."""
     if full and len(files) != 1:
         raise click.UsageError("--full takes exactly one FILE (the complete extract)")
     click.get_current_context().exit(max([_import_one(path, full) for path in files]))
@@ -43,7 +44,20 @@ def import_cmd(files: tuple[Path, ...], full: bool):
 def _import_one(path: Path, full: bool) -> int:
     from .importer import import_file
 
-    return _run(path, lambda: _print(path, import_file(path, full=full)))
+    return _run(path, lambda: _print(path, _with_progress(
+        path, lambda progress: import_file(path, full=full, progress=progress))))
+
+
+def _with_progress(path: Path, action):
+    """Run ``action(progress)``; on a terminal, stderr shows lines/s and the time left."""
+    from ..cli_support import Progress
+
+    progress = Progress(str(path), path) if path.is_file() else None
+    try:
+        return action(progress)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 @directory.command("sync")
@@ -69,7 +83,8 @@ def _sync(path: Path, force: bool) -> int:
     from .sync import TooManyDeactivations, sync_file
 
     try:
-        report = sync_file(path, force=force)
+        report = _with_progress(path, lambda progress: sync_file(path, force=force,
+                                                                 progress=progress))
     except TooManyDeactivations as exc:
         _print(path, exc.report)
         click.echo(f"Error: {exc}", err=True)

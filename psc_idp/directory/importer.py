@@ -9,7 +9,7 @@ commits a checkpoint with it, which ``sync`` uses to resume an interrupted run."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from .writer import among, write
 __all__ = ["BATCH_SIZE", "FIGURES", "ImportReport", "import_file", "import_files"]
 
 BATCH_SIZE = 2000
+#: told the last line written after each batch (the CLI's progress line)
+Progress = Callable[[int], None]
 
 _P = Practitioner.__table__
 _RUN = DirectoryImport.__table__
@@ -42,16 +44,18 @@ def import_files(paths: Iterable[Path], *, full: bool = False) -> ImportReport:
 
 
 def import_file(path: Path, *, full: bool = False, batch_size: int = BATCH_SIZE,
-                test_ids: bool | None = None) -> ImportReport:
+                test_ids: bool | None = None, progress: Progress | None = None
+                ) -> ImportReport:
     """Import one extract; ExtractError (nothing written) if it is unreadable or not an
     extract. Unusable lines are rejected, doubtful ones imported with a warning, both
     listed in the report. ``test_ids``: warn about sandbox test identities (default: in
-    production mode)."""
+    production mode); ``progress``: called with the last line written, batch by batch."""
     report = ImportReport(str(path))
     with open_extract(Path(path)) as extract:
         run_id = start_run(path, full=full)
         report.header(extract.layout)
-        apply_lines(extract, extract.lines, run_id, report, batch_size, test_ids=test_ids)
+        apply_lines(extract, extract.lines, run_id, report, batch_size, test_ids=test_ids,
+                    progress=progress)
     if full:
         report.linked = link_absent(run_id)
         report.deactivated = deactivate_absent(run_id)
@@ -75,7 +79,7 @@ def start_run(path: Path, *, full: bool, file_sha256: str | None = None) -> int:
 
 def apply_lines(extract: Extract, lines: Iterator[tuple[int, str]], run_id: int,
                 report: ImportReport, batch_size: int = BATCH_SIZE, *,
-                test_ids: bool | None = None) -> None:
+                test_ids: bool | None = None, progress: Progress | None = None) -> None:
     """Write the practitioners of ``lines`` (of ``extract``), one transaction per batch,
     each with the run's checkpoint (its last line) and figures; the next batches are
     parsed meanwhile (``read_ahead``)."""
@@ -84,6 +88,8 @@ def apply_lines(extract: Extract, lines: Iterator[tuple[int, str]], run_id: int,
     with read_ahead(parsed) as ready:
         for batch in ready:
             _import_batch(batch, run_id, report)
+            if progress is not None:
+                progress(last_line(batch))
 
 
 def batches(items: Iterator[list], size: int) -> Iterator[list]:

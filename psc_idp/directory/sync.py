@@ -26,7 +26,7 @@ from ..extensions import db
 from ..settings import current as settings
 from .deactivation import count_absent, count_active, deactivate_absent
 from .extract import ExtractError, open_extract
-from .importer import BATCH_SIZE, apply_lines, finish, start_run
+from .importer import BATCH_SIZE, Progress, apply_lines, finish, start_run
 from .links import count_linkable, link_absent
 from .models import DirectoryImport
 from .report import FIGURES, ImportReport
@@ -54,7 +54,8 @@ class TooManyDeactivations(Exception):
 
 
 def sync_file(path: Path, *, force: bool = False, limit: int | None = None,
-              batch_size: int = BATCH_SIZE, test_ids: bool | None = None) -> SyncReport:
+              batch_size: int = BATCH_SIZE, test_ids: bool | None = None,
+              progress: Progress | None = None) -> SyncReport:
     """Apply the complete extract ``path``, resuming an interrupted sync of the same file.
     ExtractError if the file cannot be read (nobody deactivated); TooManyDeactivations
     (left resumable) if the safeguard refuses."""
@@ -69,7 +70,7 @@ def sync_file(path: Path, *, force: bool = False, limit: int | None = None,
         if run.read_at is None:
             after = report.resumed_after or 0
             apply_lines(extract, ((n, text) for n, text in extract.lines if n > after),
-                        run_id, report, batch_size, test_ids=test_ids)
+                        run_id, report, batch_size, test_ids=test_ids, progress=progress)
             db.session.execute(update(DirectoryImport).where(DirectoryImport.id == run_id)
                                .values(read_at=int(time.time())))
             db.session.commit()
