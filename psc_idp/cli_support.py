@@ -25,6 +25,11 @@ class OneLineError(click.ClickException):
         click.echo(f"psc-idp: error: {self.format_message()}", err=True, file=file)
 
 
+def error(message: str) -> None:
+    """Print an error line without stopping (the command goes on or picks its status)."""
+    click.echo(f"psc-idp: error: {message}", err=True)
+
+
 def one_line(exc: click.ClickException) -> OneLineError:
     """The same error as one line; a usage error (exit status 2) names the help to read."""
     if isinstance(exc, OneLineError):

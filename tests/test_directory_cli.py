@@ -75,7 +75,7 @@ def test_unreadable_file_exits_2_with_one_line(app, tmp_path):
     missing = tmp_path / "missing.txt"
     result = run(app, missing, DEMO)
     assert result.exit_code == 2
-    assert result.stderr == f"Error: {missing}: cannot read: No such file or directory\n"
+    assert result.stderr == f"psc-idp: error: {missing}: cannot read: No such file or directory\n"
     assert result.stdout.startswith(f"{DEMO}: 5 lines")
 
 
@@ -84,7 +84,7 @@ def test_wrong_format_exits_2(app, tmp_path):
     path.write_text('{"not": "an extract"}\n')
     result = run(app, path)
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {path}: not a directory extract "
+    assert result.stderr == (f"psc-idp: error: {path}: not a directory extract "
                              "(Extraction_ProSanteConnect_Personne_activite): the header lacks "
                              "44 required column(s): 'Identification nationale PP', "
                              "'Type d'identifiant PP', 'Identifiant PP' and 41 more\n")
@@ -94,7 +94,7 @@ def test_missing_required_column_exits_2_and_imports_nothing(app, tmp_path):
     path = variant(PSC51, tmp_path / "x.txt", [c for c in PSC_HEADER if c != "Code profession"])
     result = run(app, path)
     assert result.exit_code == 2
-    assert result.stderr == (f"Error: {path}: not a directory extract "
+    assert result.stderr == (f"psc-idp: error: {path}: not a directory extract "
                              "(Extraction_ProSanteConnect_Personne_activite): the header lacks "
                              "1 required column(s): 'Code profession'\n")
     assert result.stdout == "" and find_active(BERARD) is None
@@ -159,7 +159,7 @@ def test_installed_command(keys_dir, database_url, tmp_path):
     bad = subprocess.run([*command, str(tmp_path)], env=env, capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2
-    assert bad.stderr == f"Error: {tmp_path}: cannot read: Is a directory\n"
+    assert bad.stderr == f"psc-idp: error: {tmp_path}: cannot read: Is a directory\n"
 
 
 def test_test_identities_are_warnings_in_production(keys_dir, database_url, cards):

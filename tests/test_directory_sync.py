@@ -80,8 +80,8 @@ def test_absent_practitioners_are_deactivated_behind_the_safeguard(app, tmp_path
     refused = sync(app, smaller)
     assert refused.exit_code == 3
     assert refused.stderr.startswith(
-        f"Error: {smaller}: would deactivate 1 of 4 active practitioners (25.0 %, more than "
-        "directory_sync_max_deactivated_percent = 5 %); nobody was deactivated")
+        f"psc-idp: error: {smaller}: would deactivate 1 of 4 active practitioners (25.0 %, "
+        "more than directory_sync_max_deactivated_percent = 5 %); nobody was deactivated")
     assert find_active(ROLEAU) is not None
     forced = sync(app, "--force", smaller)
     assert forced.exit_code == 0, forced.output
@@ -129,7 +129,7 @@ def test_unreadable_or_cut_files_deactivate_nobody(app, tmp_path):
     import_file(DEMO)
     missing = sync(app, tmp_path / "missing.txt")
     assert (missing.exit_code, missing.stderr) == (
-        2, f"Error: {tmp_path / 'missing.txt'}: cannot read: No such file or directory\n")
+        2, f"psc-idp: error: {tmp_path / 'missing.txt'}: cannot read: No such file or directory\n")
     empty = sync(app, write_extract(tmp_path / "empty.txt", []))
     assert empty.exit_code == 3 and "would deactivate 4 of 4" in empty.stderr
     text = DEMO.read_bytes()

@@ -15,6 +15,8 @@ import click
 from flask.cli import with_appcontext
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..cli_support import error
+
 OK, REJECTED_LINES, FAILED, REFUSED = 0, 1, 2, 3
 
 
@@ -87,7 +89,7 @@ def _sync(path: Path, force: bool) -> int:
                                                                  progress=progress))
     except TooManyDeactivations as exc:
         _print(path, exc.report)
-        click.echo(f"Error: {exc}", err=True)
+        error(str(exc))
         return REFUSED
     if report.resumed_after is not None:
         click.echo(f"{path}: resumed the interrupted sync after line {report.resumed_after}")
@@ -128,13 +130,13 @@ def _run(path: Path, action) -> int:
     try:
         return action()
     except ExtractError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        error(str(exc))
         return FAILED
     except SQLAlchemyError as exc:
         db.session.rollback()
         cause = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        click.echo(f"Error: {path}: database error ({cause}); is the schema up to date? "
-                   "(psc-idp db upgrade)", err=True)
+        error(f"{path}: database error ({cause}); is the schema up to date? "
+              "(psc-idp db upgrade)")
         return FAILED
 
 
