@@ -25,6 +25,7 @@ from prometheus_client import (
     multiprocess,
 )
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from . import origins
 from .extensions import db, idp
@@ -169,10 +170,14 @@ def audit_gauges(current: float) -> None:
     """The audit chain's lag, read at scrape time (the sequencer's partial index)."""
     from .audit import AuditCheckpoint, AuditEvent
 
-    count, oldest = db.session.execute(select(func.count(), func.min(AuditEvent.at))
-                                       .where(AuditEvent.hash.is_(None))).one()
-    newest = db.session.scalar(select(func.max(AuditCheckpoint.at)))
-    db.session.rollback()  # read only: end the transaction
+    try:
+        count, oldest = db.session.execute(select(func.count(), func.min(AuditEvent.at))
+                                           .where(AuditEvent.hash.is_(None))).one()
+        newest = db.session.scalar(select(func.max(AuditCheckpoint.at)))
+    except SQLAlchemyError:  # database unavailable: /readyz says so, the gauges keep
+        return
+    finally:
+        db.session.rollback()  # read only: end the transaction
     AUDIT_UNCHAINED.set(count)
     AUDIT_UNCHAINED_AGE.set(current - oldest if oldest else 0)
     if newest:
