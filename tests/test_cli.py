@@ -31,13 +31,13 @@ COMMANDS = ("admin", "audit", "clients", "db", "directory", "ecps", "housekeepin
             "run", "sandbox")
 
 
-def psc_idp(*args: str, env: dict | None = None, cwd: Path | None = None):
+def psc_idp(*args: str, env: dict | None = None, cwd: Path | None = None, timeout: int = 60):
     """The real command in a child process, without any psc-idp configuration unless
     ``env`` gives some."""
     base = {k: v for k, v in os.environ.items() if not k.startswith("PSC_IDP_")}
     return subprocess.run([sys.executable, "-m", "psc_idp.cli", *args],
                           env={**base, **(env or {})}, cwd=cwd, capture_output=True,
-                          text=True, timeout=60, check=False)
+                          text=True, timeout=timeout, check=False)
 
 
 @pytest.fixture

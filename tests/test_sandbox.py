@@ -32,7 +32,7 @@ def sandbox(tmp_path_factory):
     port, card_port = free_port(), free_port()
     done = psc_idp("sandbox", "init", str(directory),
                    "--issuer", f"https://localhost:{port}/auth/realms/esante-wallet",
-                   "--card-login-url", f"https://localhost:{card_port}")
+                   "--card-login-url", f"https://localhost:{card_port}", timeout=600)
     assert done.returncode == 0, done.stderr
     return directory, port, card_port, done.stdout
 
@@ -100,3 +100,17 @@ def test_card_descriptions_match_the_demo_directory(sandbox):
         [row] = [line for line in table.splitlines()
                  if line.startswith(f"| {spec.label} | {spec.id_nat} |")]
         assert row.endswith(f"{spec.note} |"), row
+
+
+def test_init_gives_an_older_sandbox_its_console_administrator(sandbox, tmp_path):
+    written = (sandbox[0] / "psc-idp.toml").read_text()
+    older = "".join(line for line in written.splitlines(keepends=True)
+                    if not line.startswith("admins"))
+    (tmp_path / "psc-idp.toml").write_text(older)
+    done = psc_idp("sandbox", "init", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert "is now the console administrator" in done.stdout
+    assert (tmp_path / "psc-idp.toml").read_text() == older + f'admins = ["{KIT}"]\n'
+    again = psc_idp("sandbox", "init", str(tmp_path))
+    assert again.stdout.splitlines() == [
+        f"sandbox: {tmp_path / 'psc-idp.toml'} exists, keeping the sandbox as it is"]

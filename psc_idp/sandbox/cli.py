@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import tomllib
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -33,6 +34,7 @@ def init_cmd(directory: Path, issuer: str, card_login_url: str):
     config = directory.resolve() / "psc-idp.toml"
     if config.exists():
         click.echo(f"sandbox: {config} exists, keeping the sandbox as it is")
+        _add_console_admin(config)
         return
     try:
         init_sandbox(directory.resolve(), issuer=issuer, card_login_url=card_login_url,
@@ -118,6 +120,24 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
     echo(f"sandbox: ops console {console_url(issuer)} with card {admin.label} "
          f"({admin.given_name} {admin.family_name}), PIN {USER_PIN}")
     return config
+
+
+def _add_console_admin(config: Path) -> None:
+    """A sandbox made before its console had an administrator gets KIT as one."""
+    from .demo import CONSOLE_ADMIN
+
+    text = config.read_text(encoding="utf-8")
+    try:
+        settings = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise click.ClickException(f"{config} is not valid TOML: {exc}") from exc
+    if "admins" in settings:
+        return
+    if any(line.lstrip().startswith("[") for line in text.splitlines()):
+        click.echo(f"sandbox: add admins = [\"{CONSOLE_ADMIN}\"] to {config} for the console")
+        return
+    config.write_text(text.rstrip("\n") + f'\nadmins = ["{CONSOLE_ADMIN}"]\n', encoding="utf-8")
+    click.echo(f"sandbox: {CONSOLE_ADMIN} (KIT) is now the console administrator ({config})")
 
 
 def console_url(issuer: str) -> str:
