@@ -74,8 +74,9 @@ EVENTS_HELP = "\b\nEvents (--event):\n" + "\n".join(
 
 
 @audit_cli.command("export", epilog=EVENTS_HELP)
-@click.option("--since", required=True, help="date, date-time or epoch seconds")
-@click.option("--until", default=None)
+@click.option("--since", required=True,
+              help="date, date-time (2026-12-01T23:05:00Z; UTC if no offset) or epoch seconds")
+@click.option("--until", default=None, help="the same forms as --since")
 @click.option("--event", default=None, callback=_event,
               help="only this event (the list below)")
 @click.option("--id-nat", default=None,
@@ -83,8 +84,8 @@ EVENTS_HELP = "\b\nEvents (--event):\n" + "\n".join(
 @click.option("--client-id", default=None)
 @with_appcontext
 def export_cmd(since, until, event, id_nat, client_id):
-    """Print the records as JSON lines (oldest first), their time ``at`` in ISO 8601
-    UTC (2026-12-01T23:05:00Z)."""
+    """Print the records as JSON lines (oldest first); their time, "at", in ISO 8601 UTC
+    (2026-12-01T23:05:00Z)."""
     from .directory.links import lineage
 
     query = select(audit.AuditEvent).where(audit.AuditEvent.at >= _moment(since))
