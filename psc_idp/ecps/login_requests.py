@@ -96,9 +96,10 @@ def browser_status(request: LoginRequest) -> str:
 
 def settled_status(request: LoginRequest) -> str:
     """``browser_status`` for the page that ends the wait: a real request that expired
-    unanswered is counted there (denials and wrong codes are counted when decided)."""
+    unanswered (or that other networks' requests pushed off the phone) is counted there;
+    denials and wrong codes are counted when decided, replaced requests when replaced."""
     state = browser_status(request)
-    if state == "expired" and request.real and request.status == "pending":
+    if state == "expired" and request.real and request.status in ("pending", "superseded"):
         ops.login("ecps", "expired")
     return state
 
