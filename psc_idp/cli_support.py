@@ -81,11 +81,16 @@ class Progress:
         self.label = label
         self.total = count_lines(path) if self.enabled else 0
         self.started = self.shown = time.monotonic()
-        self.line, self.updated = 0, False
+        self.first = self.line = None  # the line the run starts after, the last one written
+        self.updated = False
 
     def __call__(self, line: int) -> None:
-        """``line``: the last line of the file written so far."""
+        """First the line the run starts after (a resumed sync: its checkpoint), then the
+        last line of the file written so far."""
         if not self.enabled:
+            return
+        if self.first is None:
+            self.first, self.line, self.started = line, line, time.monotonic()
             return
         self.line, self.updated = line, True
         current = time.monotonic()
@@ -94,7 +99,7 @@ class Progress:
             self._show(current)
 
     def _show(self, current: float) -> None:
-        rate = self.line / max(current - self.started, 1e-6)
+        rate = (self.line - self.first) / max(current - self.started, 1e-6)
         left = max(self.total - self.line, 0) / rate if rate and self.total else None
         eta = "?" if left is None else f"{int(left // 60)}:{int(left % 60):02d}"
         total = f"{self.total:,}" if self.total else "?"

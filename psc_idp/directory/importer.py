@@ -31,7 +31,8 @@ from .writer import among, write
 __all__ = ["BATCH_SIZE", "FIGURES", "ImportReport", "import_file", "import_files"]
 
 BATCH_SIZE = 2000
-#: told the last line written after each batch (the CLI's progress line)
+#: the CLI's progress line: told the line the run starts after (0, or where a resumed sync
+#: goes on), then the last line written after each batch
 Progress = Callable[[int], None]
 
 _P = Practitioner.__table__
@@ -54,6 +55,8 @@ def import_file(path: Path, *, full: bool = False, batch_size: int = BATCH_SIZE,
     with open_extract(Path(path)) as extract:
         run_id = start_run(path, full=full)
         report.header(extract.layout)
+        if progress is not None:
+            progress(0)
         apply_lines(extract, extract.lines, run_id, report, batch_size, test_ids=test_ids,
                     progress=progress)
     if full:

@@ -69,6 +69,8 @@ def sync_file(path: Path, *, force: bool = False, limit: int | None = None,
         run = db.session.get(DirectoryImport, run_id)
         if run.read_at is None:
             after = report.resumed_after or 0
+            if progress is not None:
+                progress(after)
             apply_lines(extract, ((n, text) for n, text in extract.lines if n > after),
                         run_id, report, batch_size, test_ids=test_ids, progress=progress)
             db.session.execute(update(DirectoryImport).where(DirectoryImport.id == run_id)
