@@ -86,6 +86,7 @@ from .extensions import db
 #: --event`` accepts and documents (tests/test_cli.py checks each record call against it)
 EVENTS = {
     "login": "a card or e-CPS login (outcome failure: refused card, with its reason)",
+    "login.abandoned": "the professional went back to the application without signing in",
     "logout": "a single sign-on session ended, its tokens revoked",
     "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
     "token.revoked": "an access token revoked by its client (RFC 7009)",

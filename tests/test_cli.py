@@ -184,7 +184,7 @@ def test_audit_export_dates_and_events(app):
     code, out, err = run(app, "audit", "export", "--since", "2020-01-01", "--event", "frob")
     assert (code, out) == (2, "") and err.count("\n") == 1
     assert err.startswith("psc-idp: error: Invalid value for '--event': unknown event 'frob'; "
-                          "valid: login, logout, ")
+                          "valid: login, login.abandoned, logout, ")
     assert all(name in err for name in audit.EVENTS)
 
 
