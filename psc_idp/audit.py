@@ -88,6 +88,7 @@ EVENTS = {
     "login": "a card or e-CPS login (outcome failure: refused card, with its reason)",
     "login.abandoned": "the professional went back to the application without signing in",
     "logout": "a single sign-on session ended, its tokens revoked",
+    "session.revoked": "an administrator ended a practitioner's session from the console",
     "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
     "token.revoked": "an access token revoked by its client (RFC 7009)",
     "tokens.revoked": "a grant's tokens revoked (refresh token revoked or reused)",
