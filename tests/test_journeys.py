@@ -167,6 +167,11 @@ def test_professional_journeys(journey_idp, cards, demo_card, card_curl, chromiu
     for path in ("clients", "practitioners", "audit"):
         page.goto(f"{live.issuer.split('/auth/')[0]}/admin/console/{path}")
         auditor.check(page, f"08-console-{path}", language)
+    # the professional's own e-CPS pages (the card session opens them), the browser phone
+    for name, path in (("11-ecps-activate", "/ecps/activate"), ("12-ecps-devices", "/ecps/devices"),
+                       ("13-ecps-codes", "/ecps/activate/codes"), ("14-phone", "/ecps/phone")):
+        page.goto(f"{live.issuer}{path}")
+        auditor.check(page, name, language)
     page.goto(f"{live.issuer}/protocol/openid-connect/logout")
     auditor.check(page, "09-logout-confirm", language)
     page.click("#confirm-logout")
@@ -174,5 +179,5 @@ def test_professional_journeys(journey_idp, cards, demo_card, card_curl, chromiu
     auditor.check(page, "10-logged-out", language)
     context.close()
 
-    assert auditor.pages >= 14
+    assert auditor.pages >= 18
     assert auditor.problems == []
