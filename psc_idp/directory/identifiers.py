@@ -93,6 +93,36 @@ def split_id_nat(id_nat: str) -> tuple[str, str]:
     return id_type, identifier
 
 
+#: why a typed idNat cannot be one (``id_nat_problem``), closed set
+ID_NAT_PROBLEMS = ("empty", "not_digits", "rpps_length", "adeli_length", "prefix",
+                   "check_digit", "malformed")
+
+
+def id_nat_problem(id_nat: str) -> str | None:
+    """Why ``id_nat``, as a professional typed it, cannot be an idNat (one of
+    ``ID_NAT_PROBLEMS``), or None when its shape is right: ``8`` + RPPS (Luhn check digit),
+    ``0`` + ADELI, a staff identifier (``3`` FINESS ``/`` …, ``5`` SIRET ``/`` …) or a PSI
+    UUID (psc.md §4, §10). Shape only: whether it exists is the directory's business."""
+    if not id_nat:
+        return "empty"
+    if is_psi(id_nat):
+        return None
+    id_type, identifier = id_nat[:1], id_nat[1:]
+    if id_type in _STAFF:
+        return None if _STAFF[id_type].fullmatch(identifier) else "malformed"
+    if id_type == ADELI and len(id_nat) != 10:
+        return "adeli_length" if id_nat.isascii() and id_nat.isalnum() else "not_digits"
+    if id_type == ADELI:
+        return None if _ADELI.fullmatch(identifier) else "not_digits"
+    if not (id_nat.isascii() and id_nat.isdigit()):
+        return "not_digits"
+    if len(id_nat) != 1 + 11:
+        return "rpps_length"
+    if id_type != RPPS:
+        return "prefix"
+    return None if luhn_valid(identifier) else "check_digit"
+
+
 def is_psi(id_nat: str) -> bool:
     """A PSI identity (Pro Santé Identité): its idNat is a UUID (psc.md §10)."""
     return len(id_nat) == 36 and bool(_UUID.fullmatch(id_nat))

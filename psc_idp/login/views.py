@@ -24,9 +24,25 @@ card_bp = Blueprint("card", __name__)
 EXPIRED = Failure("login_expired")
 ALREADY = Failure("already_authenticated")
 
-#: why the idNat typed on the login page was refused (``?error=``), closed set
+#: why the idNat typed on the login page was refused (``?error=``), closed set: the
+#: shape problems of ``directory.identifiers.id_nat_problem`` (``%(digits)s``: how many
+#: characters the professional typed, ``?id_nat=``)
 ID_NAT_ERRORS = {
     "id_nat": _l("This identifier is not valid."),
+    "empty": _l("Type your national identifier (idNat)."),
+    "not_digits": _l("An idNat has digits only: 8 followed by your 11-digit RPPS number, or "
+                     "0 followed by your 9-digit ADELI number."),
+    "rpps_length": _l("This identifier has %(digits)s digits; an idNat from the RPPS has 12: "
+                      "8 followed by your 11-digit RPPS number."),
+    "adeli_length": _l("This identifier has %(digits)s characters; an idNat from ADELI has "
+                       "10: 0 followed by your 9-digit ADELI number."),
+    "prefix": _l("An idNat starts with 8 (RPPS) or 0 (ADELI): check the first digit."),
+    "check_digit": _l("The check digit does not match: check for a typo."),
+    "malformed": _l("This staff identifier is not well formed: check it on your CPS card."),
+}
+#: what the login page tells after an action of the professional (``?notice=``), closed set
+NOTICES = {
+    "ecps_cancelled": _l("The e-CPS request was cancelled: your phone no longer shows it."),
 }
 
 
@@ -47,9 +63,11 @@ def page():
         return failure_page(EXPIRED, 400)
     i18n.use_ui_locales(tx.params.get("ui_locales"))
     client = clients.find(tx.client_id) if tx.client_id else None  # for its name
+    id_nat = request.args.get("id_nat", "")[:40]
+    error = ID_NAT_ERRORS.get(request.args.get("error", ""))
     return render_template("login.html", card_url=card_url(tx), client=client, tx=tx,
-                           id_nat=request.args.get("id_nat", "")[:40],
-                           error=ID_NAT_ERRORS.get(request.args.get("error", "")))
+                           id_nat=id_nat, error=error and str(error) % {"digits": len(id_nat)},
+                           notice=NOTICES.get(request.args.get("notice", "")))
 
 
 @bp.get("/login/abandon")
