@@ -107,6 +107,7 @@ EVENTS = {
     "ecps.device.revoked": "an e-CPS device revoked",
     "ecps.login.requested": "an e-CPS login request sent to the phone (or a decoy)",
     "ecps.login.approved": "an e-CPS login approved on the phone (failure: wrong code)",
+    "ecps.login.cancelled": "an e-CPS login request cancelled on the login page",
     "ecps.login.denied": "an e-CPS login denied on the phone",
     "ecps.throttled": "a network's e-CPS requests for an idNat stop reaching the phone",
     "ecps.rate_limited": "an e-CPS rate limit reached",

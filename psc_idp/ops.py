@@ -56,7 +56,8 @@ LOGIN_OUTCOMES = {
              "denied",                # "not me" on the phone
              "wrong_code",            # the phone picked another code
              "expired",               # not answered in time
-             "cancelled",             # replaced by the same browser network's next request
+             "cancelled",             # cancelled on the login page, or replaced by the same
+                                      # browser network's next request
              "rate_limited",          # too many requests from the network
              "locked",                # the network's requests for the idNat stopped (failures)
              "unknown_id_nat",        # no active practitioner with this idNat

@@ -108,10 +108,12 @@ def test_wrong_code_picked_denies_the_login(idp, enrolled, card_curl):
     page = ecps_page(browser, rp.authorization_url(), KIT)
     wrong = next(c for c in enrolled.pending()[0]["candidates"] if c != page.code)
     code, output = enrolled.run("approve", "--code", wrong)
-    assert code == 1 and "denied" in output
-    assert page.status() == "denied"
+    assert code == 1 and "wrong code picked" in output and "you picked another code" in output
+    assert page.status() == "wrong_code"  # told apart from a refusal
     done = page.done()
-    assert done.status_code == 403 and 'data-reason="ecps_denied"' in done.text
+    assert done.status_code == 403 and 'data-reason="ecps_wrong_code"' in done.text
+    assert "Vous avez choisi un autre code que celui affiché" in done.text
+    assert "a été refusée" not in done.text and 'id="retry"' in done.text
 
 
 def test_professional_denies(idp, enrolled, card_curl):
@@ -231,7 +233,7 @@ def test_repeated_wrong_picks_silence_the_requesters_network(idp, enrolled, card
         page = ecps_page(fresh_browser(idp, card_curl), rp.authorization_url(), KIT)
         wrong = next(c for c in enrolled.pending()[0]["candidates"] if c != page.code)
         enrolled.run("approve", "--code", wrong)
-        assert page.status() == "denied"
+        assert page.status() == "wrong_code"
     page = ecps_page(fresh_browser(idp, card_curl), rp.authorization_url(), KIT)
     assert enrolled.pending() == []  # silenced: the phone is not even asked
     code, output = enrolled.run("approve", "--code", page.code)
@@ -239,9 +241,12 @@ def test_repeated_wrong_picks_silence_the_requesters_network(idp, enrolled, card
 
 
 def _shape(page: EcpsPage) -> str:
-    """The page without what differs on every request (code, ids, countdown)."""
+    """The page without what differs on every request or browser (code, ids, countdown,
+    CSRF token)."""
     text = re.sub(r'id="ecps-code">\d\d<', 'id="ecps-code">NN<', page.response.text)
+    text = re.sub(r'data-seconds="\d+">\d+:\d\d<', 'data-seconds="S">M:SS<', text)
     text = re.sub(r'data-seconds="\d+"', 'data-seconds="S"', text)
+    text = re.sub(r'name="csrf_token" value="[^"]+"', 'name="csrf_token" value="T"', text)
     return re.sub(r"(tx|r|k)=[\w-]+", r"\1=X", text)
 
 

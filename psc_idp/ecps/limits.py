@@ -24,8 +24,9 @@ from .models import LoginRequest
 UNKNOWN = "unknown"
 HOUR, TEN_MINUTES = 3600, 600
 #: what counts against the requester's network: the professional said "not me", picked
-#: another code, or the request was replaced by the same network's next one unanswered
-FAILED = ("denied", "wrong_code", "replaced")
+#: another code, or the request was replaced by the same network's next one or cancelled
+#: from the browser unanswered (a push to the phone all the same)
+FAILED = ("denied", "wrong_code", "replaced", "cancelled")
 
 
 def requester() -> str:

@@ -86,11 +86,16 @@ def _keep_newest(id_nat: str) -> None:
         _supersede("superseded", LoginRequest.id.in_(older))
 
 
+#: what the login page may know of a request (``browser_status``), closed set
+BROWSER_STATUSES = ("pending", "approved", "denied", "wrong_code", "cancelled", "expired")
+
+
 def browser_status(request: LoginRequest) -> str:
-    """What the login page may know: pending, approved, denied or expired."""
+    """What the login page may know (``BROWSER_STATUSES``): a wrong pick on the phone is
+    told apart from a refusal, so that the page says which happened."""
     if request.status == "pending" and request.expires_at < now():
         return "expired"
-    return {"wrong_code": "denied", "used": "approved", "superseded": "expired",
+    return {"used": "approved", "superseded": "expired",
             "replaced": "expired"}.get(request.status, request.status)
 
 
@@ -102,6 +107,24 @@ def settled_status(request: LoginRequest) -> str:
     if state == "expired" and request.real and request.status in ("pending", "superseded"):
         ops.login("ecps", "expired")
     return state
+def cancel(request: LoginRequest, client_id: str | None) -> bool:
+    """The browser gives up its pending request (the page's Cancel): the phone no longer
+    shows it. False when it was no longer pending (decided, expired, replaced)."""
+    current = now()
+    claimed = db.session.execute(
+        update(LoginRequest).where(LoginRequest.id == request.id,
+                                   LoginRequest.status == "pending",
+                                   LoginRequest.expires_at >= current)
+        .values(status="cancelled", decided_at=current)
+        .execution_options(synchronize_session=False))
+    if claimed.rowcount != 1:
+        db.session.rollback()
+        return False
+    audit.record("ecps.login.cancelled", id_nat=request.id_nat, client_id=client_id,
+                 network=request.network)
+    ops.login("ecps", "cancelled")
+    db.session.commit()
+    return True
 
 
 def pending_for(device: Device) -> list[dict]:
@@ -140,10 +163,10 @@ def decide(token: str) -> LoginRequest:
     if claimed.rowcount != 1:
         db.session.rollback()
         db.session.refresh(request)
-        if request.status not in ("pending", "superseded", "replaced"):
+        if request.status not in ("pending", "superseded", "replaced", "cancelled"):
             raise EcpsError("already_decided", "this login request was already answered", 409)
-        raise EcpsError("expired", "this login request has expired or was replaced by a "
-                                   "newer one", 410)
+        raise EcpsError("expired", "this login request has expired, was cancelled or was "
+                                   "replaced by a newer one", 410)
     device.last_used_at = current
     db.session.refresh(request)
     _audit(request, device)

@@ -59,7 +59,7 @@ class LoginRequest(db.Model):
     nonce: Mapped[str] = mapped_column(String(64))
     client_name: Mapped[str] = mapped_column(String(200), default="")
     status: Mapped[str] = mapped_column(String(12), default="pending")
-    # pending | approved | denied | wrong_code | used | replaced | superseded
+    # pending | approved | denied | wrong_code | used | replaced | superseded | cancelled
     created_at: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     decided_at: Mapped[int | None] = mapped_column(BigInteger)

@@ -17,7 +17,9 @@ from .enrolment import (  # noqa: F401
     start_qr_activation,
 )
 from .login_requests import (  # noqa: F401
+    BROWSER_STATUSES,
     browser_status,
+    cancel,
     decide,
     pending_for,
     settled_status,

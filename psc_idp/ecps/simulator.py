@@ -279,7 +279,7 @@ def _decide(home, pin, request_id, decision, code=None, wait=0, link=None) -> di
 def approve(code, request_id, link, wait, home, pin):
     """Approve the pending login by picking the code shown on the login page."""
     result = _decide(home, pin, request_id, "approve", code=code, wait=wait, link=link)
-    click.echo(f"request {result['request']}: {result['status']}")
+    click.echo(f"request {result['request']}: {_told(result['status'])}")
     if result["status"] != "approved":
         sys.exit(1)
 
@@ -293,7 +293,20 @@ def approve(code, request_id, link, wait, home, pin):
 def deny(request_id, link, wait, home, pin):
     """Refuse the pending login ("ce n'est pas moi")."""
     result = _decide(home, pin, request_id, "deny", wait=wait, link=link)
-    click.echo(f"request {result['request']}: {result['status']}")
+    click.echo(f"request {result['request']}: {_told(result['status'])}")
+
+
+#: what each outcome of a decision means for the professional at the login page
+OUTCOMES = {
+    "approved": "approved: the login page continues to the application",
+    "wrong_code": "wrong code picked: the login page shows 'you picked another code' and "
+                  "the login is refused",
+    "denied": "denied: the login page shows 'the sign-in was refused in the e-CPS app'",
+}
+
+
+def _told(status: str) -> str:
+    return OUTCOMES.get(status, status)
 
 
 @main.command()

@@ -5,10 +5,15 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime
 
 import segno
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
+from flask_babel import format_datetime
+from flask_babel import gettext as _
 
+from .. import i18n
+from ..directory.identifiers import id_nat_problem
 from ..extensions import db
 from ..login import flow
 from ..login.outcome import Failure, Success
@@ -23,10 +28,23 @@ from .signed import identifier
 
 bp = Blueprint("ecps", __name__)
 
+#: what the activation-code form accepts (the same answer whatever the directory knows)
 ID_NAT = re.compile(r"^[0-9A-Za-z/-]{1,40}$")
 TOO_MANY = Failure("rate_limited")
-DENIED = Failure("ecps_denied")
-REQUEST_EXPIRED = Failure("ecps_expired")
+#: the login page's status of a request that did not succeed → what the failure page says
+ENDED = {"denied": Failure("ecps_denied"), "wrong_code": Failure("ecps_wrong_code"),
+         "cancelled": Failure("ecps_cancelled"), "expired": Failure("ecps_expired")}
+#: dates on the device pages, per page language (Babel patterns: "1 déc. 2026 à 23:05")
+DATE_PATTERNS = {"fr": "d MMM y 'à' HH:mm", "en": "d MMM y 'at' HH:mm"}
+
+
+@bp.app_template_filter("local_datetime")
+def local_datetime(timestamp: int | None) -> str:
+    """A moment in the page's language and Paris time, "—" for none."""
+    if timestamp is None:
+        return "—"
+    moment = datetime.fromtimestamp(timestamp, UTC)
+    return format_datetime(moment, DATE_PATTERNS.get(i18n.current_locale(), DATE_PATTERNS["fr"]))
 
 
 # --- login ------------------------------------------------------------------------------
@@ -36,9 +54,10 @@ def login():
     tx = flow.pending(request.form.get("tx"))
     if tx is None or flow.account_page(tx):
         return failure_page(EXPIRED, 400)
-    id_nat = request.form.get("id_nat", "").strip()
-    if not ID_NAT.match(id_nat):
-        return redirect(url_for("login.page", tx=tx.id, error="id_nat"), 303)
+    id_nat = request.form.get("id_nat", "").strip()[:40]
+    problem = id_nat_problem(id_nat)
+    if problem:  # a typo: said at once, before any request, counter or wait
+        return redirect(url_for("login.page", tx=tx.id, error=problem, id_nat=id_nat), 303)
     network = limits.requester()
     if not limits.may_request_login(id_nat, network):
         return failure_page(TOO_MANY, 429, tx)
@@ -48,9 +67,9 @@ def login():
 
 
 def _bound_request() -> tuple:
-    """The transaction and login request of this browser, or (None, None)."""
-    tx = flow.pending(request.args.get("tx"))
-    rid = identifier(request.args.get("r"), 40)
+    """The transaction and login request of this browser (query or form), or (None, None)."""
+    tx = flow.pending(request.values.get("tx"))
+    rid = identifier(request.values.get("r"), 40)
     login_request = db.session.get(LoginRequest, rid) if tx and rid else None
     if login_request is None or login_request.tx_id != tx.id:
         return None, None
@@ -62,6 +81,7 @@ def wait():
     tx, login_request = _bound_request()
     if login_request is None:
         return failure_page(EXPIRED, 400)
+    i18n.use_ui_locales(tx.params.get("ui_locales"))
     return render_template(
         "ecps_wait.html", code=login_request.code, tx=tx, r=login_request.id,
         seconds=max(0, login_request.expires_at - int(time.time())),
@@ -86,13 +106,12 @@ def done():
     tx, login_request = _bound_request()
     if login_request is None:
         return failure_page(EXPIRED, 400)
+    i18n.use_ui_locales(tx.params.get("ui_locales"))
     state = service.settled_status(login_request)
     if state == "pending":
         return redirect(url_for("ecps.wait", tx=tx.id, r=login_request.id))
     if state != "approved" or login_request.status != "approved":
-        failure = DENIED if state == "denied" else (REQUEST_EXPIRED if state == "expired"
-                                                    else EXPIRED)
-        return failure_page(failure, 403, tx)
+        return failure_page(ENDED.get(state, EXPIRED), 403, tx)
     outcome = Success(login_request.id_nat, "ecps", login_request.device_id or "")
     handoff = flow.authenticated(tx, outcome) if service.use(login_request) else None
     subject = flow.complete(tx, handoff)  # None unless this is the first completion
@@ -101,6 +120,18 @@ def done():
     response = resume(tx, subject)
     db.session.commit()  # the SSO session, if resuming did not already commit it with a code
     return response
+
+
+@bp.post("/login/ecps/cancel")
+def cancel():
+    """The waiting page's Cancel: the request ends (the phone no longer shows it) and the
+    login page is shown again; a request already answered goes on to its outcome."""
+    tx, login_request = _bound_request()
+    if login_request is None:
+        return failure_page(EXPIRED, 400)
+    if not service.cancel(login_request, tx.client_id):
+        return redirect(url_for("ecps.done", tx=tx.id, r=login_request.id), 303)
+    return redirect(url_for("login.page", tx=tx.id, notice="ecps_cancelled"), 303)
 
 
 # --- activation and devices (after a card login) ------------------------------------------
@@ -120,9 +151,10 @@ def activate():
         return login
     secret = service.start_qr_activation(subject.id_nat)
     text = service.qr_text(secret)
-    qr = segno.make(text, error="m")
-    return render_template("ecps_activate.html", text=text,
-                           qr_svg=qr.svg_inline(scale=5, title="QR code e-CPS"),
+    qr = segno.make(text, error="m")  # quiet zone of 4 modules on white (ISO/IEC 18004)
+    svg = qr.svg_inline(scale=5, border=4, dark="#000", light="#fff", omitsize=True,
+                        svgclass="ecps-qr", title=_("e-CPS activation QR code"))
+    return render_template("ecps_activate.html", text=text, qr_svg=svg,
                            seconds=settings().ecps_qr_lifetime)
 
 
@@ -131,7 +163,7 @@ def activate_codes():
     if request.method == "GET":
         return render_template("ecps_codes.html", sent=False)
     id_nat = request.form.get("id_nat", "").strip()
-    if not ID_NAT.match(id_nat):
+    if not ID_NAT.match(id_nat):  # loose: the answer must not depend on the shape
         return render_template("ecps_codes.html", sent=False, error=True), 400
     if not service.codes_offered(id_nat):
         service.start_code_activation(id_nat)  # audited; sends nothing
