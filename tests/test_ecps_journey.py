@@ -54,6 +54,7 @@ def login_requests(idp) -> int:
     ("８９９７００２４５６６７", "not_digits"),  # full-width digits
     ("075123456", "adeli_length"), ("07512345X7", "not_digits"),
     ("997002456670", "prefix"), ("3/x", "malformed"), ("", "empty"),
+    ("3123456789/" + "X" * 30, "malformed"),  # longer than an idNat may be
 ])
 def test_id_nat_problem(typed, problem):
     assert id_nat_problem(typed) == problem
@@ -182,6 +183,11 @@ def test_cancel_of_another_browser_request_is_refused(idp, enrolled, card_curl):
     refused = stranger.session.post(action, data={"csrf_token": csrf}, allow_redirects=False,
                                     timeout=10)
     assert refused.status_code == 400 and 'data-reason="login_expired"' in refused.text
+    for query in ("", "?tx=%00&r=" + "x" * 500, "?tx[]=1&r=%ff"):  # garbage: a page, no 500
+        garbage = stranger.session.post(f"{idp.issuer}/login/ecps/cancel{query}",
+                                        data={"csrf_token": csrf}, allow_redirects=False,
+                                        headers={"Accept": "text/html"}, timeout=10)
+        assert garbage.status_code == 400 and 'id="failure"' in garbage.text
     assert page.status() == "pending"
 
 

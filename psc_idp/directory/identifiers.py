@@ -109,7 +109,8 @@ def id_nat_problem(id_nat: str) -> str | None:
         return None
     id_type, identifier = id_nat[:1], id_nat[1:]
     if id_type in _STAFF:
-        return None if _STAFF[id_type].fullmatch(identifier) else "malformed"
+        fits = len(id_nat) <= ID_NAT_MAX_LENGTH and _STAFF[id_type].fullmatch(identifier)
+        return None if fits else "malformed"
     if id_type == ADELI and len(id_nat) != 10:
         return "adeli_length" if id_nat.isascii() and id_nat.isalnum() else "not_digits"
     if id_type == ADELI:

@@ -54,10 +54,12 @@ def login():
     tx = flow.pending(request.form.get("tx"))
     if tx is None or flow.account_page(tx):
         return failure_page(EXPIRED, 400)
-    id_nat = request.form.get("id_nat", "").strip()[:40]
+    i18n.use_ui_locales(tx.params.get("ui_locales"))
+    id_nat = request.form.get("id_nat", "").strip()
     problem = id_nat_problem(id_nat)
     if problem:  # a typo: said at once, before any request, counter or wait
-        return redirect(url_for("login.page", tx=tx.id, error=problem, id_nat=id_nat), 303)
+        return redirect(url_for("login.page", tx=tx.id, error=problem, id_nat=id_nat[:40]),
+                        303)
     network = limits.requester()
     if not limits.may_request_login(id_nat, network):
         return failure_page(TOO_MANY, 429, tx)
