@@ -238,3 +238,19 @@ def test_device_list_dates_and_confirmation(idp, browser, enrolled):
     after = browser.get(urljoin(revoked.url, revoked.headers["Location"]) + "&lang=fr").text
     assert 'id="device-revoked"' in after and "Appareil révoqué" in after
     assert "<td>révoqué</td>" in after
+
+
+def test_cancelled_requests_count_as_unanswered(idp, enrolled, card_curl):
+    """A stranger cannot push the phone again and again by cancelling each request: like
+    a request replaced unanswered, a cancelled one counts against its network."""
+    settings = idp.app.extensions["psc_idp"].settings
+    rp = idp.rp()
+    for _ in range(settings.ecps_max_failures):
+        browser = Browser(idp.ca, card_curl)
+        page = ecps_page(browser, rp.authorization_url(), KIT)
+        assert len(enrolled.pending()) == 1
+        action, fields = _cancel_form(page)
+        assert browser.session.post(action, data=fields, allow_redirects=False,
+                                    timeout=10).status_code == 303
+    page = ecps_page(Browser(idp.ca, card_curl), rp.authorization_url(), KIT)
+    assert page.status() == "pending" and enrolled.pending() == []  # no longer pushed
