@@ -126,7 +126,7 @@ def test_professional_journeys(journey_idp, cards, demo_card, card_curl, chromiu
     page = context.new_page()
     page.goto(rp.authorization_url(ui_locales=language))
     auditor.check(page, "01-login", language)
-    page.fill("#id_nat", "12!45")
+    page.fill("#id_nat", "12345")
     page.click("#ecps-submit")
     page.wait_for_selector("#id_nat-error")
     auditor.check(page, "02-login-idnat-refused", language)
