@@ -37,20 +37,24 @@ def test_every_message_of_the_code_is_translated_and_compiled(tmp_path):
                     "-k", "_l", "-k", "lazy_gettext", "-o", str(pot), "."],
                    cwd=ROOT, check=True)
     with open(pot, "rb") as file:
-        extracted = {m.id for m in read_po(file) if m.id}
+        extracted = {(m.context, m.id) for m in read_po(file) if m.id}
     catalog = french_catalog()
-    translated = {m.id: m.string for m in catalog if m.id and not m.fuzzy and m.string
+    translated = {(m.context, m.id): m.string for m in catalog
+                  if m.id and not m.fuzzy and m.string
                   and all(m.string if isinstance(m.string, tuple) else [m.string])}
     assert extracted, "nothing extracted"
     assert sorted(extracted - set(translated)) == []
     with open(CATALOG / "messages.mo", "rb") as file:
         compiled = gettext.GNUTranslations(file)
-    for msgid in extracted:
+    for key in extracted:
+        context, msgid = key
         if isinstance(msgid, tuple):  # a plural: French's forms are n <= 1 and n > 1
-            assert compiled.ngettext(*msgid, 1) == translated[msgid][0], msgid
-            assert compiled.ngettext(*msgid, 2) == translated[msgid][1], msgid
+            assert compiled.ngettext(*msgid, 1) == translated[key][0], key
+            assert compiled.ngettext(*msgid, 2) == translated[key][1], key
+        elif context:  # the same English word, another French one (e.g. a device "actif")
+            assert compiled.pgettext(context, msgid) == translated[key], key
         else:
-            assert compiled.gettext(msgid) == translated[msgid], msgid
+            assert compiled.gettext(msgid) == translated[key], key
 
 
 def page_text(body: str) -> str:
