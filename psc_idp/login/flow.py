@@ -117,21 +117,15 @@ def complete(tx: LoginTransaction, handoff: str | None) -> Subject | None:
     if not handoff or not tx.handoff_hash or \
             not secrets.compare_digest(tx.handoff_hash, digest(handoff)):
         return None
-    claimed = db.session.execute(
-        update(LoginTransaction)
-        .where(LoginTransaction.id == tx.id, LoginTransaction.completed_at.is_(None))
-        .values(completed_at=now()).execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:
-        db.session.rollback()
+    if not finish(tx):
         return None
-    subject = open_session(tx.id_nat, tx.method, tx.method_detail, tx.authenticated_at)
-    session["tx"] = [t for t in session.get("tx", []) if t != tx.id]
-    return subject
+    return open_session(tx.id_nat, tx.method, tx.method_detail, tx.authenticated_at)
 
 
 def finish(tx: LoginTransaction) -> bool:
-    """End ``tx`` without a login (the professional went back to the application): False
-    if it had already ended."""
+    """End ``tx`` (once: of two concurrent ends, one gets False) and forget it in this
+    browser; ``complete`` then opens the session, or the professional went back to the
+    application without logging in."""
     ended = db.session.execute(
         update(LoginTransaction)
         .where(LoginTransaction.id == tx.id, LoginTransaction.completed_at.is_(None))
