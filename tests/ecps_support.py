@@ -14,6 +14,8 @@ from click.testing import CliRunner
 
 from psc_idp.ecps import simulator
 
+from .a11y import axe_violations, overflows  # noqa: F401 (e-CPS pages' checks)
+
 PIN = "4321"
 
 
@@ -122,20 +124,3 @@ def codes_sent(sms_outbox: Path, smtp_server, phone: str, email: str) -> list[tu
                   for m in smtp_server.to(email)]
     assert len(sms_codes) == len(mail_codes), (sms_codes, mail_codes)
     return list(zip(sms_codes, mail_codes, strict=True))
-
-
-AXE = Path(__file__).parent / "interop" / "node_modules" / "axe-core" / "axe.min.js"
-
-
-def axe_violations(page) -> list[tuple[str, str]]:
-    """The serious and critical axe-core violations of the page in Chromium (axe is
-    evaluated through the DevTools protocol: the page's CSP stays in force)."""
-    page.evaluate(AXE.read_text())
-    found = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [(v["id"], v["impact"]) for v in found["violations"]
-            if v["impact"] in ("serious", "critical")]
-
-
-def overflows(page) -> bool:
-    """Whether the page scrolls sideways (a 390 px wide phone)."""
-    return page.evaluate("document.documentElement.scrollWidth > window.innerWidth")

@@ -11,7 +11,6 @@ import html
 import re
 import shutil
 import threading
-from pathlib import Path
 from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
@@ -19,12 +18,12 @@ import pytest
 from psc_idp import create_app
 from psc_idp.ecps import browser_phone, simulator
 
+from .a11y import axe_violations, overflows
 from .ecps_support import PIN, activate_with_card, codes_sent, request_codes
 from .plugins.idp import base_settings
 
 KIT = "899700245667"
 JEAN = "899700218896"
-AXE = Path(__file__).resolve().parent / "interop/node_modules/axe-core/axe.min.js"
 PIXEL = ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
          "Chrome/131.0.0.0 Mobile Safari/537.36")
 #: what the phone keeps in IndexedDB: the CryptoKey object itself, never its bytes
@@ -128,14 +127,12 @@ def test_browser_phone_approves_a_login_in_another_browser(idp, browser, demo_ca
 def test_browser_phone_activated_by_codes_denies(idp, browser, chromium, chromium_page,
                                                  smtp_server, tmp_path):
     """Activation with the SMS and e-mail codes, then "it's not me": the login page says the
-    sign-in was refused. Audited with axe-core on a 390×844 screen (that context bypasses
-    the CSP to inject axe; the other test runs under it)."""
+    sign-in was refused. Audited with axe-core on a 390×844 screen."""
     smtp_server.messages.clear()
     assert request_codes(browser, idp.issuer, JEAN).status_code == 200
     [(sms_code, email_code)] = codes_sent(tmp_path / "sms-outbox", smtp_server,
                                           "+33 600000001", "jean.medecin0021889@example.test")
-    phone = phone_page(chromium, idp, viewport={"width": 390, "height": 844},
-                       bypass_csp=True)
+    phone = phone_page(chromium, idp, viewport={"width": 390, "height": 844})
     audit(phone)
     activate(phone, **{"id-nat": JEAN, "sms-code": sms_code, "email-code": email_code})
 
@@ -149,12 +146,8 @@ def test_browser_phone_activated_by_codes_denies(idp, browser, chromium, chromiu
 
 
 def audit(page) -> None:
-    page.add_script_tag(path=str(AXE))
-    violations = page.evaluate("""async () => (await axe.run(document))
-        .violations.filter(v => v.impact === "serious" || v.impact === "critical")
-        .map(v => v.id + ": " + v.nodes.map(n => n.target.join(" ")).join(", "))""")
-    assert violations == []
-    assert page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth") <= 0
+    assert axe_violations(page) == []
+    assert not overflows(page)
 
 
 def test_activation_mistakes_are_explained(idp, chromium):

@@ -3,8 +3,8 @@ English, on a desktop and on a 390×844 phone screen: every page is screenshotte
 artefacts: ``var/test-artefacts/journeys``, or ``$PSC_IDP_TEST_ARTEFACTS``), audited with
 axe-core (no serious or critical violation) and must not scroll sideways.
 
-axe-core is injected by Playwright, so these contexts bypass the pages' Content Security
-Policy (tested on its own in test_attacks_headers.py)."""
+axe-core is evaluated through the DevTools protocol: the pages' Content Security Policy
+stays in force."""
 
 from __future__ import annotations
 
@@ -19,51 +19,16 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from psc_idp.sandbox.pki import card_subject, new_root, pem
 
+from .a11y import Auditor
 from .ecps_support import Phone, activate_with_card
 from .plugins.idp import running_idp
 from .support import Browser
 
 ROOT = Path(__file__).resolve().parents[1]
-AXE = ROOT / "tests/interop/node_modules/axe-core/axe.min.js"
 ARTEFACTS = Path(os.environ.get("PSC_IDP_TEST_ARTEFACTS", ROOT / "var/test-artefacts")) / "journeys"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 800}, "phone": {"width": 390, "height": 844}}
 LOCALES = {"fr": "fr-FR", "en": "en-GB"}
 KIT = "899700245667"
-
-AXE_RUN = """async () => {
-  const result = await axe.run(document, {resultTypes: ["violations"]});
-  return result.violations.filter(v => v.impact === "serious" || v.impact === "critical")
-    .map(v => ({id: v.id, impact: v.impact, help: v.help,
-                nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}));
-}"""
-OVERFLOW = "() => document.documentElement.scrollWidth - window.innerWidth"
-
-
-class Auditor:
-    """Screenshots, axe-core and the sideways-scroll check of every page a journey shows."""
-
-    def __init__(self, journey: str):
-        self.directory = ARTEFACTS / journey
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.problems: list[str] = []
-        self.pages = 0
-
-    def check(self, page, name: str, language: str) -> None:
-        page.wait_for_load_state("load")
-        page.screenshot(path=str(self.directory / f"{name}.png"), full_page=True)
-        self.pages += 1
-        lang = page.evaluate("() => document.documentElement.lang")
-        if lang != language:
-            self.problems.append(f"{name}: page language {lang!r}, expected {language!r}")
-        if not page.evaluate("() => typeof axe !== 'undefined'"):
-            page.add_script_tag(path=str(AXE))
-        for violation in page.evaluate(AXE_RUN):
-            self.problems.append(f"{name}: axe {violation['impact']} {violation['id']} "
-                                 f"({violation['help']}) at {violation['nodes']}")
-        overflow = page.evaluate(OVERFLOW)
-        if overflow > 0:
-            self.problems.append(f"{name}: scrolls sideways by {overflow} px")
-
 
 @pytest.fixture
 def journey_idp(keys_dir, cards, smtp_server, tmp_path, request):
@@ -97,7 +62,7 @@ def browser_card(cards, tmp_path: Path, *, trusted: bool) -> tuple[Path, Path]:
 
 def new_context(chromium, live, language: str, viewport: str, certificate=None):
     options = {"ignore_https_errors": True, "locale": LOCALES[language],
-               "viewport": VIEWPORTS[viewport], "bypass_csp": True}
+               "viewport": VIEWPORTS[viewport]}
     if certificate:
         options["client_certificates"] = [{"origin": live.card_url,
                                            "certPath": str(certificate[0]),
@@ -116,7 +81,7 @@ def new_context(chromium, live, language: str, viewport: str, certificate=None):
 def test_professional_journeys(journey_idp, cards, demo_card, card_curl, chromium, tmp_path,
                                language, viewport):
     live = journey_idp
-    auditor = Auditor(f"{language}-{viewport}")
+    auditor = Auditor(ARTEFACTS / f"{language}-{viewport}")
     phone = Phone(tmp_path / "phone", live.ca)
     activate_with_card(live, Browser(live.ca, card_curl), demo_card, phone)
     rp = live.rp()

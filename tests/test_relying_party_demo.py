@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 from psc_idp.clients import create_client
 from relying_party_demo import create_app as create_demo
 
+from .a11y import axe_violations
 from .ecps_support import activate_with_card
 from .plugins.idp import free_port
 
@@ -74,6 +75,7 @@ def test_demo_shows_the_professional(idp, browser, demo_card, phone_factory, chr
     page.wait_for_selector("#name", timeout=20000)
     assert page.url == demo_rp + "/"  # the callback's code and state are gone
     assert fits_the_screen(page), too_wide(page)
+    assert axe_violations(page) == []
     assert re.fullmatch(FRENCH_DATE, page.text_content("#auth-time").strip())
 
     assert page.text_content("#name").strip() == "KIT DOC0024566"
@@ -95,6 +97,7 @@ def test_demo_shows_the_professional(idp, browser, demo_card, phone_factory, chr
     assert page.text_content("#access_token-verified").strip() == "signature vérifiée"
     assert '"SubjectRefPro"' in page.text_content("#userinfo-json")
     assert fits_the_screen(page), too_wide(page)
+    assert axe_violations(page) == []
     for claim in ("exp", "iat", "auth_time"):
         assert re.fullmatch(FRENCH_DATE, page.text_content(f"#id_token-{claim}").strip())
         assert re.fullmatch(r"\d{10}", page.text_content(f"#id_token-{claim}-raw").strip())
@@ -108,6 +111,7 @@ def test_demo_shows_the_professional(idp, browser, demo_card, phone_factory, chr
     assert page.text_content("#signed-out").strip() == "You are signed out."
     assert page.url == demo_rp + "/"  # the logout's state is gone too
     assert fits_the_screen(page)
+    assert axe_violations(page) == []
     # the IdP session is over too: logging in again asks who you are
     page.click("#login")
     page.wait_for_selector("#id_nat")
