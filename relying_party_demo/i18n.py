@@ -36,6 +36,12 @@ TEXTS = {
         "auth": "Authentification", "error": "Erreur de connexion", "language": "English",
         "other_lang": "en", "signed_out": "Vous êtes déconnecté(e).",
         "logged_in_at": "connecté le", "date": "{day} {month} {year} à {time} (heure de Paris)",
+        "try": "Pour essayer dans le bac à sable",
+        "try_card": "Carte CPS de test : CPS-899700245667 (Dr KIT), code PIN 1234 "
+                    "(softhsm/card-curl, ou le module PKCS#11 de SoftHSM dans le navigateur).",
+        "try_ecps": "e-CPS : l'identifiant 899700245667, puis le téléphone de test psc-ecps ou "
+                    "le téléphone dans le navigateur (/ecps/phone sur psc-idp).",
+        "try_docs": "Intégrer votre application : docs/integrating.md.",
     },
     "en": {
         "title": "Demo application", "login": "Sign in with Pro Santé Connect",
@@ -54,6 +60,12 @@ TEXTS = {
         "source": "Source", "auth": "Authentication", "error": "Sign-in error",
         "language": "Français", "other_lang": "fr", "signed_out": "You are signed out.",
         "logged_in_at": "signed in on", "date": "{day} {month} {year}, {time} (Paris time)",
+        "try": "To try it in the sandbox",
+        "try_card": "Test CPS card: CPS-899700245667 (Dr KIT), PIN 1234 (softhsm/card-curl, "
+                    "or SoftHSM's PKCS#11 module in the browser).",
+        "try_ecps": "e-CPS: the identifier 899700245667, then the psc-ecps test phone or the "
+                    "phone in the browser (/ecps/phone on psc-idp).",
+        "try_docs": "Integrating your application: docs/integrating.md.",
     },
 }
 
