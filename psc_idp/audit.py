@@ -88,6 +88,9 @@ EVENTS = {
     "login": "a card or e-CPS login (outcome failure: refused card, with its reason)",
     "login.abandoned": "the professional went back to the application without signing in",
     "logout": "a single sign-on session ended, its tokens revoked",
+    "logout.backchannel.delivered": "a client accepted the logout token of an ended session",
+    "logout.backchannel.failed": "a client's logout token given up (client gone, or no 2xx "
+                                 "answer for 24 hours)",
     "session.revoked": "an administrator ended a practitioner's session from the console",
     "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
     "token.revoked": "an access token revoked by its client (RFC 7009)",

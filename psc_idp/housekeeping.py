@@ -14,7 +14,16 @@ from . import audit, audit_sequencer
 from .admin.models import AccessKey
 from .ecps.models import Activation, LoginRequest
 from .extensions import db
-from .oidc.models import AssertionJti, AuthorizationCode, LoginSession, LoginTransaction, Token, now
+from .oidc import backchannel, revocation
+from .oidc.models import (
+    AssertionJti,
+    AuthorizationCode,
+    BackchannelLogout,
+    LoginSession,
+    LoginTransaction,
+    Token,
+    now,
+)
 from .ratelimit import RateCounter
 
 #: keep expired rows this long for investigations (seconds)
@@ -38,12 +47,33 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
         ("sessions", LoginSession, or_(LoginSession.expires_at < cutoff,
                                         LoginSession.ended_at < cutoff)),
         ("access keys", AccessKey, AccessKey.expires_at < cutoff - 30 * 86400),
+        ("back-channel logouts", BackchannelLogout, and_(
+            BackchannelLogout.status != "pending", BackchannelLogout.done_at < cutoff)),
     ]
+
+
+def end_expired_sessions(batch: int, current: int) -> int:
+    """Sessions past their expiry end as a logout does (``revocation.end_sessions``: their
+    clients get a back-channel logout), batch after batch."""
+    total = 0
+    while True:
+        sids = db.session.scalars(select(LoginSession.sid).where(
+            LoginSession.ended_at.is_(None), LoginSession.expires_at < current)
+            .limit(batch)).all()
+        if not sids:
+            db.session.rollback()
+            return total
+        ended, _ = revocation.end_sessions(LoginSession.sid.in_(sids), current)
+        db.session.commit()
+        total += len(ended)
+        if len(sids) < batch:
+            return total
 
 
 def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
     current = current or now()
-    counts = {"aggregated audit records": audit.flush_aggregates(current)}
+    counts = {"aggregated audit records": audit.flush_aggregates(current),
+              "expired sessions": end_expired_sessions(batch, current)}
     for name, model, condition in expired_rows(current):
         key = list(model.__table__.primary_key.columns)
         total = 0
@@ -59,6 +89,8 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
                 break
         counts[name] = total
     counts["audit records chained"] = audit_sequencer.run_once(current).chained
+    sent = backchannel.run_once()
+    counts["back-channel logouts"] = sent["delivered"] + sent["failed"]
     return counts
 
 
@@ -67,6 +99,7 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
 @with_appcontext
 def housekeeping_cli(batch: int):
     """Delete expired codes, tokens, sessions, e-CPS requests and caches."""
-    verbs = {"aggregated audit records": "written", "audit records chained": ""}
+    verbs = {"aggregated audit records": "written", "audit records chained": "",
+             "expired sessions": "ended", "back-channel logouts": "sent or given up"}
     for name, count in purge(batch).items():
         click.echo(f"{name}: {count} {verbs.get(name, 'deleted')}".rstrip())

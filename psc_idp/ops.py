@@ -66,6 +66,10 @@ LOGIN_OUTCOMES = {
 }
 TOKENS = Counter("psc_idp_tokens_issued_total", "token responses by grant type",
                  ["grant_type"])
+BACKCHANNEL = Counter("psc_idp_backchannel_logout_total",
+                      "back-channel logout attempts by outcome", ["outcome"])
+#: the closed label set of ``psc_idp_backchannel_logout_total``
+BACKCHANNEL_OUTCOMES = ("delivered", "retry", "failed")
 CRL_AGE = Gauge("psc_idp_crl_age_seconds", "seconds since thisUpdate of each CRL",
                 ["source"], multiprocess_mode="max")
 DB_POOL = Gauge("psc_idp_db_pool_checked_out", "database connections in use",
@@ -96,6 +100,15 @@ for _method, _outcomes in LOGIN_OUTCOMES.items():  # every series exists from th
         LOGINS.labels(_method, _outcome)
 for _grant_type in (*GRANT_TYPES, "other"):
     TOKENS.labels(_grant_type)
+
+
+for _outcome in BACKCHANNEL_OUTCOMES:
+    BACKCHANNEL.labels(_outcome)
+
+
+def backchannel_logout(outcome: str) -> None:
+    if outcome in BACKCHANNEL_OUTCOMES:
+        BACKCHANNEL.labels(outcome).inc()
 
 
 def token_issued(grant_type: str) -> None:

@@ -48,6 +48,7 @@ from zope.interface import implementer
 from . import audit_sequencer, origins, tls
 from .ecps.channel import THREADS as CHANNEL_THREADS
 from .ecps.channel import PendingResource, WaitingRoom
+from .oidc import backchannel
 
 access_log = logging.getLogger("psc_idp.access")
 
@@ -213,6 +214,7 @@ class Listeners:
         it already runs in another thread (``start_reactor``)."""
         self.app.extensions["psc_idp"].cards.crls.start()  # the CRLs before the first login
         audit_sequencer.start(self.app)  # chains the audit records committed meanwhile
+        backchannel.start(self.app)  # sends the logout tokens still due
         self.pool.start()
         try:
             if reactor.running:
@@ -237,6 +239,7 @@ class Listeners:
         """Stop listening, drop open connections, wait for requests under way (from any
         thread but the reactor's)."""
         audit_sequencer.stop(self.app)
+        backchannel.stop(self.app)
         blockingCallFromThread(reactor, self._close)
         self._stop_pools()
 

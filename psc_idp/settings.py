@@ -72,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admins", [], "idNats allowed in the admin console"),
     Setting("audit_retention_days", 400, "days of audit records kept by 'psc-idp audit purge'"),
     Setting("audit_chain_interval", 1, "seconds between two rounds of each serving process's audit sequencer, which links committed records into the hash chain (0: none in this process; 'psc-idp housekeeping' chains too)"),
+    Setting("backchannel_logout_interval", 2, "seconds between two rounds of each serving process's back-channel logout sender, which posts logout tokens to clients (0: none in this process; 'psc-idp housekeeping' sends too)"),
     Setting("audit_checkpoint_records", 10000, "records chained between two signed checkpoints of the audit chain's head, at most"),
     Setting("audit_checkpoint_interval", 60, "seconds between two signed checkpoints of the audit chain's head, at most (while records are chained)"),
     Setting("audit_unchained_alert", 60, "seconds a record may wait to be chained before 'psc-idp audit verify' fails (above audit_chain_interval, or the housekeeping period without a sequencer)"),
@@ -231,6 +232,8 @@ def validate(values: dict[str, Any]) -> None:
     if values["ecps_poll_threads"] < 0:
         raise SettingsError("ecps_poll_threads must be 0 or more")
     _check_listen("ecps_channel_listen", values["ecps_channel_listen"])
+    if values["backchannel_logout_interval"] < 0:
+        raise SettingsError("backchannel_logout_interval must be 0 or more seconds")
     if values["audit_chain_interval"] < 0:
         raise SettingsError("audit_chain_interval must be 0 or more seconds")
     for name in ("audit_checkpoint_records", "audit_checkpoint_interval", "audit_unchained_alert"):

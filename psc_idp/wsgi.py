@@ -1,10 +1,11 @@
 """The WSGI application for production servers: ``gunicorn psc_idp.wsgi:app`` (settings
 from ``PSC_IDP_CONFIG`` and ``PSC_IDP_*``; see config/gunicorn.conf.py). Each process runs
-its audit sequencer from its first request on, under any WSGI server (gunicorn's
-``post_fork`` in config/gunicorn.conf.py starts it before)."""
+its audit sequencer and back-channel logout sender from its first request on, under any
+WSGI server (gunicorn's ``post_fork`` in config/gunicorn.conf.py starts them before)."""
 
 from . import audit_sequencer
 from .app import create_app
+from .oidc import backchannel
 
 app = create_app()
 
@@ -12,3 +13,4 @@ app = create_app()
 @app.before_request
 def _audit_sequencer_running() -> None:
     audit_sequencer.start(app)
+    backchannel.start(app)

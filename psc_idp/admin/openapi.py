@@ -57,6 +57,12 @@ _FIELDS = {
     "refresh_reuse_grace": {"type": ["integer", "null"], "minimum": 0, "maximum": 60,
                             "description": "seconds a rotated refresh token may be "
                                            "reused; null: the server's setting"},
+    "backchannel_logout_uri": {"oneOf": [{"type": "null"}, _URI], "description":
+                               "OIDC Back-Channel Logout: logout tokens are POSTed here "
+                               "(https; http on loopback in development mode)"},
+    "backchannel_logout_session_required": {"type": "boolean", "description": "the "
+                                            "logout token always carries sid (it always "
+                                            "does)"},
     "compat": {"type": "array", "maxItems": len(COMPAT_FLAGS),
                "items": {"type": "string", "enum": sorted(COMPAT_FLAGS)}},
     "contacts": {"type": "array", "maxItems": 10, "items": {"type": "string",

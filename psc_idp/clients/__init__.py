@@ -215,6 +215,8 @@ def describe(client: Client) -> dict:
         "require_pkce": client.require_pkce, "strict_client_auth": client.strict_client_auth,
         "access_token_format": client.access_token_format,
         "refresh_reuse_grace": client.refresh_reuse_grace, "enabled": client.enabled,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "compat": client.compat, "contacts": client.contacts or [],
         "registered_by": client.registered_by, "client_id_issued_at": client.created_at,
         "secret_rotation_ends_at": client.previous_secret_expires_at

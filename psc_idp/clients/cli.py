@@ -74,6 +74,24 @@ def _drop_in_options(command):
     return command
 
 
+def _backchannel_options(command):
+    """OIDC Back-Channel Logout 1.0 §2.2 metadata."""
+    command = click.option(
+        "--backchannel-session-required/--no-backchannel-session-required", "bc_session",
+        default=None, help="backchannel_logout_session_required (logout tokens always "
+                           "carry sid)")(command)
+    return click.option("--backchannel-logout-uri", "bc_uri",
+                        help="where logout tokens are POSTed when a session ends (https; "
+                             "'none' removes it)")(command)
+
+
+def _backchannel(bc_uri, bc_session) -> dict:
+    values = {"backchannel_logout_session_required": bc_session}
+    if bc_uri is not None:
+        values["backchannel_logout_uri"] = None if bc_uri in ("", "none") else bc_uri
+    return {k: v for k, v in values.items() if k == "backchannel_logout_uri" or v is not None}
+
+
 def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
     values = {"require_pkce": pkce, "strict_client_auth": strict_auth,
               "access_token_format": access_token_format, "refresh_reuse_grace": grace}
@@ -91,20 +109,22 @@ def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
 @click.option("--id-token-alg", default="RS256", type=click.Choice(SUPPORTED_ALGS))
 @click.option("--userinfo-alg", default=None, type=click.Choice(SUPPORTED_ALGS))
 @_drop_in_options
+@_backchannel_options
 @click.option("--compat", multiple=True, help="PSC compatibility flag (repeatable)")
 @click.option("--contact", "contacts", multiple=True, help="e-mail of the client's team")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
-               compat, contacts, as_json):
+               bc_uri, bc_session, compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
             name=name, redirect_uris=list(redirect_uris), post_logout_redirect_uris=logout_uris,
             auth_method=auth_method, client_id=client_id, jwks=_jwks(jwks_file),
             id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, compat=compat,
-            contacts=contacts, **_drop_in(pkce, strict_auth, access_token_format, grace))
+            contacts=contacts, **_drop_in(pkce, strict_auth, access_token_format, grace),
+            **_backchannel(bc_uri, bc_session))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
     _print(client, secret, as_json)
@@ -124,18 +144,20 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 @click.option("--refresh/--no-refresh", "refresh", default=None,
               help="allow the refresh_token grant")
 @_drop_in_options
+@_backchannel_options
 @click.option("--compat", multiple=True, help="replaces the compatibility flags")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
-               access_token_format, grace, compat, as_json):
+               access_token_format, grace, bc_uri, bc_session, compat, as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
                "id_token_signed_response_alg": id_token_alg, "scope": scope}
     changes = {k: v for k, v in changes.items() if v is not None}
     changes.update(_drop_in(pkce, strict_auth, access_token_format, grace))
+    changes.update(_backchannel(bc_uri, bc_session))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)
     if logout_uris:

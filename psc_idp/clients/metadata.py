@@ -28,6 +28,8 @@ FIELDS = {
     "require_pkce": "require_pkce", "compat": "compat", "contacts": "contacts",
     "strict_client_auth": "strict_client_auth", "access_token_format": "access_token_format",
     "refresh_reuse_grace": "refresh_reuse_grace",
+    "backchannel_logout_uri": "backchannel_logout_uri",
+    "backchannel_logout_session_required": "backchannel_logout_session_required",
 }
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
@@ -64,6 +66,21 @@ def _uris(values, field: str, required: bool) -> list[str]:
     if len(values) > MAX_URIS:
         raise RegistrationError(f"{field}: at most {MAX_URIS}", field)
     return list(dict.fromkeys(check_uri(v, field) for v in values))
+
+
+def backchannel_uri(value) -> str | None:
+    """OIDC Back-Channel Logout 1.0 §2.2: an absolute URL without fragment, normalised as
+    redirect URIs are; https in production mode (http on loopback in development only,
+    where the sandbox's demo RP listens)."""
+    from ..settings import current as settings
+
+    if value is None:
+        return None
+    uri = check_uri(value, "backchannel_logout_uri")
+    if uri.startswith("http:") and settings().mode == "production":
+        raise RegistrationError("backchannel_logout_uri: must use https in production mode",
+                                "backchannel_logout_uri")
+    return uri
 
 
 def _strings(value) -> bool:
@@ -127,7 +144,9 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
         if not isinstance(value, str) or value not in SUPPORTED_ALGS:
             raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
         return value
-    if field in ("require_pkce", "strict_client_auth"):
+    if field == "backchannel_logout_uri":
+        return backchannel_uri(value)
+    if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required"):
         if not isinstance(value, bool):
             raise RegistrationError(f"{field}: true or false", field)
         return value
@@ -160,4 +179,5 @@ DEFAULTS = {
     "userinfo_signed_response_alg": None, "compat": [],
     "contacts": [], "scope": "openid scope_all", "grant_types": list(GRANT_TYPES),
     "strict_client_auth": False, "access_token_format": "psc", "refresh_reuse_grace": None,
+    "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
 }

@@ -67,6 +67,9 @@ def metadata() -> dict:
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
         "ui_locales_supported": ["fr", "en"],
+        # OIDC Back-Channel Logout 1.0 §2.1 (oidc.backchannel)
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
         # RFC 7591, gated by initial access tokens
         "registration_endpoint": issuer + "/clients-registrations/openid-connect",
     }

@@ -117,6 +117,10 @@ class Client(db.Model, ClientRules):
     registered_by: Mapped[str] = mapped_column(String(20), default="cli")
     #: RFC 7592 registration access token (hash), for dynamically registered clients
     registration_token_hash: Mapped[str | None] = mapped_column(String(64))
+    #: OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed (None: not sent)
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
 
 
 class AuthorizationCode(db.Model):
@@ -184,6 +188,27 @@ class LoginSession(db.Model):
     method_detail: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class BackchannelLogout(db.Model):
+    """The outbox of back-channel logout (OIDC Back-Channel Logout 1.0 §2.5): one row per
+    client to notify of an ended session, written in the transaction that ends it and sent
+    by ``oidc.backchannel``; ``claimed_until`` keeps two senders off the same row."""
+
+    __tablename__ = "backchannel_logout"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str] = mapped_column(String(64))
+    id_nat: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[int] = mapped_column(BigInteger)
+    #: pending, delivered or failed (given up after ``backchannel.GIVE_UP`` seconds)
+    status: Mapped[str] = mapped_column(String(10), default="pending")
+    next_attempt_at: Mapped[int] = mapped_column(BigInteger, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[int | None] = mapped_column(BigInteger)
+    last_error: Mapped[str | None] = mapped_column(String(200))
+    done_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class LoginTransaction(db.Model):

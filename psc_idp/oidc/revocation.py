@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, or_, update
 
 from .. import audit
 from ..extensions import db
+from . import backchannel
 from .models import AuthorizationCode, LoginSession, Token, now
 
 #: ids per IN (...) list
@@ -47,6 +48,7 @@ def end_sessions(condition, current: int | None = None) -> tuple[list, Counter]:
     sids = [sid for sid, _ in ended]
     for start in range(0, len(sids), CHUNK):
         tokens += _revoke(Token.sid.in_(sids[start:start + CHUNK]), current)
+        backchannel.enqueue(sids[start:start + CHUNK], current)
     return ended, tokens
 
 

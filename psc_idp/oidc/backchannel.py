@@ -1,0 +1,244 @@
+"""Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when an SSO session ends,
+every client that received tokens in it and registered a ``backchannel_logout_uri`` gets a
+logout token (§2.4), POSTed from the server (§2.5).
+
+Delivery is durable: ``enqueue`` writes one outbox row per client in the transaction that
+ends the session (``revocation.end_sessions``, whatever the door), and a sender delivers
+it later — a daemon thread in every serving process (``start``, every
+``backchannel_logout_interval`` seconds) and ``psc-idp housekeeping`` (``run_once``). A
+sender claims rows with a conditional update of ``claimed_until`` (PostgreSQL and SQLite
+alike): two senders never post the same row at the same time. The logout token is built at
+send time (a retry an hour later still sends a fresh ``exp``); a 2xx answer is delivered;
+anything else is retried after ``BACKOFF`` and given up (``failed``) ``GIVE_UP`` seconds
+after the session ended. An unreachable client delays no logout and loses nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+
+import requests
+from flask import Flask
+from sqlalchemy import insert, or_, select, union, update
+
+from .. import audit
+from ..extensions import db, idp
+from ..keys import jws
+from .models import AuthorizationCode, BackchannelLogout, Client, Token, now
+from .subject import subject_identifier
+
+log = logging.getLogger("psc_idp.backchannel")
+
+#: §2.4: the ``events`` member and the header's ``typ`` (§2.4, RFC 8725 §3.11)
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TYP = "logout+jwt"
+#: seconds a logout token is valid
+LIFETIME = 120
+#: seconds before the next attempt, after the 1st, 2nd … failure (then the last, again)
+BACKOFF = (5, 30, 120, 600, 3600)
+#: seconds after the session ended when an undelivered logout is given up (``failed``)
+GIVE_UP = 86400
+#: seconds to wait for the client's answer (§2.5 leaves it to the OP)
+TIMEOUT = 5
+#: rows a sender claims at once, and how long its claim lasts (above BATCH × TIMEOUT)
+BATCH = 10
+CLAIM = 120
+
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+
+def enqueue(sids: list[str], current: int) -> int:
+    """One outbox row per (session, client) among ``sids`` for the clients that received a
+    code or tokens in it and registered a back-channel URI; in the caller's transaction."""
+    issued = union(
+        select(Token.sid, Token.client_id, Token.id_nat).where(Token.sid.in_(sids)),
+        select(AuthorizationCode.sid, AuthorizationCode.client_id, AuthorizationCode.id_nat)
+        .where(AuthorizationCode.sid.in_(sids), AuthorizationCode.used_at.is_not(None)),
+    ).subquery()
+    rows = db.session.execute(
+        select(issued.c.sid, issued.c.client_id, issued.c.id_nat)
+        .join(Client, Client.client_id == issued.c.client_id)
+        .where(Client.backchannel_logout_uri.is_not(None))).all()
+    if rows:
+        db.session.execute(insert(BackchannelLogout), [
+            {"sid": sid, "client_id": client_id, "id_nat": id_nat, "created_at": current,
+             "status": PENDING, "next_attempt_at": current, "attempts": 0}
+            for sid, client_id, id_nat in rows])
+    return len(rows)
+
+
+def logout_token(client_id: str, alg: str, sid: str, id_nat: str) -> str:
+    """§2.4: signed like the client's ID tokens, with the ID token's ``sub`` and ``sid``
+    and never a ``nonce``."""
+    issued = now()
+    claims = {"iss": idp().settings.issuer, "aud": client_id, "iat": issued,
+              "exp": issued + LIFETIME, "jti": secrets.token_urlsafe(16),
+              "sub": subject_identifier(id_nat), "sid": sid, "events": {EVENT: {}}}
+    return jws.encode(claims, idp().keys.signer(alg or "RS256"), typ=LOGOUT_TYP)
+
+
+def run_once(current: int | None = None, stop: threading.Event | None = None) -> dict:
+    """Send every due logout, batch after batch; how many were delivered, will be
+    retried, failed. ``current``: the clock of the schedule (tests move it forward)."""
+    counts = {DELIVERED: 0, "retry": 0, FAILED: 0}
+    while stop is None or not stop.is_set():
+        at = current or now()
+        batch = claim(at)
+        for row in batch:
+            counts[send(row, at)] += 1
+        if len(batch) < BATCH:
+            break
+    return counts
+
+
+def claim(current: int) -> list[dict]:
+    """Claim up to ``BATCH`` due rows (a conditional update: a row another sender holds is
+    skipped), with what sending them needs; commits."""
+    table = BackchannelLogout
+    free = or_(table.claimed_until.is_(None), table.claimed_until < current)
+    try:
+        due = db.session.scalars(select(table.id).where(
+            table.status == PENDING, table.next_attempt_at <= current, free)
+            .order_by(table.next_attempt_at, table.id).limit(BATCH)).all()
+        if not due:
+            db.session.rollback()
+            return []
+        until = current + CLAIM
+        claimed = db.session.execute(
+            update(table).where(table.id.in_(due), table.status == PENDING, free)
+            .values(claimed_until=until)
+            .returning(table.id, table.client_id, table.sid, table.id_nat, table.created_at,
+                       table.attempts)
+            .execution_options(synchronize_session=False)).mappings().all()
+        clients = {c.client_id: c for c in db.session.scalars(select(Client).where(
+            Client.client_id.in_({row["client_id"] for row in claimed})))}
+        rows = []
+        for row in claimed:
+            client = clients.get(row["client_id"])
+            rows.append({**row, "claimed_until": until,
+                         "uri": client.backchannel_logout_uri if client else None,
+                         "alg": client.id_token_signed_response_alg if client else None})
+        db.session.commit()
+        return rows
+    except BaseException:
+        db.session.rollback()
+        raise
+
+
+def send(row: dict, current: int) -> str:
+    """POST one logout token (§2.5) and record the outcome: delivered, retry or failed."""
+    error = None
+    if not row["uri"]:
+        error = "the client is gone or no longer registers a back-channel URI"
+    else:
+        try:
+            answer = requests.post(
+                row["uri"], data={"logout_token": logout_token(
+                    row["client_id"], row["alg"], row["sid"], row["id_nat"])},
+                timeout=TIMEOUT, allow_redirects=False,
+                headers={"Cache-Control": "no-store"})
+            if not 200 <= answer.status_code < 300:
+                error = f"HTTP {answer.status_code}"
+        except requests.RequestException as exc:
+            error = type(exc).__name__
+    outcome = DELIVERED if error is None else \
+        FAILED if not row["uri"] or current - row["created_at"] >= GIVE_UP else "retry"
+    _record(row, outcome, error, current)
+    return outcome
+
+
+def _record(row: dict, outcome: str, error: str | None, current: int) -> None:
+    from .. import ops
+
+    attempts = row["attempts"] + 1
+    values = {"attempts": attempts, "claimed_until": None, "last_error": error}
+    if outcome == "retry":
+        values["next_attempt_at"] = current + BACKOFF[min(attempts, len(BACKOFF)) - 1]
+    else:
+        values.update(status=outcome, done_at=current)
+    table = BackchannelLogout
+    try:
+        mine = db.session.execute(
+            update(table).where(table.id == row["id"],
+                                table.claimed_until == row["claimed_until"])
+            .values(**values).execution_options(synchronize_session=False)).rowcount
+        if mine and outcome != "retry":
+            audit.record(f"logout.backchannel.{outcome}", "success" if outcome == DELIVERED
+                         else "failure", client_id=row["client_id"], id_nat=row["id_nat"],
+                         sid=row["sid"], attempts=attempts, error=error)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    ops.backchannel_logout(outcome)
+    if outcome != DELIVERED:
+        log.info("back-channel logout to %s (%s): %s, %s", row["client_id"], row["uri"],
+                 error, outcome)
+
+
+class Sender:
+    """The background thread of one process."""
+
+    def __init__(self, app: Flask, interval: float):
+        self.app, self.interval, self.pid = app, interval, os.getpid()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="backchannel-logout",
+                                        daemon=True)
+        self._failing = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=30)
+
+    @property
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self._thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            with self.app.app_context():
+                try:
+                    run_once(stop=self._stop)
+                    if self._failing:
+                        log.warning("back-channel logout: the sender works again")
+                    self._failing = False
+                except Exception as exc:  # the database or the HSM away: next round
+                    if not self._failing:
+                        log.warning("back-channel logout: a round failed, retrying every "
+                                    "%s s: %s", self.interval, exc)
+                    self._failing = True
+                finally:
+                    db.session.remove()
+
+
+_EXTENSION = "psc_idp.backchannel"
+_STARTING = threading.Lock()
+
+
+def start(app: Flask) -> Sender | None:
+    """Start this process's sender (once per process); none when
+    ``backchannel_logout_interval`` is 0. Cheap once it runs."""
+    interval = app.extensions["psc_idp"].settings.backchannel_logout_interval
+    running = app.extensions.get(_EXTENSION)
+    if interval <= 0 or running is not None and running.alive:
+        return running
+    with _STARTING:
+        running = app.extensions.get(_EXTENSION)
+        if running is not None and running.alive:
+            return running
+        sender = app.extensions[_EXTENSION] = Sender(app, interval)
+        sender.start()
+        return sender
+
+
+def stop(app: Flask) -> None:
+    sender = app.extensions.pop(_EXTENSION, None)
+    if sender is not None:
+        sender.stop()
+
