@@ -1,6 +1,7 @@
 """The demo relying party: login, the professional's identity and activities with their
 labels, the choice of the activity for this session, a developer panel, refresh and logout
-(PSC's rule: an explicit "se déconnecter" also ends the IdP session; an app timeout does not)."""
+(PSC's rule: an explicit "se déconnecter" also ends the IdP session; an app timeout does not),
+and back-channel logout (an IdP session that ends elsewhere ends the app's: ``backchannel``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from authlib.integrations.flask_client import FlaskOAuth2App, OAuth
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, abort, redirect, render_template, request, session, url_for
 
+from . import backchannel
 from . import claims as claim_help
 from .i18n import DATE_CLAIMS, TEXTS, readable_time
 
@@ -28,6 +30,7 @@ def create_app(config: dict[str, Any]) -> Flask:
     )
     app.extensions["oauth_app"] = _register_client(app, config)
     _routes(app)
+    backchannel.setup(app, psc)  # POST /backchannel-logout (the IdP ends the session)
     return app
 
 

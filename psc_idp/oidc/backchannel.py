@@ -164,10 +164,12 @@ def _record(row: dict, outcome: str, error: str | None, current: int) -> None:
             update(table).where(table.id == row["id"],
                                 table.claimed_until == row["claimed_until"])
             .values(**values).execution_options(synchronize_session=False)).rowcount
-        if mine and outcome != "retry":
-            audit.record(f"logout.backchannel.{outcome}", "success" if outcome == DELIVERED
-                         else "failure", client_id=row["client_id"], id_nat=row["id_nat"],
-                         sid=row["sid"], attempts=attempts, error=error)
+        detail = {"client_id": row["client_id"], "id_nat": row["id_nat"], "sid": row["sid"],
+                  "attempts": attempts}
+        if mine and outcome == DELIVERED:
+            audit.record("logout.backchannel.delivered", **detail)
+        elif mine and outcome == FAILED:
+            audit.record("logout.backchannel.failed", "failure", error=error, **detail)
         db.session.commit()
     except BaseException:
         db.session.rollback()

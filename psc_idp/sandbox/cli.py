@@ -16,6 +16,7 @@ import click
 DEMO_CLIENT_ID = "psc-idp-demo"
 DEMO_REDIRECT_URI = "http://localhost:8000/callback"
 DEMO_LOGOUT_URI = "http://localhost:8000/"
+DEMO_BACKCHANNEL_URI = "http://localhost:8000/backchannel-logout"
 
 
 @click.group("sandbox", help="Sandbox: test PKI, SoftHSM test cards, demo data.")
@@ -105,7 +106,8 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         echo(f"sandbox: demo directory loaded ({report.summary()})")
         client, secret = create_client(
             name="psc-idp demo", client_id=DEMO_CLIENT_ID, redirect_uris=[DEMO_REDIRECT_URI],
-            post_logout_redirect_uris=[DEMO_LOGOUT_URI])
+            post_logout_redirect_uris=[DEMO_LOGOUT_URI],
+            backchannel_logout_uri=DEMO_BACKCHANNEL_URI)
         (directory / "demo-client.json").write_text(json.dumps({
             "client_id": client.client_id, "client_secret": secret,
             "redirect_uri": DEMO_REDIRECT_URI, "issuer": issuer,
