@@ -40,10 +40,10 @@ def test_every_block_is_marked_runnable():
     assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "python"]
 
 
-def register(idp, redirect_uri: str, logout_uri: str) -> tuple[str, str]:
+def register(idp, redirect_uri: str, logout_uri: str, **extra) -> tuple[str, str]:
     with idp.app.app_context():
         client, secret = create_client(name="doc snippet", redirect_uris=[redirect_uri],
-                                       post_logout_redirect_uris=[logout_uri])
+                                       post_logout_redirect_uris=[logout_uri], **extra)
         return client.client_id, secret
 
 
@@ -131,6 +131,43 @@ def test_program_logs_in_shows_userinfo_and_logs_out(name, idp, browser, demo_ca
         assert browser.get(app + "/login").headers["Location"].startswith(
             idp.issuer + AUTHORIZE + "?")
     assert_idp_session_ended(idp, browser)
+
+
+def test_python_program_ends_its_session_on_back_channel_logout(idp, browser, demo_card,
+                                                                tmp_path):
+    """The session ends at the IdP without the app (the console's "end session"): psc-idp
+    posts a logout token to the program, which checks it and ends its own session; a
+    tampered token is refused."""
+    from psc_idp.extensions import db
+    from psc_idp.oidc import backchannel, revocation
+
+    port = free_port()
+    app = f"http://localhost:{port}"
+    client_id, secret = register(idp, app + "/callback", app + "/logged-out",
+                                 backchannel_logout_uri=app + "/backchannel-logout")
+    with program("app.py", tmp_path, idp, client_id, secret, port):
+        back = browser.with_card(demo_card, browser.get(app + "/login").headers["Location"])
+        assert browser.get(back.headers["Location"]).status_code == 302
+        assert f"idNat {demo_card.id_nat}" in browser.get(app + "/").text
+        with idp.app.app_context():
+            forged = backchannel.logout_token(client_id, "RS256", "x", demo_card.id_nat)
+        header, payload, signature = forged.split(".")
+        for bad in (f"{header}.{payload}.{signature[::-1]}", "", "a.b.c"):
+            refused = browser.session.post(app + "/backchannel-logout", timeout=10,
+                                           data={"logout_token": bad})
+            assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+        assert f"idNat {demo_card.id_nat}" in browser.get(app + "/").text
+        with idp.app.app_context():
+            from psc_idp.oidc.models import LoginSession
+
+            revocation.end_session(db.session.scalars(db.select(LoginSession.sid)).one())
+            db.session.commit()
+        deadline = time.monotonic() + 15  # the IdP's sender posts it within seconds
+        while (again := browser.get(app + "/")).status_code == 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert again.status_code == 302 and again.headers["Location"] in ("/login",
+                                                                           app + "/login")
 
 
 def test_apache_block_logs_in_shows_userinfo_and_logs_out(idp, browser, demo_card,
