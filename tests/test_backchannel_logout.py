@@ -38,8 +38,9 @@ class Receiver:
     """A relying party's back-channel logout endpoint: a threaded http.server keeping the
     logout tokens it receives; answers ``status``."""
 
-    def __init__(self, port: int | None = None, status: int = 200):
+    def __init__(self, port: int | None = None, status: int = 200, delay: float = 0):
         self.port, self.status, self.tokens = port or free_port(), status, queue.Queue()
+        self.delay = delay
         self.server = None
 
     @property
@@ -55,6 +56,7 @@ class Receiver:
                 form = parse_qs(self.rfile.read(length).decode())
                 receiver.tokens.put((self.headers.get("Content-Type"),
                                      form.get("logout_token", [None])[0]))
+                time.sleep(receiver.delay)
                 self.send_response(receiver.status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -211,6 +213,28 @@ def test_a_receiver_down_gets_its_token_when_it_comes_back(keys_dir, database_ur
             assert failed.detail["error"] == "HTTP 500" and failed.detail["attempts"] == 4
         assert sorted(outbox(live)) == sorted([(rp.client_id, "delivered", 2),
                                                (rp_failing.client_id, "failed", 4)])
+
+
+def test_a_slow_client_delays_no_other(keys_dir, database_url, cards, smtp_server, tmp_path,
+                                       card_curl, demo_card, receivers):
+    from .support import Browser
+
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     backchannel_logout_interval=0) as live:
+        slow = [receivers(delay=2).start() for _ in range(3)]
+        rps = [live.rp(backchannel_logout_uri=receiver.uri) for receiver in slow]
+        browser = Browser(live.ca, card_curl)
+        id_token = sign_in(live, browser, demo_card, rps[0])
+        for rp in rps[1:]:
+            sign_in(live, browser, demo_card, rp, first=False)
+        with live.app.app_context():
+            revocation.end_session(id_token["sid"])
+            db.session.commit()
+            started = time.perf_counter()
+            assert backchannel.run_once()["delivered"] == 3
+            assert time.perf_counter() - started < 4  # posted together, not one by one
+        for receiver, rp in zip(slow, rps, strict=True):
+            assert verify(live, rp, receiver.token())["sid"] == id_token["sid"]
 
 
 def test_two_senders_never_claim_the_same_row(keys_dir, database_url, cards, smtp_server,

@@ -18,6 +18,7 @@ import logging
 import os
 import secrets
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from flask import Flask
@@ -42,7 +43,7 @@ BACKOFF = (5, 30, 120, 600, 3600)
 GIVE_UP = 86400
 #: seconds to wait for the client's answer (§2.5 leaves it to the OP)
 TIMEOUT = 5
-#: rows a sender claims at once, and how long its claim lasts (above BATCH × TIMEOUT)
+#: rows a sender claims and posts at once, and how long its claim lasts (above TIMEOUT)
 BATCH = 10
 CLAIM = 120
 
@@ -86,8 +87,8 @@ def run_once(current: int | None = None, stop: threading.Event | None = None) ->
     while stop is None or not stop.is_set():
         at = current or now()
         batch = claim(at)
-        for row in batch:
-            counts[send(row, at)] += 1
+        for outcome in send(batch, at) if batch else ():
+            counts[outcome] += 1
         if len(batch) < BATCH:
             break
     return counts
@@ -127,26 +128,33 @@ def claim(current: int) -> list[dict]:
         raise
 
 
-def send(row: dict, current: int) -> str:
-    """POST one logout token (§2.5) and record the outcome: delivered, retry or failed."""
-    error = None
-    if not row["uri"]:
-        error = "the client is gone or no longer registers a back-channel URI"
-    else:
-        try:
-            answer = requests.post(
-                row["uri"], data={"logout_token": logout_token(
-                    row["client_id"], row["alg"], row["sid"], row["id_nat"])},
-                timeout=TIMEOUT, allow_redirects=False,
-                headers={"Cache-Control": "no-store"})
-            if not 200 <= answer.status_code < 300:
-                error = f"HTTP {answer.status_code}"
-        except requests.RequestException as exc:
-            error = type(exc).__name__
-    outcome = DELIVERED if error is None else \
-        FAILED if not row["uri"] or current - row["created_at"] >= GIVE_UP else "retry"
-    _record(row, outcome, error, current)
-    return outcome
+def send(rows: list[dict], current: int) -> list[str]:
+    """POST the logout tokens of claimed ``rows`` (§2.5) all at once — a client that does
+    not answer delays no other — and record each outcome: delivered, retry or failed."""
+    tokens = [logout_token(row["client_id"], row["alg"], row["sid"], row["id_nat"])
+              if row["uri"] else None for row in rows]
+    with ThreadPoolExecutor(max_workers=max(len(rows), 1),
+                            thread_name_prefix="backchannel-post") as pool:
+        errors = list(pool.map(post, [row["uri"] for row in rows], tokens))
+    outcomes = []
+    for row, error in zip(rows, errors, strict=True):
+        outcome = DELIVERED if error is None else \
+            FAILED if not row["uri"] or current - row["created_at"] >= GIVE_UP else "retry"
+        _record(row, outcome, error, current)
+        outcomes.append(outcome)
+    return outcomes
+
+
+def post(uri: str | None, token: str | None) -> str | None:
+    """One POST of ``logout_token``; None when the client answered 2xx, else why not."""
+    if not uri:
+        return "the client is gone or no longer registers a back-channel URI"
+    try:
+        answer = requests.post(uri, data={"logout_token": token}, timeout=TIMEOUT,
+                               allow_redirects=False, headers={"Cache-Control": "no-store"})
+    except requests.RequestException as exc:
+        return type(exc).__name__
+    return None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
 
 
 def _record(row: dict, outcome: str, error: str | None, current: int) -> None:
