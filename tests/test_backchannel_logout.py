@@ -376,3 +376,35 @@ def test_https_only_in_production(keys_dir, tmp_path, cards):
             validate({"backchannel_logout_uri": "http://localhost:8000/bc"})
         assert "https in production" in str(refused.value)
         assert validate({"backchannel_logout_uri": "https://rp.example/bc"})
+
+
+def test_backchannel_metadata_through_the_admin_api_and_rfc7591(idp):
+    from .test_attacks_clients import Doors
+
+    doors = Doors(idp)
+    bad = doors.register({"redirect_uris": ["https://rp.example/cb"],
+                          "backchannel_logout_uri": "https://rp.example/bc#logout"})
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid_client_metadata"
+    assert "backchannel_logout_uri" in bad.json()["error_description"]
+    registered = doors.register({"redirect_uris": ["https://rp.example/cb"],
+                                 "backchannel_logout_uri": "https://rp.example/bc",
+                                 "backchannel_logout_session_required": True})
+    assert registered.status_code == 201, registered.text
+    body = registered.json()
+    assert body["backchannel_logout_uri"] == "https://rp.example/bc"
+    assert body["backchannel_logout_session_required"] is True
+    read = doors.manage("GET", body).json()
+    assert read["backchannel_logout_uri"] == "https://rp.example/bc"
+
+    created = doors.admin("POST", "/clients", json={
+        "client_name": "admin bc", "redirect_uris": ["https://rp.example/cb"],
+        "backchannel_logout_uri": "https://rp.example/admin-bc"})
+    assert created.status_code == 201, created.text
+    client_id = created.json()["client_id"]
+    assert created.json()["backchannel_logout_uri"] == "https://rp.example/admin-bc"
+    refused = doors.admin("PATCH", f"/clients/{client_id}",
+                          json={"backchannel_logout_uri": "ftp://rp.example/bc"})
+    assert refused.status_code == 400
+    cleared = doors.admin("PATCH", f"/clients/{client_id}",
+                          json={"backchannel_logout_uri": None})
+    assert cleared.status_code == 200 and cleared.json()["backchannel_logout_uri"] is None
