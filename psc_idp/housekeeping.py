@@ -47,7 +47,7 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
         ("sessions", LoginSession, or_(LoginSession.expires_at < cutoff,
                                         LoginSession.ended_at < cutoff)),
         ("access keys", AccessKey, AccessKey.expires_at < cutoff - 30 * 86400),
-        ("back-channel logouts", BackchannelLogout, and_(
+        ("finished back-channel logouts", BackchannelLogout, and_(
             BackchannelLogout.status != "pending", BackchannelLogout.done_at < cutoff)),
     ]
 
@@ -89,7 +89,7 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
                 break
         counts[name] = total
     counts["audit records chained"] = audit_sequencer.run_once(current).chained
-    sent = backchannel.run_once()
+    sent = backchannel.run_once(current)
     counts["back-channel logouts"] = sent["delivered"] + sent["failed"]
     return counts
 

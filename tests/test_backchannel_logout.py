@@ -408,3 +408,24 @@ def test_backchannel_metadata_through_the_admin_api_and_rfc7591(idp):
     cleared = doors.admin("PATCH", f"/clients/{client_id}",
                           json={"backchannel_logout_uri": None})
     assert cleared.status_code == 200 and cleared.json()["backchannel_logout_uri"] is None
+
+
+def test_housekeeping_ends_expired_sessions_with_their_back_channel_logout(
+        keys_dir, database_url, cards, smtp_server, tmp_path, card_curl, demo_card, receivers):
+    from psc_idp.housekeeping import purge
+
+    from .support import Browser
+
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     backchannel_logout_interval=0) as live:
+        receiver = receivers().start()
+        rp = live.rp(backchannel_logout_uri=receiver.uri)
+        id_token = sign_in(live, Browser(live.ca, card_curl), demo_card, rp)
+        with live.app.app_context():
+            assert purge()["expired sessions"] == 0
+            db.session.execute(db.update(LoginSession).values(expires_at=now() - 1))
+            db.session.commit()
+            counts = purge()
+            assert counts["expired sessions"] == 1 and counts["back-channel logouts"] == 1
+            assert db.session.get(LoginSession, id_token["sid"]).ended_at is not None
+        assert verify(live, rp, receiver.token())["sid"] == id_token["sid"]
