@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 from flask.cli import with_appcontext
-from sqlalchemy import and_, delete, or_, select, tuple_
+from sqlalchemy import and_, delete, exists, or_, select, tuple_
 
 from . import audit, audit_sequencer
 from .admin.models import AccessKey
@@ -41,9 +41,11 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
         ("assertion jtis", AssertionJti, AssertionJti.expires_at < current),
         ("rate counters", RateCounter, RateCounter.expires_at < current),
         # a rotated refresh token is kept until it would have expired: presenting it again
-        # must still be recognised as reuse and revoke the chain
+        # must still be recognised as reuse and revoke the chain; and while its session
+        # lives, it names a client that gets the session's back-channel logout
         ("tokens", Token, and_(Token.access_expires_at < cutoff, or_(
-            Token.refresh_expires_at.is_(None), Token.refresh_expires_at < cutoff))),
+            Token.refresh_expires_at.is_(None), Token.refresh_expires_at < cutoff),
+            ~exists().where(LoginSession.sid == Token.sid, LoginSession.ended_at.is_(None)))),
         ("sessions", LoginSession, or_(LoginSession.expires_at < cutoff,
                                         LoginSession.ended_at < cutoff)),
         ("access keys", AccessKey, AccessKey.expires_at < cutoff - 30 * 86400),

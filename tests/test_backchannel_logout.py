@@ -429,3 +429,42 @@ def test_housekeeping_ends_expired_sessions_with_their_back_channel_logout(
             assert counts["expired sessions"] == 1 and counts["back-channel logouts"] == 1
             assert db.session.get(LoginSession, id_token["sid"]).ended_at is not None
         assert verify(live, rp, receiver.token())["sid"] == id_token["sid"]
+
+
+def test_housekeeping_keeps_the_tokens_of_a_live_session(keys_dir, database_url):
+    """A token row names a client to notify: it outlives its expiry while its session
+    lives, so the session's end still reaches that client."""
+    from psc_idp import create_app
+    from psc_idp.housekeeping import purge
+    from psc_idp.oidc.models import Token
+
+    from .plugins.idp import base_settings
+
+    app = create_app(base_settings(keys_dir, database_url, backchannel_logout_interval=0))
+    t = now()
+    with app.app_context():
+        client, _ = create_client(name="bc", redirect_uris=["https://rp.example/cb"],
+                                  backchannel_logout_uri="http://127.0.0.1:9/bc")
+        for sid in ("live", "over"):
+            db.session.add(LoginSession(sid=sid, id_nat="899700245667", auth_time=t - 9000,
+                                        acr="eidas1", amr=["sc"], auth_mode="CARD",
+                                        expires_at=t + 3600,
+                                        ended_at=None if sid == "live" else t - 10))
+            db.session.add(Token(jti=sid, grant_id=sid, client_id=client.client_id,
+                                 id_nat="899700245667", sid=sid, scope="openid",
+                                 auth_time=t - 9000, acr="eidas1", amr=["sc"],
+                                 auth_mode="CARD", issued_at=t - 9000,
+                                 access_expires_at=t - 8000, refresh_expires_at=t - 7200))
+        db.session.commit()
+        assert purge()["tokens"] == 1
+        assert db.session.scalars(select(Token.sid)).all() == ["live"]
+        assert revocation.end_session("live")
+        db.session.commit()
+        assert outbox_of(client.client_id) == [("live", "pending")]
+    with app.app_context():
+        db.engine.dispose()
+
+
+def outbox_of(client_id: str) -> list[tuple[str, str]]:
+    return [(row.sid, row.status) for row in db.session.scalars(
+        select(BackchannelLogout).where(BackchannelLogout.client_id == client_id))]

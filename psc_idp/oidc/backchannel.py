@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 from flask import Flask
-from sqlalchemy import insert, or_, select, union, update
+from sqlalchemy import insert, or_, select, update
 
 from .. import audit
 from ..extensions import db, idp
 from ..keys import jws
-from .models import AuthorizationCode, BackchannelLogout, Client, Token, now
+from .models import BackchannelLogout, Client, Token, now
 from .subject import subject_identifier
 
 log = logging.getLogger("psc_idp.backchannel")
@@ -51,17 +51,13 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 
 
 def enqueue(sids: list[str], current: int) -> int:
-    """One outbox row per (session, client) among ``sids`` for the clients that received a
-    code or tokens in it and registered a back-channel URI; in the caller's transaction."""
-    issued = union(
-        select(Token.sid, Token.client_id, Token.id_nat).where(Token.sid.in_(sids)),
-        select(AuthorizationCode.sid, AuthorizationCode.client_id, AuthorizationCode.id_nat)
-        .where(AuthorizationCode.sid.in_(sids), AuthorizationCode.used_at.is_not(None)),
-    ).subquery()
+    """One outbox row per (session, client) among ``sids`` for the clients that received
+    tokens in it (every code exchanged left a token row, which housekeeping keeps while
+    its session lives) and registered a back-channel URI; in the caller's transaction."""
     rows = db.session.execute(
-        select(issued.c.sid, issued.c.client_id, issued.c.id_nat)
-        .join(Client, Client.client_id == issued.c.client_id)
-        .where(Client.backchannel_logout_uri.is_not(None))).all()
+        select(Token.sid, Token.client_id, Token.id_nat).distinct()
+        .join(Client, Client.client_id == Token.client_id)
+        .where(Token.sid.in_(sids), Client.backchannel_logout_uri.is_not(None))).all()
     if rows:
         db.session.execute(insert(BackchannelLogout), [
             {"sid": sid, "client_id": client_id, "id_nat": id_nat, "created_at": current,
