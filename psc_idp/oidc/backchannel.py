@@ -145,12 +145,14 @@ def post(uri: str | None, token: str | None) -> str | None:
     """One POST of ``logout_token``; None when the client answered 2xx, else why not."""
     if not uri:
         return "the client is gone or no longer registers a back-channel URI"
-    try:
-        answer = requests.post(uri, data={"logout_token": token}, timeout=TIMEOUT,
-                               allow_redirects=False, headers={"Cache-Control": "no-store"})
+    try:  # the status is enough: the body is never read (stream), whatever its size
+        with requests.post(uri, data={"logout_token": token}, timeout=TIMEOUT, stream=True,
+                           allow_redirects=False,
+                           headers={"Cache-Control": "no-store"}) as answer:
+            status = answer.status_code
     except requests.RequestException as exc:
         return type(exc).__name__
-    return None if 200 <= answer.status_code < 300 else f"HTTP {answer.status_code}"
+    return None if 200 <= status < 300 else f"HTTP {status}"
 
 
 def _record(row: dict, outcome: str, error: str | None, current: int) -> None:
