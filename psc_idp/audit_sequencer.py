@@ -17,7 +17,6 @@ they work again."""
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from dataclasses import dataclass
 from flask import Flask
 from sqlalchemy import bindparam, func, select, update
 
-from . import audit_checkpoint
+from . import audit_checkpoint, workers
 from .audit import CONTENT, AuditCheckpoint, AuditEvent, AuditHead, chain_hash
 from .extensions import db, idp
 from .keys.signer import KeyUnavailable
@@ -147,73 +146,26 @@ def take_turn_waiting() -> None:
         db.session.execute(select(func.pg_advisory_xact_lock(LOCK_KEY)))
 
 
-class Sequencer:
+class Sequencer(workers.Worker):
     """The background thread of one process."""
 
-    def __init__(self, app: Flask, interval: float):
-        self.app, self.interval, self.pid = app, interval, os.getpid()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
-        self._failing: dict[str, bool] = {}
+    log = log
+    label = "audit sequencer"
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
-
-    @property
-    def alive(self) -> bool:
-        return self.pid == os.getpid() and self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with self.app.app_context():
-                try:
-                    if self._step("chaining", lambda: chain_pending(self._stop)) \
-                            is not None:
-                        self._step("checkpoint", checkpoint_if_due)
-                finally:
-                    db.session.remove()
-
-    def _step(self, name: str, action):
-        try:
-            result = action()
-        except Exception as exc:  # the database or the HSM away: try again next round
-            if not self._failing.get(name):
-                log.warning("audit sequencer: %s failed, retrying every %s s: %s", name,
-                            self.interval, exc)
-            self._failing[name] = True
-            return None
-        if self._failing.pop(name, False):
-            log.warning("audit sequencer: %s works again", name)
-        return result
+    def round(self) -> None:
+        if self.step("chaining", lambda: chain_pending(self._stop)) is not None:
+            self.step("checkpoint", checkpoint_if_due)
 
 
 _EXTENSION = "psc_idp.audit_sequencer"
-_STARTING = threading.Lock()  # two request threads of a new process start one sequencer
 
 
 def start(app: Flask) -> Sequencer | None:
     """Start this process's sequencer for ``app`` (once per process: a forked worker starts
-    its own); none when ``audit_chain_interval`` is 0. Cheap once it runs: ``psc_idp.wsgi``
-    calls it before every request."""
-    interval = app.extensions["psc_idp"].settings.audit_chain_interval
-    running = app.extensions.get(_EXTENSION)
-    if interval <= 0 or running is not None and running.alive:
-        return running
-    with _STARTING:
-        running = app.extensions.get(_EXTENSION)
-        if running is not None and running.alive:
-            return running
-        sequencer = app.extensions[_EXTENSION] = Sequencer(app, interval)
-        sequencer.start()
-        return sequencer
+    its own); none when ``audit_chain_interval`` is 0."""
+    return workers.start(app, _EXTENSION,
+                         app.extensions["psc_idp"].settings.audit_chain_interval, Sequencer)
 
 
 def stop(app: Flask) -> None:
-    sequencer = app.extensions.pop(_EXTENSION, None)
-    if sequencer is not None:
-        sequencer.stop()
+    workers.stop(app, _EXTENSION)

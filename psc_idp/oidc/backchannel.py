@@ -15,7 +15,6 @@ after the session ended. An unreachable client delays no logout and loses nothin
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +23,7 @@ import requests
 from flask import Flask
 from sqlalchemy import insert, or_, select, update
 
-from .. import audit
+from .. import audit, workers
 from ..extensions import db, idp
 from ..keys import jws
 from .models import BackchannelLogout, Client, Token, now
@@ -186,67 +185,26 @@ def _record(row: dict, outcome: str, error: str | None, current: int) -> None:
                  error, outcome)
 
 
-class Sender:
+class Sender(workers.Worker):
     """The background thread of one process."""
 
-    def __init__(self, app: Flask, interval: float):
-        self.app, self.interval, self.pid = app, interval, os.getpid()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="backchannel-logout",
-                                        daemon=True)
-        self._failing = False
+    log = log
+    label = "back-channel logout"
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=30)
-
-    @property
-    def alive(self) -> bool:
-        return self.pid == os.getpid() and self._thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            with self.app.app_context():
-                try:
-                    run_once(stop=self._stop)
-                    if self._failing:
-                        log.warning("back-channel logout: the sender works again")
-                    self._failing = False
-                except Exception as exc:  # the database or the HSM away: next round
-                    if not self._failing:
-                        log.warning("back-channel logout: a round failed, retrying every "
-                                    "%s s: %s", self.interval, exc)
-                    self._failing = True
-                finally:
-                    db.session.remove()
+    def round(self) -> None:
+        self.step("a round", lambda: run_once(stop=self._stop))
 
 
 _EXTENSION = "psc_idp.backchannel"
-_STARTING = threading.Lock()
 
 
 def start(app: Flask) -> Sender | None:
     """Start this process's sender (once per process); none when
-    ``backchannel_logout_interval`` is 0. Cheap once it runs."""
-    interval = app.extensions["psc_idp"].settings.backchannel_logout_interval
-    running = app.extensions.get(_EXTENSION)
-    if interval <= 0 or running is not None and running.alive:
-        return running
-    with _STARTING:
-        running = app.extensions.get(_EXTENSION)
-        if running is not None and running.alive:
-            return running
-        sender = app.extensions[_EXTENSION] = Sender(app, interval)
-        sender.start()
-        return sender
+    ``backchannel_logout_interval`` is 0."""
+    return workers.start(app, _EXTENSION,
+                         app.extensions["psc_idp"].settings.backchannel_logout_interval,
+                         Sender)
 
 
 def stop(app: Flask) -> None:
-    sender = app.extensions.pop(_EXTENSION, None)
-    if sender is not None:
-        sender.stop()
-
+    workers.stop(app, _EXTENSION)
