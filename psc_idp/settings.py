@@ -72,6 +72,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("admins", [], "idNats allowed in the admin console"),
     Setting("audit_retention_days", 400, "days of audit records kept by 'psc-idp audit purge'"),
     Setting("audit_chain_interval", 1, "seconds between two rounds of each serving process's audit sequencer, which links committed records into the hash chain (0: none in this process; 'psc-idp housekeeping' chains too)"),
+    Setting("backchannel_logout_private_networks", False, "production: also post logout tokens to clients whose back-channel URI resolves to a private, loopback or link-local address (relying parties on an internal network); development always does"),
     Setting("backchannel_logout_interval", 2, "seconds between two rounds of each serving process's back-channel logout sender, which posts logout tokens to clients (0: none in this process; 'psc-idp housekeeping' sends too)"),
     Setting("audit_checkpoint_records", 10000, "records chained between two signed checkpoints of the audit chain's head, at most"),
     Setting("audit_checkpoint_interval", 60, "seconds between two signed checkpoints of the audit chain's head, at most (while records are chained)"),

@@ -468,3 +468,30 @@ def test_housekeeping_keeps_the_tokens_of_a_live_session(keys_dir, database_url)
 def outbox_of(client_id: str) -> list[tuple[str, str]]:
     return [(row.sid, row.status) for row in db.session.scalars(
         select(BackchannelLogout).where(BackchannelLogout.client_id == client_id))]
+
+
+@pytest.mark.parametrize("uri", [
+    "https://127.0.0.1/bc", "https://localhost:8443/bc", "https://10.1.2.3/bc",
+    "https://192.168.0.10/bc", "https://169.254.169.254/latest", "https://[::1]/bc",
+    "https://[fd00::1]/bc",
+])
+def test_private_destinations_are_recognised(uri):
+    assert "not a public address" in backchannel.private_destination(uri)
+
+
+@pytest.mark.parametrize("uri", ["https://8.8.8.8/bc", "https://[2001:4860:4860::8888]/bc"])
+def test_public_destinations_are_not(uri):
+    assert backchannel.private_destination(uri) is None
+
+
+def test_production_posts_nothing_into_a_private_network(receivers):
+    """A registered back-channel URI must not make psc-idp a way into its own network: in
+    production (unless backchannel_logout_private_networks), a receiver on a private address
+    gets nothing and the refusal is final; in development it gets its token."""
+    receiver = receivers().start()
+    refused = backchannel.post(receiver.uri, "a.logout.token", private_ok=False)
+    assert refused.startswith(backchannel.REFUSED) and "127.0.0.1" in refused
+    with pytest.raises(queue.Empty):
+        receiver.tokens.get(timeout=1)
+    assert backchannel.post(receiver.uri, "a.logout.token", private_ok=True) is None
+    assert receiver.token() == "a.logout.token"

@@ -14,10 +14,13 @@ after the session ended. An unreachable client delays no logout and loses nothin
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import secrets
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
 
 import requests
 from flask import Flask
@@ -128,22 +131,37 @@ def send(rows: list[dict], current: int) -> list[str]:
     not answer delays no other — and record each outcome: delivered, retry or failed."""
     tokens = [logout_token(row["client_id"], row["alg"], row["sid"], row["id_nat"])
               if row["uri"] else None for row in rows]
+    config = idp().settings
+    private_ok = config.mode != "production" or config.backchannel_logout_private_networks
     with ThreadPoolExecutor(max_workers=max(len(rows), 1),
                             thread_name_prefix="backchannel-post") as pool:
-        errors = list(pool.map(post, [row["uri"] for row in rows], tokens))
+        errors = list(pool.map(post, [row["uri"] for row in rows], tokens,
+                               [private_ok] * len(rows)))
     outcomes = []
     for row, error in zip(rows, errors, strict=True):
+        permanent = not row["uri"] or (error or "").startswith(REFUSED)
         outcome = DELIVERED if error is None else \
-            FAILED if not row["uri"] or current - row["created_at"] >= GIVE_UP else "retry"
+            FAILED if permanent or current - row["created_at"] >= GIVE_UP else "retry"
         _record(row, outcome, error, current)
         outcomes.append(outcome)
     return outcomes
 
 
-def post(uri: str | None, token: str | None) -> str | None:
-    """One POST of ``logout_token``; None when the client answered 2xx, else why not."""
+#: how a destination psc-idp will not post to begins its error (a permanent failure)
+REFUSED = "refused: "
+
+
+def post(uri: str | None, token: str | None, private_ok: bool = True) -> str | None:
+    """One POST of ``logout_token``; None when the client answered 2xx, else why not.
+    Unless ``private_ok``, a URI whose host resolves to a private, loopback or link-local
+    address is refused (a registered URI must not turn psc-idp into a way into its own
+    network)."""
     if not uri:
         return "the client is gone or no longer registers a back-channel URI"
+    if not private_ok:
+        private = private_destination(uri)
+        if private:
+            return REFUSED + private
     try:  # the status is enough: the body is never read (stream), whatever its size
         with requests.post(uri, data={"logout_token": token}, timeout=TIMEOUT, stream=True,
                            allow_redirects=False,
@@ -152,6 +170,22 @@ def post(uri: str | None, token: str | None) -> str | None:
     except requests.RequestException as exc:
         return type(exc).__name__
     return None if 200 <= status < 300 else f"HTTP {status}"
+
+
+def private_destination(uri: str) -> str | None:
+    """Why ``uri`` points into a private network (its host is, or resolves to, an address
+    that is not global), or None."""
+    parts = urlsplit(uri)
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(
+            parts.hostname, parts.port or 443, type=socket.SOCK_STREAM)}
+    except (OSError, UnicodeError):
+        return None  # unresolvable now: the POST fails and is retried
+    for address in sorted(addresses):
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            return f"{parts.hostname} resolves to {ip}, not a public address"
+    return None
 
 
 def _record(row: dict, outcome: str, error: str | None, current: int) -> None:
