@@ -7,7 +7,7 @@ import logging
 import os
 import select
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -149,7 +149,6 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     app.register_blueprint(ecps_bp, url_prefix=prefix)
     app.register_blueprint(ecps_api, url_prefix=prefix)
     browser_phone.register(app, idp.settings, prefix)  # the sandbox's phone page
-    app.add_template_filter(_datetime, "datetime")
     app.register_blueprint(card_bp)
     app.register_blueprint(admin_api)
     app.register_blueprint(console_bp)
@@ -169,10 +168,6 @@ def _register_wallet_endpoint(app: Flask, settings: settings_module.Settings) ->
         app.add_url_rule(urlsplit(url).path, "wallet_authorize", wallet_authorize,
                          methods=["GET", "POST"])
         csrf.exempt(wallet_authorize)
-
-
-def _datetime(timestamp: int) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%d/%m/%Y %H:%M UTC")
 
 
 def setup_errors(app: Flask) -> None:

@@ -8,10 +8,11 @@ browser's ``Accept-Language``, French."""
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import urlencode
 
 from flask import Flask, Response, g, request
-from flask_babel import Babel
+from flask_babel import Babel, format_datetime
 
 #: the languages of psc-idp's pages, the default first (discovery's ui_locales_supported)
 LOCALES = ("fr", "en")
@@ -29,6 +30,7 @@ def setup(app: Flask, *, cookie_secure: bool) -> None:
     babel.init_app(app, locale_selector=select_locale, default_locale=DEFAULT,
                    default_timezone="Europe/Paris")
     app.jinja_env.globals.update(language_switch=language_switch, current_locale=current_locale)
+    app.add_template_filter(moment, "local_datetime")
 
     @app.after_request
     def remember_choice(response: Response) -> Response:
@@ -37,6 +39,21 @@ def setup(app: Flask, *, cookie_secure: bool) -> None:
             response.set_cookie(COOKIE, chosen, max_age=COOKIE_MAX_AGE, secure=cookie_secure,
                                 httponly=True, samesite="Lax")
         return response
+
+
+#: a moment in a sentence or a list ("1 déc. 2026 à 23:05"), by language
+LONG = {"fr": "d MMM y 'à' HH:mm", "en": "d MMM y 'at' HH:mm"}
+#: a moment in a table column (French: 01/12/2026 23:05), by language
+SHORT = {"fr": "short", "en": "medium"}
+
+
+def moment(timestamp: float | None, styles: dict[str, str] = LONG) -> str:
+    """``timestamp`` in the page's language and Paris time (babel's default timezone set
+    above); "—" for none."""
+    if timestamp is None:
+        return "—"
+    return format_datetime(dt.datetime.fromtimestamp(timestamp, dt.UTC),
+                           styles.get(current_locale(), styles[DEFAULT]))
 
 
 def use_ui_locales(value: str | None) -> None:

@@ -11,12 +11,12 @@ import time
 from dataclasses import dataclass, field
 
 from flask import request
-from flask_babel import format_datetime, format_timedelta, ngettext
+from flask_babel import format_timedelta, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
-from .. import ops, origins
+from .. import i18n, ops, origins
 from ..audit import AuditCheckpoint, AuditEvent, AuditHead
 from ..extensions import db, idp
 from ..settings import current as settings
@@ -43,21 +43,12 @@ class Status:
 
 
 def when(timestamp: float | None) -> str:
-    """A date and time in the page's language (French: 01/12/2026 23:34), Paris time."""
-    if timestamp is None:
-        return "—"
-    moment = dt.datetime.fromtimestamp(timestamp, dt.UTC)
-    return format_datetime(moment, "short" if _french() else "medium")
+    """A date and time in a table, in the page's language (French: 01/12/2026 23:34)."""
+    return i18n.moment(timestamp, i18n.SHORT)
 
 
 def age(seconds: float) -> str:
     return format_timedelta(dt.timedelta(seconds=abs(seconds)), threshold=1)
-
-
-def _french() -> bool:
-    from ..i18n import current_locale
-
-    return current_locale() == "fr"
 
 
 def dashboard() -> list[Status]:

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import UTC, datetime
 
 import segno
 from flask import Blueprint, jsonify, redirect, render_template, request, url_for
-from flask_babel import format_datetime
 from flask_babel import gettext as _
 
 from .. import i18n
@@ -35,18 +33,6 @@ TOO_MANY = Failure("rate_limited")
 ENDED = {"denied": Failure("ecps_denied"), "wrong_code": Failure("ecps_wrong_code"),
          "cancelled": Failure("ecps_cancelled"), "expired": Failure("ecps_expired")}
 #: dates on the device pages, per page language (Babel patterns: "1 déc. 2026 à 23:05")
-DATE_PATTERNS = {"fr": "d MMM y 'à' HH:mm", "en": "d MMM y 'at' HH:mm"}
-
-
-@bp.app_template_filter("local_datetime")
-def local_datetime(timestamp: int | None) -> str:
-    """A moment in the page's language and Paris time, "—" for none."""
-    if timestamp is None:
-        return "—"
-    moment = datetime.fromtimestamp(timestamp, UTC)
-    return format_datetime(moment, DATE_PATTERNS.get(i18n.current_locale(), DATE_PATTERNS["fr"]))
-
-
 # --- login ------------------------------------------------------------------------------
 
 @bp.post("/login/ecps")
