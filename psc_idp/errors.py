@@ -61,6 +61,13 @@ class Reason:
     oauth_error: str = "access_denied"
 
 
+#: an application's request psc-idp does not support (the wire detail tells its developer)
+UNSUPPORTED = Reason(
+    _l("The application's request is invalid."),
+    _l("Tell the application's support (the technical detail below helps them)."))
+TOO_MANY = Reason(_l("Too many attempts."), _l("Wait a few minutes before trying again."),
+                  retry=True)
+
 REASONS: dict[str, Reason] = {
     # card (the TLS client certificate)
     "no_certificate": Reason(
@@ -120,9 +127,7 @@ REASONS: dict[str, Reason] = {
         retry=True),
     "ecps_cancelled": Reason(
         _l("You cancelled the e-CPS request."), "", retry=True),
-    "rate_limited": Reason(
-        _l("Too many attempts."),
-        _l("Wait a few minutes before trying again."), retry=True),
+    "rate_limited": TOO_MANY,
     # the login itself
     "login_expired": Reason(
         _l("This sign-in request has expired or is no longer valid."),
@@ -145,18 +150,12 @@ REASONS: dict[str, Reason] = {
     "unauthorized_client": Reason(
         _l("This application may not use this kind of sign-in."),
         _l("Tell the application's support (the technical detail below helps them).")),
-    "unsupported_response_type": Reason(
-        _l("The application's request is invalid."),
-        _l("Tell the application's support (the technical detail below helps them).")),
+    "unsupported_response_type": UNSUPPORTED,
     "invalid_scope": Reason(
         _l("The application asked for information this service does not provide."),
         _l("Tell the application's support (the technical detail below helps them).")),
-    "request_not_supported": Reason(
-        _l("The application's request is invalid."),
-        _l("Tell the application's support (the technical detail below helps them).")),
-    "request_uri_not_supported": Reason(
-        _l("The application's request is invalid."),
-        _l("Tell the application's support (the technical detail below helps them).")),
+    "request_not_supported": UNSUPPORTED,
+    "request_uri_not_supported": UNSUPPORTED,
     "invalid_logout_request": Reason(
         _l("The application's sign-out request is invalid."),
         _l("You may still be signed in. Close your browser to end your session, and tell the "
@@ -174,8 +173,7 @@ REASONS: dict[str, Reason] = {
     "bad_request": Reason(
         _l("The request is invalid."),
         _l("Go back to the application you came from and start again.")),
-    "too_many_requests": Reason(
-        _l("Too many attempts."), _l("Wait a few minutes before trying again."), retry=True),
+    "too_many_requests": TOO_MANY,
     "server_error": Reason(
         _l("Something went wrong on our side."),
         _l("Try again in a few moments. If it happens again, contact support with the "

@@ -29,12 +29,14 @@ def setup(app: Flask) -> None:
 
 def brand() -> dict:
     config = settings()
+    links = [(name, label, _link(name)) for name, label in FOOTER]
     return {
         "name": config.brand_name,
         "tagline": config.brand_tagline or _l("Sign-in for health professionals"),
         "logo": _idp_url("pages.brand_logo"),
         "stylesheet": _idp_url("pages.brand_css"),
-        "links": [(name, label, _link(name)) for name, label in FOOTER if _link(name)],
+        "links": [link for link in links if link[2]],
+        "help": links[0][2],
         "operator": config.operator_name,
         "contact": config.operator_contact,
     }

@@ -152,7 +152,7 @@ def test_no_card_offers_another_try(idp, card_curl):
     assert browser.get(retry).status_code == 200  # the same login, still open
 
 
-def test_every_refusal_reason_has_a_message_and_advice():
+def test_every_refusal_reason_has_a_message_and_an_oauth_error():
     for reason, explained in REASONS.items():
         assert str(explained.message), reason
         assert explained.oauth_error in {"access_denied", "temporarily_unavailable"}, reason
