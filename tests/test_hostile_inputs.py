@@ -141,3 +141,49 @@ def test_nul_characters(inproc, name):
     nul_client = base64.b64encode(b"a\x00b:secret").decode()
     check(client.post(ISSUER_PATH + PATHS["token_endpoint"], data=form, base_url=BASE_URL,
                       headers={"Authorization": f"Basic {nul_client}"}))
+
+
+#: the pages professionals see (login, its ways out, the language switch, help, brand assets,
+#: the browser phone): any query, any language cookie, never a 5xx
+PAGES = ["/login", "/login/abandon", "/login/complete", "/login/ecps/wait",
+         "/login/ecps/status", "/login/ecps/done", "/help", "/legal", "/accessibility",
+         "/ecps/phone", "/ecps/activate/codes"]
+PAGE_NAMES = ["tx", "reason", "lang", "ui_locales", "error", "id_nat", "notice", "request",
+              "r", "k", "h"]
+page_params = st.lists(st.tuples(st.sampled_from(PAGE_NAMES), values), max_size=6)
+
+
+@pytest.mark.parametrize("path", PAGES)
+@HOSTILE
+@given(data=st.data())
+def test_pages(inproc, path, data):
+    client, _ = inproc
+    prefix = "" if path in ("/help", "/legal", "/accessibility") else ISSUER_PATH
+    client.set_cookie("psc_idp_lang", data.draw(header_text), domain="localhost")
+    response = client.get(prefix + path, query_string=MultiDict(data.draw(page_params)),
+                          base_url=BASE_URL, headers={"Accept-Language": data.draw(header_text)})
+    if path == "/login/ecps/status" and response.status_code == 404:
+        assert response.get_json() == {"status": "unknown"}  # the waiting page's own poll
+    else:
+        check(response)
+    assert response.status_code in (200, 302, 303, 400, 404, 405, 429), response.status_code
+
+
+@HOSTILE
+@given(data=st.data())
+def test_page_forms(inproc, data):
+    """The e-CPS login and cancel forms with any fields: refused cleanly (CSRF, expired
+    login), nothing written."""
+    client, _ = inproc
+    for path in ("/login/ecps", "/login/ecps/cancel"):
+        check(client.post(ISSUER_PATH + path, data=MultiDict(data.draw(page_params)),
+                          base_url=BASE_URL))
+
+
+def test_brand_assets(inproc):
+    client, _ = inproc
+    for path in ("/static/brand/style.css", "/static/brand/logo",
+                 "/static/brand/logo?x=../../etc/passwd", "/static/brand/nothing"):
+        response = client.get(path, base_url=BASE_URL)
+        check(response)
+        response.close()
