@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -35,8 +36,6 @@ def journey_idp(keys_dir, cards, smtp_server, tmp_path, request):
     """A live psc-idp (SQLite) whose console admits KIT, and a card certificate for KIT
     whose key is a file (Chromium presents it: it cannot reach a SoftHSM token here)."""
     path = tmp_path / "journeys.sqlite3"
-    import shutil
-
     shutil.copy(request.getfixturevalue("sqlite_template"), path)
     with running_idp(keys_dir, f"sqlite:///{path}", cards, smtp_server, tmp_path,
                      admins=[KIT], ecps_max_failures=100) as live:
