@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import random
 import secrets
 import shutil
 import socket
@@ -86,10 +87,33 @@ def database_url(request, tmp_path) -> str:
     return server.url(name)
 
 
+_GIVEN: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port free now, below the kernel's ephemeral range (an outgoing connection of this
+    run cannot take it before the server binds it, as it could a port the kernel picked),
+    and never handed out twice in one run."""
+    high = _ephemeral_low() - 1
+    for _ in range(1000):
+        port = random.randint(min(20000, high - 1000), high)
+        if port in _GIVEN:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _GIVEN.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
 
 
 class LiveServer:

@@ -8,12 +8,13 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import pytest
+
+from .idp import free_port
 
 
 def _bindir() -> Path:
@@ -21,12 +22,6 @@ def _bindir() -> Path:
     if not found:
         pytest.fail("PostgreSQL server binaries not found: run scripts/setup (apt postgresql)")
     return Path(found[-1]).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _as_owner(cmd: list[str]) -> list[str]:
@@ -37,7 +32,7 @@ class PostgresServer:
     def __init__(self) -> None:
         self.bindir = _bindir()
         self.dir = Path(tempfile.mkdtemp(prefix="psc-idp-pg-"))
-        self.port = _free_port()
+        self.port = free_port()
         if os.geteuid() == 0:
             user = pwd.getpwnam("postgres")
             os.chown(self.dir, user.pw_uid, user.pw_gid)
