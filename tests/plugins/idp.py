@@ -6,10 +6,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
-import random
 import secrets
 import shutil
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from psc_idp.keys.ring import generate_keys
 from psc_idp.migrate import upgrade
 from psc_idp.serve import Listeners, start_reactor
 
+from ..ports import free_port  # noqa: F401 (the tests take it from here)
 from ..support import Browser, RelyingParty
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,35 +84,6 @@ def database_url(request, tmp_path) -> str:
     name = f"psc_test_{next(_counter)}"
     server.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
     return server.url(name)
-
-
-_GIVEN: set[int] = set()
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_port() -> int:
-    """A port free now, below the kernel's ephemeral range (an outgoing connection of this
-    run cannot take it before the server binds it, as it could a port the kernel picked),
-    and never handed out twice in one run."""
-    high = _ephemeral_low() - 1
-    for _ in range(1000):
-        port = random.randint(min(20000, high - 1000), high)
-        if port in _GIVEN:
-            continue
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        _GIVEN.add(port)
-        return port
-    raise RuntimeError("no free port below the ephemeral range")
 
 
 class LiveServer:

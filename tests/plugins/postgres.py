@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .idp import free_port
+from ..ports import free_port
 
 
 def _bindir() -> Path:
