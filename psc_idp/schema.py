@@ -2,6 +2,7 @@
 
 from . import audit, ratelimit  # noqa: F401
 from .admin import models as admin_models  # noqa: F401
+from .ciba import models as ciba_models  # noqa: F401
 from .clients import cache as clients_cache  # noqa: F401
 from .clients import models as clients_models  # noqa: F401
 from .directory import models as directory_models  # noqa: F401

@@ -80,6 +80,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("directory_sync_max_deactivated_percent", 5, "largest share (%) of the active practitioners 'psc-idp directory sync' deactivates without --force"),
     Setting("log_format", "text", "text or json (one JSON object per line, with the request id)"),
     Setting("db_pool_size", 10, "database connections per process (PostgreSQL)"),
+    Setting("ciba_request_lifetime", 120, "seconds a CIBA request waits for the professional's approval (a client's requested_expiry may shorten it; PSC: 120)"),
+    Setting("ciba_interval", 1, "minimum seconds between two polls of a CIBA request (the answer's interval; faster gets slow_down; PSC: 1)"),
+    Setting("ciba_ping_interval", 1, "seconds between two rounds of each serving process's CIBA ping sender (0: none in this process; 'psc-idp housekeeping' sends too)"),
     Setting("ecps_request_lifetime", 120, "seconds an e-CPS login request waits for the phone"),
     Setting("ecps_qr_lifetime", 90, "seconds an e-CPS activation QR code is valid"),
     Setting("ecps_otp_lifetime", 600, "seconds the e-CPS activation codes (SMS, e-mail) are valid"),
@@ -235,6 +238,12 @@ def validate(values: dict[str, Any]) -> None:
     _check_listen("ecps_channel_listen", values["ecps_channel_listen"])
     if values["backchannel_logout_interval"] < 0:
         raise SettingsError("backchannel_logout_interval must be 0 or more seconds")
+    if values["ciba_ping_interval"] < 0:
+        raise SettingsError("ciba_ping_interval must be 0 or more seconds")
+    if not 10 <= values["ciba_request_lifetime"] <= 600:
+        raise SettingsError("ciba_request_lifetime must be from 10 to 600 seconds")
+    if not 1 <= values["ciba_interval"] <= 60:
+        raise SettingsError("ciba_interval must be from 1 to 60 seconds")
     if values["audit_chain_interval"] < 0:
         raise SettingsError("audit_chain_interval must be 0 or more seconds")
     for name in ("audit_checkpoint_records", "audit_checkpoint_interval", "audit_unchained_alert"):

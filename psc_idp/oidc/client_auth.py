@@ -132,7 +132,8 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
     def get_audiences(self):
         issuer = settings().issuer
         return [issuer, issuer + PATHS["token_endpoint"], issuer + PATHS["introspection_endpoint"],
-                issuer + PATHS["revocation_endpoint"]]
+                issuer + PATHS["revocation_endpoint"],
+                issuer + PATHS["backchannel_authentication_endpoint"]]
 
     def resolve_client_public_key(self, client):
         """Only a client registered for ``private_key_jwt``, with keys, is verified at all,

@@ -10,6 +10,7 @@ PATHS = {
     "revocation_endpoint": "/protocol/openid-connect/revoke",
     "end_session_endpoint": "/protocol/openid-connect/logout",
     "jwks_uri": "/protocol/openid-connect/certs",
+    "backchannel_authentication_endpoint": "/protocol/openid-connect/ext/ciba/auth",
 }
 
 #: scopes psc-idp knows (PSC advertises Keycloak's, psc.md §10): ``scope_all`` gives the
@@ -18,6 +19,10 @@ SCOPES = ("openid", "scope_all", "profile", "email", "offline_access")
 TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
 CLIENT_AUTH_METHODS = (*TOKEN_AUTH_METHODS, "none")
 GRANT_TYPES = ("authorization_code", "refresh_token")
+#: OpenID CIBA Core 1.0 §10.1; enabled per client by ``backchannel_token_delivery_mode``
+CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+#: CIBA Core §5: the token delivery modes psc-idp serves (push is not: PSC does not)
+CIBA_DELIVERY_MODES = ("poll", "ping")
 
 #: authMode claim by login method (psc.md §2)
 AUTH_MODE = {"card": "CARD", "ecps": "MOBILE"}

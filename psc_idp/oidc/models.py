@@ -15,6 +15,7 @@ from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
+from .consts import CIBA_GRANT_TYPE
 
 
 def now() -> int:
@@ -78,6 +79,8 @@ class ClientRules(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type):
+        if grant_type == CIBA_GRANT_TYPE:
+            return self.backchannel_token_delivery_mode is not None
         return grant_type in self.grant_types
 
 
@@ -121,6 +124,10 @@ class Client(db.Model, ClientRules):
     backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
     backchannel_logout_session_required: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false())
+    #: CIBA Core §4: poll or ping (None: the client may not use CIBA)
+    backchannel_token_delivery_mode: Mapped[str | None] = mapped_column(String(10))
+    #: CIBA Core §4: where ping-mode notifications are POSTed
+    backchannel_client_notification_endpoint: Mapped[str | None] = mapped_column(Text)
 
 
 class AuthorizationCode(db.Model):
