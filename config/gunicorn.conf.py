@@ -36,8 +36,9 @@ errorlog = "-"
 def post_fork(server, worker):
     # Each worker loads its own CRL copy and starts its own background refresher, and its
     # audit sequencer (one round at a time across all processes: psc_idp.audit_sequencer),
-    # and its back-channel logout sender (rows claimed one sender at a time).
+    # and its back-channel logout and CIBA ping senders (rows claimed one sender at a time).
     from psc_idp import audit_sequencer
+    from psc_idp.ciba import ping as ciba_ping
     from psc_idp.oidc import backchannel
     from psc_idp.wsgi import app
 
@@ -45,13 +46,16 @@ def post_fork(server, worker):
     crls.start()
     audit_sequencer.start(app)
     backchannel.start(app)
+    ciba_ping.start(app)
 
 
 def worker_exit(server, worker):
     # The sequencer finishes its batch under way (its transaction commits or rolls back).
     from psc_idp import audit_sequencer
+    from psc_idp.ciba import ping as ciba_ping
     from psc_idp.oidc import backchannel
     from psc_idp.wsgi import app
 
     audit_sequencer.stop(app)
     backchannel.stop(app)
+    ciba_ping.stop(app)

@@ -35,6 +35,8 @@ class Idp:
     cards: Any = None
     server: Any = None
     protector: Any = None
+    #: the protocol's interactions, as login methods reach them (``oidc.interaction``)
+    interactions: Any = None
     clients: Any = None
 
 
@@ -132,13 +134,16 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     from .ecps.views import bp as ecps_bp
     from .login.views import bp as login_bp
     from .login.views import card_bp
+    from .oidc import interaction
     from .oidc.endpoints import protector
+    from .oidc.interaction_views import bp as interaction_bp
     from .oidc.server import build_server
     from .oidc.views import bp as oidc_bp
 
     origins.setup(app, idp.settings)  # before any route: which origin serves which routes
     idp.server = build_server(app)
     idp.protector = protector()
+    idp.interactions = interaction
     prefix = urlsplit(idp.settings.issuer).path.rstrip("/")
     csrf.init_app(app)
     csrf.exempt(oidc_bp)
@@ -146,6 +151,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     app.register_blueprint(oidc_bp, url_prefix=prefix)
     _register_wallet_endpoint(app, idp.settings)
     app.register_blueprint(login_bp, url_prefix=prefix)
+    app.register_blueprint(interaction_bp, url_prefix=prefix)
     app.register_blueprint(ecps_bp, url_prefix=prefix)
     app.register_blueprint(ecps_api, url_prefix=prefix)
     browser_phone.register(app, idp.settings, prefix)  # the sandbox's phone page

@@ -91,6 +91,14 @@ EVENTS = {
     "logout.backchannel.delivered": "a client accepted the logout token of an ended session",
     "logout.backchannel.failed": "a client's logout token given up (client gone, or no 2xx "
                                  "answer for 24 hours)",
+    "ciba.requested": "a client asked for a decoupled login (CIBA; outcome failure: a decoy, "
+                      "the professional cannot be asked)",
+    "ciba.approved": "the professional approved a CIBA request (channel in the detail)",
+    "ciba.denied": "a CIBA request refused by the professional, or a wrong code picked",
+    "ciba.ping.delivered": "a ping-mode client accepted the notification of a decided CIBA "
+                           "request",
+    "ciba.ping.failed": "a CIBA notification given up (client gone, or no 2xx answer "
+                        "before the request expired)",
     "session.revoked": "an administrator ended a practitioner's session from the console",
     "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
     "token.revoked": "an access token revoked by its client (RFC 7009)",

@@ -209,6 +209,16 @@ def page(reason: str, status: int, *, technical: str = "", back_url: str | None 
     return make_response(html, status)
 
 
+def failure_page(failure: Failure, status: int, interaction=None) -> Response:
+    """The page of a failed login, with the ways out its interaction offers (back to the
+    application, the login page again)."""
+    from .extensions import idp
+
+    ways = {} if interaction is None else idp().interactions.ways_out(interaction,
+                                                                       failure.reason)
+    return page(failure.reason, status, **ways)
+
+
 def wants_page() -> bool:
     """A person's browser (an HTML page is what it accepts best, or a plain GET of a page)
     rather than a program."""

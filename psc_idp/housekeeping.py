@@ -12,6 +12,8 @@ from sqlalchemy import and_, delete, exists, or_, select, tuple_
 
 from . import audit, audit_sequencer
 from .admin.models import AccessKey
+from .ciba import ping as ciba_ping
+from .ciba.models import CibaRequest
 from .ecps.models import Activation, LoginRequest
 from .extensions import db
 from .oidc import backchannel, revocation
@@ -38,6 +40,7 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
         ("login transactions", LoginTransaction, LoginTransaction.expires_at < cutoff),
         ("e-CPS login requests", LoginRequest, LoginRequest.expires_at < cutoff),
         ("e-CPS activations", Activation, Activation.expires_at < cutoff),
+        ("CIBA requests", CibaRequest, CibaRequest.expires_at < cutoff),
         ("assertion jtis", AssertionJti, AssertionJti.expires_at < current),
         ("rate counters", RateCounter, RateCounter.expires_at < current),
         # a rotated refresh token is kept until it would have expired: presenting it again
@@ -93,6 +96,8 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
     counts["audit records chained"] = audit_sequencer.run_once(current).chained
     sent = backchannel.run_once(current)
     counts["back-channel logouts"] = sent["delivered"] + sent["failed"]
+    pinged = ciba_ping.run_once(current)
+    counts["CIBA pings"] = pinged["delivered"] + pinged["failed"]
     return counts
 
 
@@ -102,6 +107,7 @@ def purge(batch: int = 1000, current: int | None = None) -> dict[str, int]:
 def housekeeping_cli(batch: int):
     """Delete expired codes, tokens, sessions, e-CPS requests and caches."""
     verbs = {"aggregated audit records": "written", "audit records chained": "",
-             "expired sessions": "ended", "back-channel logouts": "sent or given up"}
+             "expired sessions": "ended", "back-channel logouts": "sent or given up",
+             "CIBA pings": "sent or given up"}
     for name, count in purge(batch).items():
         click.echo(f"{name}: {count} {verbs.get(name, 'deleted')}".rstrip())

@@ -21,7 +21,7 @@ COOKIE = "psc_idp_lang"
 COOKIE_MAX_AGE = 365 * 86400
 #: pages whose address does something (a card login, a hand-off, the end of a login): loading
 #: them again to switch the language would do it again, so they offer no switch
-NOT_REPEATABLE = {"card.card_login", "login.complete", "login.abandon_login", "ecps.done"}
+NOT_REPEATABLE = {"card.card_login", "interaction.complete", "interaction.abandon", "ecps.done"}
 
 babel = Babel()
 

@@ -46,6 +46,7 @@ from twisted.web.wsgi import WSGIResource
 from zope.interface import implementer
 
 from . import audit_sequencer, origins, tls
+from .ciba import ping as ciba_ping
 from .ecps.channel import THREADS as CHANNEL_THREADS
 from .ecps.channel import PendingResource, WaitingRoom
 from .oidc import backchannel
@@ -215,6 +216,7 @@ class Listeners:
         self.app.extensions["psc_idp"].cards.crls.start()  # the CRLs before the first login
         audit_sequencer.start(self.app)  # chains the audit records committed meanwhile
         backchannel.start(self.app)  # sends the logout tokens still due
+        ciba_ping.start(self.app)  # and the CIBA notifications
         self.pool.start()
         try:
             if reactor.running:
@@ -240,6 +242,7 @@ class Listeners:
         thread but the reactor's)."""
         audit_sequencer.stop(self.app)
         backchannel.stop(self.app)
+        ciba_ping.stop(self.app)
         blockingCallFromThread(reactor, self._close)
         self._stop_pools()
 

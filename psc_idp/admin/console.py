@@ -21,9 +21,7 @@ from ..directory.models import Practitioner
 from ..ecps import service as ecps
 from ..errors import Failure
 from ..extensions import db, idp
-from ..login import flow
-from ..login.views import card_url
-from ..oidc import revocation
+from ..oidc import interaction, revocation
 from ..oidc.models import Client, LoginSession
 from ..settings import current as settings
 from . import console_status as status
@@ -35,11 +33,12 @@ PAGE = 50  # audit records per page
 
 @bp.before_request
 def admins_only():
-    subject = flow.current_subject()
+    subject = interaction.current_subject()
     if subject is None or subject.auth_mode != "CARD":
         page = request.endpoint if request.method == "GET" else "console.home"
-        tx = flow.start_account(page if page in flow.ACCOUNT_PAGES else "console.home")
-        return redirect(card_url(tx))
+        tx = interaction.start_account(page if page in interaction.ACCOUNT_PAGES
+                                       else "console.home")
+        return redirect(interaction.card_url(tx))
     if subject.id_nat not in settings().admins:
         audit.record("console.refused", "failure", id_nat=subject.id_nat, path=request.path)
         db.session.commit()

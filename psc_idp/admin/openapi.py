@@ -8,7 +8,7 @@ from ..clients import ACCESS_TOKEN_FORMATS, MAX_SECRET_GRACE, MAX_URIS
 from ..clients.jwks import ASSERTION_ALGS, MAX_KEYS
 from ..directory.claims import COMPAT_FLAGS
 from ..keys.signer import SUPPORTED_ALGS
-from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES
+from ..oidc.consts import CIBA_DELIVERY_MODES, CIBA_GRANT_TYPE, CLIENT_AUTH_METHODS, GRANT_TYPES
 
 _URI = {"type": "string", "format": "uri", "maxLength": 2000}
 _URIS = {"type": "array", "maxItems": MAX_URIS, "items": _URI}
@@ -44,7 +44,7 @@ _FIELDS = {
         "properties": {"keys": {"type": "array", "maxItems": MAX_KEYS, "items": JWK}}}]},
     "scope": {"type": "string", "maxLength": 400},
     "grant_types": {"type": "array", "minItems": 1, "maxItems": 4,
-                    "items": {"type": "string", "enum": list(GRANT_TYPES)}},
+                    "items": {"type": "string", "enum": [*GRANT_TYPES, CIBA_GRANT_TYPE]}},
     "id_token_signed_response_alg": _ALG,
     "userinfo_signed_response_alg": {"enum": [*SUPPORTED_ALGS, None]},
     "require_pkce": {"type": "boolean", "description": "PKCE S256 required (always for "
@@ -63,6 +63,12 @@ _FIELDS = {
     "backchannel_logout_session_required": {"type": "boolean", "description": "the "
                                             "logout token always carries sid (it always "
                                             "does)"},
+    "backchannel_token_delivery_mode": {"enum": [*CIBA_DELIVERY_MODES, None], "description":
+                                        "CIBA: poll or ping; null: the client may not use "
+                                        "CIBA"},
+    "backchannel_client_notification_endpoint": {
+        "oneOf": [{"type": "null"}, _URI],
+        "description": "CIBA ping mode: where the notification is POSTed"},
     "compat": {"type": "array", "maxItems": len(COMPAT_FLAGS),
                "items": {"type": "string", "enum": sorted(COMPAT_FLAGS)}},
     "contacts": {"type": "array", "maxItems": 10, "items": {"type": "string",

@@ -51,4 +51,6 @@ class CibaRequest(db.Model):
     #: why a request ended without approval (denied, wrong_code, …) for the audit and ops
     reason: Mapped[str | None] = mapped_column(String(40))
     network: Mapped[str] = mapped_column(String(64), default="")
+    #: what the channel handed back with the approval (``login.outcome.Success``)
+    acr: Mapped[str | None] = mapped_column(String(40))
     amr: Mapped[list | None] = mapped_column(JSON)

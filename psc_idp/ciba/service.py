@@ -4,13 +4,18 @@ it is used once. Every change of status is one conditional UPDATE: the first win
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 
+from flask import current_app
 from sqlalchemy import case, select, update
 
-from .. import audit, ops
+from .. import audit
+from ..clock import digest, now
 from ..extensions import db
-from ..oidc.models import digest, now
+from ..login.outcome import Failure, Success
 from ..settings import current as settings
 from .models import CibaRequest
 
@@ -30,10 +35,11 @@ def new(client, id_nat: str, channel: str, scope: str, *, real: bool, lifetime: 
         binding_message: str | None, delivery: str, notification_token: str | None,
         network: str) -> tuple[str, CibaRequest]:
     """A request row (not committed) and the ``auth_req_id`` only the client will know."""
-    auth_req_id = secrets.token_urlsafe(32)
+    request_id = secrets.token_urlsafe(24)
+    auth_req_id = auth_req_id_of(request_id)
     current = now()
     row = CibaRequest(
-        id=secrets.token_urlsafe(24), auth_req_hash=digest(auth_req_id),
+        id=request_id, auth_req_hash=digest(auth_req_id),
         client_id=client.client_id, client_name=(client.name or client.client_id)[:200],
         channel=channel, id_nat=id_nat, real=real, scope=scope,
         binding_message=binding_message,
@@ -43,6 +49,14 @@ def new(client, id_nat: str, channel: str, scope: str, *, real: bool, lifetime: 
         interval=settings().ciba_interval, network=network)
     db.session.add(row)
     return auth_req_id, row
+
+
+def auth_req_id_of(request_id: str) -> str:
+    """The client's ``auth_req_id`` of a request: a MAC of its id under the app's secret,
+    so that nothing usable is stored and the ping sender can still name it (§10.2)."""
+    mac = hmac.new(current_app.config["SECRET_KEY"].encode(),
+                   b"ciba-auth-req-id:" + request_id.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
 
 
 def card_pending(id_nat: str) -> list[CibaRequest]:
@@ -55,32 +69,18 @@ def card_pending(id_nat: str) -> list[CibaRequest]:
 
 
 def decide(request_id: str, id_nat: str, approve: bool, method: str, detail: str,
-           *, reason: str | None = None, amr: list | None = None) -> str:
-    """Apply the professional's decision on a pending request of theirs (the first one
-    counts) and commit it; a ping-mode client is then notified (``ping``). Returns the new
-    status; raises ``CibaError`` when there is nothing to decide."""
-    current = now()
-    status = APPROVED if approve else DENIED
-    claimed = db.session.execute(
-        update(CibaRequest).where(
-            CibaRequest.id == request_id, CibaRequest.id_nat == id_nat,
-            CibaRequest.real.is_(True), CibaRequest.status == PENDING,
-            CibaRequest.expires_at >= current)
-        .values(status=status, decided_at=current, method=method, method_detail=detail,
-                reason=None if approve else reason or "denied", amr=amr,
-                ping_status=case((CibaRequest.delivery == "ping", "pending"), else_=None),
-                ping_next_at=current)
-        .execution_options(synchronize_session=False))
-    if claimed.rowcount != 1:
+           *, reason: str | None = None) -> str:
+    """A channel's decision on a pending request of ``id_nat`` (the first one counts),
+    handed back to the interaction and committed; a ping-mode client is then notified.
+    Returns the new status; raises ``CibaError`` when there is nothing to decide."""
+    outcome = Success.now(id_nat, method, detail) if approve else \
+        Failure(reason or "ciba_denied")
+    if not settle(request_id, outcome, id_nat=id_nat, method=method):
         db.session.rollback()
         raise CibaError("expired", "this request was already answered, has expired or "
                                    "does not exist", 410)
-    audit.record("ciba.approved" if approve else "ciba.denied",
-                 "success" if approve else "failure", id_nat=id_nat, method=method,
-                 request=request_id, **({} if approve else {"reason": reason or "denied"}))
-    ops.login(method, "success" if approve else reason or "denied")
     db.session.commit()
-    return status
+    return APPROVED if approve else DENIED
 
 
 def find(auth_req_id: str) -> CibaRequest | None:
@@ -88,3 +88,30 @@ def find(auth_req_id: str) -> CibaRequest | None:
         return None
     return db.session.scalar(select(CibaRequest).where(
         CibaRequest.auth_req_hash == digest(auth_req_id)))
+
+
+def settle(request_id: str, outcome: Success | Failure, *, id_nat: str, method: str) -> bool:
+    """A channel's answer for a CIBA request, in the caller's transaction: approved with
+    what the method handed back, or denied with its reason (audited). False when the
+    request was no longer pending (it keeps its state)."""
+    approve = isinstance(outcome, Success)
+    current = now()
+    values = dict(status=APPROVED if approve else DENIED, decided_at=current, method=method,
+                  ping_status=case((CibaRequest.delivery == "ping", "pending"), else_=None),
+                  ping_next_at=current)
+    if approve:
+        values.update(method_detail=outcome.detail, acr=outcome.acr, amr=outcome.amr,
+                      decided_at=outcome.auth_time)
+    else:
+        values.update(reason=outcome.reason)
+    claimed = db.session.execute(
+        update(CibaRequest).where(
+            CibaRequest.id == request_id, CibaRequest.id_nat == id_nat,
+            CibaRequest.real.is_(True), CibaRequest.status == PENDING,
+            CibaRequest.expires_at >= current)
+        .values(**values).execution_options(synchronize_session=False)).rowcount == 1
+    if claimed:
+        audit.record("ciba.approved" if approve else "ciba.denied",
+                     "success" if approve else "failure", id_nat=id_nat, method=method,
+                     request=request_id, **({} if approve else {"reason": outcome.reason}))
+    return claimed

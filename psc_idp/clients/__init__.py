@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from .. import audit
 from ..extensions import db
 from ..oidc import revocation
-from ..oidc.consts import GRANT_TYPES
+from ..oidc.consts import CIBA_GRANT_TYPE, GRANT_TYPES
 from ..oidc.models import Client, digest, now
 from ..settings import current as settings
 from . import cache
@@ -30,6 +30,7 @@ from .metadata import (  # noqa: F401 - the package's API
     MAX_URIS,
     RegistrationError,
     check_assertion_keys,
+    check_ciba,
     check_uri,
     validate,
 )
@@ -120,6 +121,11 @@ def _apply(client: Client, meta: dict) -> None:
     if client.token_endpoint_auth_method == "none":
         client.require_pkce = True  # public clients always use PKCE
     client.updated_at = now()
+    try:
+        check_ciba(client)
+    except RegistrationError:
+        db.session.rollback()  # nothing of the refused change stays
+        raise
 
 
 def update_client(client: Client, changes: dict, actor: str) -> str | None:
@@ -208,7 +214,9 @@ def describe(client: Client) -> dict:
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
-        "grant_types": client.grant_types, "response_types": ["code"],
+        "grant_types": [*client.grant_types, *([CIBA_GRANT_TYPE]
+                        if client.backchannel_token_delivery_mode else [])],
+        "response_types": ["code"],
         "scope": client.scope, "jwks": client_keys.public_view(client.jwks),
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "userinfo_signed_response_alg": client.userinfo_signed_response_alg,
@@ -217,6 +225,9 @@ def describe(client: Client) -> dict:
         "refresh_reuse_grace": client.refresh_reuse_grace, "enabled": client.enabled,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "backchannel_token_delivery_mode": client.backchannel_token_delivery_mode,
+        "backchannel_client_notification_endpoint":
+            client.backchannel_client_notification_endpoint,
         "compat": client.compat, "contacts": client.contacts or [],
         "registered_by": client.registered_by, "client_id_issued_at": client.created_at,
         "secret_rotation_ends_at": client.previous_secret_expires_at

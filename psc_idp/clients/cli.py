@@ -85,11 +85,29 @@ def _backchannel_options(command):
                              "'none' removes it)")(command)
 
 
-def _backchannel(bc_uri, bc_session) -> dict:
+def _backchannel(bc_uri, bc_session, ciba=None, ciba_endpoint=None) -> dict:
     values = {"backchannel_logout_session_required": bc_session}
     if bc_uri is not None:
         values["backchannel_logout_uri"] = None if bc_uri in ("", "none") else bc_uri
-    return {k: v for k, v in values.items() if k == "backchannel_logout_uri" or v is not None}
+    if ciba is not None:
+        values["backchannel_token_delivery_mode"] = None if ciba == "off" else ciba
+    if ciba_endpoint is not None:
+        values["backchannel_client_notification_endpoint"] = \
+            None if ciba_endpoint in ("", "none") else ciba_endpoint
+    nullable = ("backchannel_logout_uri", "backchannel_token_delivery_mode",
+                "backchannel_client_notification_endpoint")
+    return {k: v for k, v in values.items() if k in nullable or v is not None}
+
+
+def _ciba_options(command):
+    """OpenID CIBA Core 1.0 §4 metadata."""
+    command = click.option(
+        "--ciba-notification-endpoint", "ciba_endpoint",
+        help="ping mode: where psc-idp POSTs the notification (https; 'none' removes "
+             "it)")(command)
+    return click.option("--ciba", type=click.Choice(["poll", "ping", "off"]),
+                        help="allow CIBA (decoupled login) with this token delivery "
+                             "mode")(command)
 
 
 def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
@@ -110,13 +128,14 @@ def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
 @click.option("--userinfo-alg", default=None, type=click.Choice(SUPPORTED_ALGS))
 @_drop_in_options
 @_backchannel_options
+@_ciba_options
 @click.option("--compat", multiple=True, help="PSC compatibility flag (repeatable)")
 @click.option("--contact", "contacts", multiple=True, help="e-mail of the client's team")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
-               bc_uri, bc_session, compat, contacts, as_json):
+               bc_uri, bc_session, ciba, ciba_endpoint, compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
@@ -124,7 +143,7 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
             auth_method=auth_method, client_id=client_id, jwks=_jwks(jwks_file),
             id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, compat=compat,
             contacts=contacts, **_drop_in(pkce, strict_auth, access_token_format, grace),
-            **_backchannel(bc_uri, bc_session))
+            **_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
     _print(client, secret, as_json)
@@ -145,19 +164,21 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
               help="allow the refresh_token grant")
 @_drop_in_options
 @_backchannel_options
+@_ciba_options
 @click.option("--compat", multiple=True, help="replaces the compatibility flags")
 @click.option("--json", "as_json", is_flag=True)
 @with_appcontext
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
-               access_token_format, grace, bc_uri, bc_session, compat, as_json):
+               access_token_format, grace, bc_uri, bc_session, ciba, ciba_endpoint, compat,
+               as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
                "id_token_signed_response_alg": id_token_alg, "scope": scope}
     changes = {k: v for k, v in changes.items() if v is not None}
     changes.update(_drop_in(pkce, strict_auth, access_token_format, grace))
-    changes.update(_backchannel(bc_uri, bc_session))
+    changes.update(_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)
     if logout_uris:

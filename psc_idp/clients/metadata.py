@@ -9,7 +9,13 @@ import re
 from ..directory.claims import COMPAT_FLAGS
 from ..errors import PscError
 from ..keys.signer import SUPPORTED_ALGS
-from ..oidc.consts import CLIENT_AUTH_METHODS, GRANT_TYPES, SCOPES
+from ..oidc.consts import (
+    CIBA_DELIVERY_MODES,
+    CIBA_GRANT_TYPE,
+    CLIENT_AUTH_METHODS,
+    GRANT_TYPES,
+    SCOPES,
+)
 from . import jwks as client_keys
 from . import uris
 
@@ -30,6 +36,8 @@ FIELDS = {
     "refresh_reuse_grace": "refresh_reuse_grace",
     "backchannel_logout_uri": "backchannel_logout_uri",
     "backchannel_logout_session_required": "backchannel_logout_session_required",
+    "backchannel_token_delivery_mode": "backchannel_token_delivery_mode",
+    "backchannel_client_notification_endpoint": "backchannel_client_notification_endpoint",
 }
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
@@ -68,18 +76,17 @@ def _uris(values, field: str, required: bool) -> list[str]:
     return list(dict.fromkeys(check_uri(v, field) for v in values))
 
 
-def backchannel_uri(value) -> str | None:
-    """OIDC Back-Channel Logout 1.0 §2.2: an absolute URL without fragment, normalised as
-    redirect URIs are; https in production mode (http on loopback in development only,
-    where the sandbox's demo RP listens)."""
+def backchannel_uri(value, field: str = "backchannel_logout_uri") -> str | None:
+    """OIDC Back-Channel Logout 1.0 §2.2 (and CIBA Core §4's notification endpoint): an
+    absolute URL without fragment, normalised as redirect URIs are; https in production
+    mode (http on loopback in development only, where the sandbox's demo RP listens)."""
     from ..settings import current as settings
 
     if value is None:
         return None
-    uri = check_uri(value, "backchannel_logout_uri")
+    uri = check_uri(value, field)
     if uri.startswith("http:") and settings().mode == "production":
-        raise RegistrationError("backchannel_logout_uri: must use https in production mode",
-                                "backchannel_logout_uri")
+        raise RegistrationError(f"{field}: must use https in production mode", field)
     return uri
 
 
@@ -99,7 +106,25 @@ def validate(meta: dict) -> dict:
     method = out.get("token_endpoint_auth_method")
     if method == "private_key_jwt":
         check_assertion_keys(out.get("jwks"))
+    grant_types = out.get("grant_types") or []
+    if CIBA_GRANT_TYPE in grant_types:  # CIBA Core §4: listing the grant type alone is poll
+        out["grant_types"] = [g for g in grant_types if g != CIBA_GRANT_TYPE]
+        out["backchannel_token_delivery_mode"] = \
+            out.get("backchannel_token_delivery_mode") or "poll"
     return out
+
+
+def check_ciba(client) -> None:
+    """CIBA Core §4 on a client's whole metadata: ping needs its notification endpoint,
+    and a public client cannot use CIBA (§7.1: the client authenticates)."""
+    mode = client.backchannel_token_delivery_mode
+    if mode == "ping" and not client.backchannel_client_notification_endpoint:
+        raise RegistrationError("backchannel_client_notification_endpoint: required with the "
+                                "ping delivery mode", "backchannel_client_notification_endpoint")
+    if mode and client.token_endpoint_auth_method == "none":
+        raise RegistrationError("backchannel_token_delivery_mode: CIBA needs an authenticated "
+                                "client (not token_endpoint_auth_method none)",
+                                "backchannel_token_delivery_mode")
 
 
 def check_assertion_keys(jwks) -> None:
@@ -133,10 +158,10 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
             raise RegistrationError(f"scope: 'openid' plus any of {' '.join(SCOPES)}", field)
         return " ".join(dict.fromkeys(scopes))
     if field == "grant_types":
-        if not _strings(value) or not value or set(value) - set(GRANT_TYPES) \
+        if not _strings(value) or not value or set(value) - {*GRANT_TYPES, CIBA_GRANT_TYPE} \
                 or "authorization_code" not in value:
             raise RegistrationError("grant_types: authorization_code, optionally "
-                                    "refresh_token", field)
+                                    f"refresh_token and {CIBA_GRANT_TYPE}", field)
         return list(dict.fromkeys(value))
     if field in ("id_token_signed_response_alg", "userinfo_signed_response_alg"):
         if value is None and field == "userinfo_signed_response_alg":
@@ -144,8 +169,13 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
         if not isinstance(value, str) or value not in SUPPORTED_ALGS:
             raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
         return value
-    if field == "backchannel_logout_uri":
-        return backchannel_uri(value)
+    if field in ("backchannel_logout_uri", "backchannel_client_notification_endpoint"):
+        return backchannel_uri(value, field)
+    if field == "backchannel_token_delivery_mode":
+        if value is not None and value not in CIBA_DELIVERY_MODES:
+            raise RegistrationError(f"{field}: one of {', '.join(CIBA_DELIVERY_MODES)}, or "
+                                    "null (no CIBA)", field)
+        return value
     if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required"):
         if not isinstance(value, bool):
             raise RegistrationError(f"{field}: true or false", field)
@@ -180,4 +210,5 @@ DEFAULTS = {
     "contacts": [], "scope": "openid scope_all", "grant_types": list(GRANT_TYPES),
     "strict_client_auth": False, "access_token_format": "psc", "refresh_reuse_grace": None,
     "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
+    "backchannel_token_delivery_mode": None, "backchannel_client_notification_endpoint": None,
 }

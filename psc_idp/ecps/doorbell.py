@@ -18,8 +18,8 @@ from collections.abc import Callable, Iterable
 
 from sqlalchemy import select, text
 
+from ..clock import now
 from ..extensions import db
-from ..oidc.models import now
 from .models import LoginRequest
 
 log = logging.getLogger("psc_idp.ecps")

@@ -17,10 +17,10 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from .. import audit
+from ..clock import digest, now
 from ..directory.identifiers import is_adeli_id_nat
 from ..directory.lookup import find_active
 from ..extensions import db
-from ..oidc.models import digest, now
 from . import limits, messaging
 from .models import Activation, Device
 from .signed import EcpsError, public_key, settings

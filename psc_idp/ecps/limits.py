@@ -14,9 +14,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from .. import audit, ops, ratelimit
+from ..clock import now
 from ..extensions import db
 from ..net import address_prefix, client_address
-from ..oidc.models import now
 from ..settings import current as settings
 from .models import LoginRequest
 

@@ -5,13 +5,15 @@ approval. Every change of a request's status is one conditional UPDATE (first wi
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from sqlalchemy import select, update
 
 from .. import audit, ops
+from ..clock import now
 from ..directory.lookup import find_active
-from ..extensions import db
-from ..oidc.models import now
+from ..extensions import db, idp
+from ..login.outcome import Failure, Success
 from . import doorbell, limits, messaging
 from .enrolment import devices_of
 from .models import Device, LoginRequest
@@ -22,18 +24,24 @@ def _code(digits: int) -> str:
     return f"{secrets.randbelow(10 ** digits):0{digits}d}"
 
 
-def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest:
-    """A login request for the browser of ``tx``; a decoy when the idNat cannot log in
-    with e-CPS right now (unknown, no device, ``network`` throttled for it), so that the
-    page never tells who exists. It replaces ``network``'s pending request for the idNat
-    (one per network on the phone), and the phone keeps the newest ``ecps_max_pending``."""
+def start_login(interaction_id: str, client_id: str, id_nat: str, client_name: str,
+                network: str, *, code: str | None = None, lifetime: int | None = None,
+                before_commit: Callable[[LoginRequest], None] | None = None) -> LoginRequest:
+    """A login request for the interaction ``interaction_id`` (a browser's login, or a
+    CIBA request whose ``code`` is the client's binding message, over its ``lifetime``);
+    a decoy when the idNat
+    cannot log in with e-CPS right now (unknown, no device, ``network`` throttled for it),
+    so that the page never tells who exists. It replaces ``network``'s pending request for
+    the idNat (one per network on the phone), and the phone keeps the newest
+    ``ecps_max_pending``. ``before_commit`` sees the request before anything is committed
+    or sent to a phone."""
     current = now()
     practitioner = find_active(id_nat)
     has_device = bool(db.session.scalar(
         select(Device.id).where(Device.id_nat == id_nat, Device.status == "active").limit(1)))
     throttled = limits.throttled(id_nat, network)  # asked for every idNat: same timing
     real = practitioner is not None and has_device and not throttled
-    code = _code(2)
+    code = code or _code(2)
     candidates = {code}
     while len(candidates) < 3:
         candidates.add(_code(2))
@@ -43,10 +51,10 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
     _supersede("replaced", *mine)  # decoys and expired requests
     ops.login("ecps", "cancelled", unanswered)  # asked again before an answer
     request = LoginRequest(
-        id=secrets.token_urlsafe(24), tx_id=tx.id, id_nat=id_nat, real=real, code=code,
+        id=secrets.token_urlsafe(24), tx_id=interaction_id, id_nat=id_nat, real=real, code=code,
         candidates=sorted(candidates), nonce=secrets.token_urlsafe(24),
         client_name=client_name[:200], created_at=current, network=network,
-        expires_at=current + settings().ecps_request_lifetime)
+        expires_at=current + (lifetime or settings().ecps_request_lifetime))
     db.session.add(request)
     db.session.flush()
     if real:
@@ -58,7 +66,9 @@ def start_login(tx, id_nat: str, client_name: str, network: str) -> LoginRequest
         ops.login("ecps", "unknown_id_nat" if practitioner is None else
                   "no_device" if not has_device else "locked")
     audit.record("ecps.login.requested", "success" if real else "failure", id_nat=id_nat,
-                 client_id=tx.client_id, network=network, **reason)
+                 client_id=client_id, network=network, **reason)
+    if before_commit is not None:
+        before_commit(request)
     db.session.commit()
     if real:
         messaging.notify_devices(devices_of(id_nat), request)
@@ -170,8 +180,19 @@ def decide(token: str) -> LoginRequest:
     device.last_used_at = current
     db.session.refresh(request)
     _audit(request, device)
+    _hand_back(request, device)
     db.session.commit()
     return request
+
+
+def _hand_back(request: LoginRequest, device: Device) -> None:
+    """The decision goes back to the interaction, in this transaction: a browser's login
+    goes on when its page asks; a decoupled one (CIBA) is settled now."""
+    if request.status == "approved":
+        outcome = Success.now(request.id_nat, "ecps", device.id)
+    else:
+        outcome = Failure("ecps_denied" if request.status == "denied" else "ecps_wrong_code")
+    idp().interactions.decided(request.tx_id, outcome, id_nat=request.id_nat, method="ecps")
 
 
 def _outcome(claims: dict, request: LoginRequest) -> str:

@@ -17,9 +17,10 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from sqlalchemy.exc import IntegrityError
 
+from ..clock import now
 from ..errors import PscError
 from ..extensions import db
-from ..oidc.models import AssertionJti, now
+from ..replay import AssertionJti
 from ..settings import current as settings
 from .models import Device
 

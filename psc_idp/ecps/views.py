@@ -12,12 +12,10 @@ from flask_babel import gettext as _
 
 from .. import i18n
 from ..directory.identifiers import id_nat_problem
-from ..extensions import db
-from ..login import flow
+from ..errors import failure_page
+from ..extensions import db, idp
 from ..login.outcome import Failure, Success
-from ..login.views import EXPIRED, card_url, failure_page
-from ..oidc.authorize import resume
-from ..oidc.models import Client
+from ..login.views import EXPIRED
 from ..settings import current as settings
 from . import browser_phone, limits, service
 from .api import api  # noqa: F401 (registered by create_app with the pages)
@@ -37,8 +35,9 @@ ENDED = {"denied": Failure("ecps_denied"), "wrong_code": Failure("ecps_wrong_cod
 
 @bp.post("/login/ecps")
 def login():
-    tx = flow.pending(request.form.get("tx"))
-    if tx is None or flow.account_page(tx):
+    interactions = idp().interactions
+    tx = interactions.pending(request.form.get("tx"))
+    if tx is None or interactions.account_page(tx):
         return failure_page(EXPIRED, 400)
     i18n.use_ui_locales(tx.params.get("ui_locales"))
     id_nat = request.form.get("id_nat", "").strip()
@@ -49,14 +48,15 @@ def login():
     network = limits.requester()
     if not limits.may_request_login(id_nat, network):
         return failure_page(TOO_MANY, 429, tx)
-    client = db.session.get(Client, tx.client_id)
-    login_request = service.start_login(tx, id_nat, client.name if client else "", network)
+    client = interactions.client(tx)
+    login_request = service.start_login(tx.id, tx.client_id, id_nat,
+                                        client.name if client else "", network)
     return redirect(url_for("ecps.wait", tx=tx.id, r=login_request.id), 303)
 
 
 def _bound_request() -> tuple:
     """The transaction and login request of this browser (query or form), or (None, None)."""
-    tx = flow.pending(request.values.get("tx"))
+    tx = idp().interactions.pending(request.values.get("tx"))
     rid = identifier(request.values.get("r"), 40)
     login_request = db.session.get(LoginRequest, rid) if tx and rid else None
     if login_request is None or login_request.tx_id != tx.id:
@@ -75,7 +75,7 @@ def wait():
         seconds=max(0, login_request.expires_at - int(time.time())),
         status_url=url_for("ecps.status", tx=tx.id, r=login_request.id),
         done_url=url_for("ecps.done", tx=tx.id, r=login_request.id),
-        card_url=card_url(tx), app_link=browser_phone.app_link(login_request.id)
+        card_url=idp().interactions.card_url(tx), app_link=browser_phone.app_link(login_request.id)
         if browser_phone.on_phone() else None)
 
 
@@ -100,14 +100,10 @@ def done():
         return redirect(url_for("ecps.wait", tx=tx.id, r=login_request.id))
     if state != "approved" or login_request.status != "approved":
         return failure_page(ENDED.get(state, EXPIRED), 403, tx)
-    outcome = Success(login_request.id_nat, "ecps", login_request.device_id or "")
-    handoff = flow.authenticated(tx, outcome) if service.use(login_request) else None
-    subject = flow.complete(tx, handoff)  # None unless this is the first completion
-    if subject is None:
-        return failure_page(EXPIRED, 400)
-    response = resume(tx, subject)
-    db.session.commit()  # the SSO session, if resuming did not already commit it with a code
-    return response
+    outcome = Success.now(login_request.id_nat, "ecps", login_request.device_id or "")
+    response = idp().interactions.finished(tx, outcome) if service.use(login_request) \
+        else None  # None unless this is the first completion
+    return response if response is not None else failure_page(EXPIRED, 400)
 
 
 @bp.post("/login/ecps/cancel")
@@ -125,11 +121,12 @@ def cancel():
 # --- activation and devices (after a card login) ------------------------------------------
 
 def _card_subject(page: str):
-    subject = flow.current_subject()
+    interactions = idp().interactions
+    subject = interactions.current_subject()
     if subject is not None and subject.auth_mode == "CARD":
         return subject, None
-    tx = flow.start_account(page)
-    return None, redirect(card_url(tx))
+    tx = interactions.start_account(page)
+    return None, redirect(interactions.card_url(tx))
 
 
 @bp.get("/ecps/activate")

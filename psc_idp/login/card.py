@@ -48,4 +48,4 @@ def _authenticate(req) -> Success | Failure:
         id_nat = successor(identity.id_nat)
         if id_nat is None:
             return Failure(UNKNOWN.reason, identity.id_nat)
-    return Success(id_nat, "card", identity.fingerprint)
+    return Success.now(id_nat, "card", identity.fingerprint)

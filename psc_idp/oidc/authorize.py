@@ -1,6 +1,7 @@
 """The authorization endpoint (RFC 6749 §4.1.1, OIDC Core §3.1.2): validate the request
 with Authlib, reuse the browser's SSO session when ``prompt``/``max_age`` allow it,
-otherwise hand over to the login flow and resume once the professional has logged in.
+otherwise start an interaction (``interaction``) and resume once the professional has
+logged in.
 
 As PSC (psc.md §10): ``openid`` is not required (``scope=scope_all`` alone is served),
 scopes psc-idp does not know are left out of the grant rather than refused. Every error
@@ -18,11 +19,9 @@ from flask import request as flask_request
 
 from .. import errors
 from ..extensions import idp
-from ..login import flow
 from ..settings import current as settings
-from . import response_mode
+from . import interaction, response_mode
 from .errors import printable
-from .models import LoginTransaction
 from .subject import Subject
 
 
@@ -45,10 +44,10 @@ def server():
 def authorize():
     try:
         # Authlib answers prompt=none with login_required unless it knows the user.
-        grant = server().get_consent_grant(end_user=flow.current_subject())
+        grant = server().get_consent_grant(end_user=interaction.current_subject())
         data = grant.request.payload.data
         _check_parameters(grant, data)
-        subject = flow.current_subject(_max_age(grant))
+        subject = interaction.current_subject(_max_age(grant))
         prompts = set((data.get("prompt") or "").split())
         if subject is not None and "login" in prompts:
             subject = None
@@ -59,15 +58,15 @@ def authorize():
     if subject is not None:
         return _respond(grant, server().create_authorization_response(
             grant_user=subject, grant=grant))
-    tx = flow.start(grant.request)
+    tx = interaction.start(grant.request)
     return redirect(url_for("login.page", tx=tx.id))
 
 
-def abandon(tx: LoginTransaction, error: str, description: str):
-    """The professional goes back to the application without signing in: the client hears
-    ``error`` (``access_denied``, ``temporarily_unavailable``) with its ``state``, at its
-    validated redirect URI and in its response mode, so the application can react."""
-    request = flow.replayed_request(tx)
+def abandon(request, error: str, description: str):
+    """The professional went back to the application without signing in: the client of
+    the stored ``request`` hears ``error`` (``access_denied``, ``temporarily_unavailable``)
+    with its ``state``, at its validated redirect URI and in its response mode, so the
+    application can react."""
     try:
         grant = server().get_consent_grant(request=request, end_user=None)
     except OAuth2Error as refused:
@@ -77,9 +76,8 @@ def abandon(tx: LoginTransaction, error: str, description: str):
     return authorization_error(answer, request.args)
 
 
-def resume(tx: LoginTransaction, subject: Subject):
-    """Replay the stored request now that ``subject`` has logged in."""
-    request = flow.replayed_request(tx)
+def resume(request, subject: Subject):
+    """Replay the stored ``request`` now that ``subject`` has logged in."""
     try:
         grant = server().get_consent_grant(request=request, end_user=subject)
     except OAuth2Error as error:

@@ -8,7 +8,15 @@ from urllib.parse import urlsplit
 from ..extensions import idp
 from ..keys.signer import SUPPORTED_ALGS
 from ..settings import Settings
-from .consts import CLIENT_AUTH_METHODS, GRANT_TYPES, PATHS, SCOPES, TOKEN_AUTH_METHODS
+from .consts import (
+    CIBA_DELIVERY_MODES,
+    CIBA_GRANT_TYPE,
+    CLIENT_AUTH_METHODS,
+    GRANT_TYPES,
+    PATHS,
+    SCOPES,
+    TOKEN_AUTH_METHODS,
+)
 from .response_mode import MODES
 
 CLAIMS = [
@@ -47,7 +55,7 @@ def metadata() -> dict:
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": list(MODES),
-        "grant_types_supported": list(GRANT_TYPES),
+        "grant_types_supported": [*GRANT_TYPES, CIBA_GRANT_TYPE],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,
@@ -70,6 +78,9 @@ def metadata() -> dict:
         # OIDC Back-Channel Logout 1.0 §2.1 (oidc.backchannel)
         "backchannel_logout_supported": True,
         "backchannel_logout_session_supported": True,
+        # OpenID CIBA Core 1.0 §4 (oidc.ciba): PSC's channel=MOBILE|CARD on top
+        "backchannel_token_delivery_modes_supported": list(CIBA_DELIVERY_MODES),
+        "backchannel_user_code_parameter_supported": False,
         # RFC 7591, gated by initial access tokens
         "registration_endpoint": issuer + "/clients-registrations/openid-connect",
     }

@@ -6,24 +6,16 @@ nothing usable."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import time
 
 from authlib.oauth2.rfc6749 import ClientMixin
-from sqlalchemy import JSON, BigInteger, Boolean, Integer, String, Text, false
+from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
+from ..clock import digest, now
 from ..extensions import db
+from ..replay import AssertionJti  # noqa: F401 (its table is the protocol's too)
 from .consts import CIBA_GRANT_TYPE
-
-
-def now() -> int:
-    return int(time.time())
-
-
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 class ClientRules(ClientMixin):
@@ -130,7 +122,20 @@ class Client(db.Model, ClientRules):
     backchannel_client_notification_endpoint: Mapped[str | None] = mapped_column(Text)
 
 
-class AuthorizationCode(db.Model):
+class LoginContext:
+    """Who logged in, when and how: the columns an authorization code, the tokens it
+    issues and the SSO session they come from all carry (``Subject.of`` reads any of
+    them)."""
+
+    id_nat: Mapped[str] = mapped_column(String(40))
+    auth_time: Mapped[int] = mapped_column(BigInteger)
+    acr: Mapped[str] = mapped_column(String(40))
+    amr: Mapped[list] = mapped_column(JSON)
+    #: PSC's ``authMode``: CARD or MOBILE
+    auth_mode: Mapped[str] = mapped_column(String(10))
+
+
+class AuthorizationCode(LoginContext, db.Model):
     __tablename__ = "oauth_code"
 
     code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -141,34 +146,25 @@ class AuthorizationCode(db.Model):
     nonce: Mapped[str | None] = mapped_column(String(255))
     code_challenge: Mapped[str | None] = mapped_column(String(128))
     code_challenge_method: Mapped[str | None] = mapped_column(String(10))
-    id_nat: Mapped[str] = mapped_column(String(40))
     sid: Mapped[str] = mapped_column(String(64))
-    auth_time: Mapped[int] = mapped_column(BigInteger)
-    acr: Mapped[str] = mapped_column(String(40))
-    amr: Mapped[list] = mapped_column(JSON)
-    auth_mode: Mapped[str] = mapped_column(String(10))
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class Token(db.Model):
+class Token(LoginContext, db.Model):
     """One issuance: an access token (by its jti) and, usually, a refresh token.
     ``grant_id`` ties together everything issued from one authorization code, so that a
     replayed code or a reused refresh token revokes the whole chain."""
 
     __tablename__ = "oauth_token"
+    __table_args__ = (Index("ix_oauth_token_id_nat", "id_nat"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     jti: Mapped[str] = mapped_column(String(64), unique=True)
     grant_id: Mapped[str] = mapped_column(String(64), index=True)
     client_id: Mapped[str] = mapped_column(String(64), index=True)
-    id_nat: Mapped[str] = mapped_column(String(40), index=True)
     sid: Mapped[str] = mapped_column(String(64), index=True)
     scope: Mapped[str] = mapped_column(String(400))
-    auth_time: Mapped[int] = mapped_column(BigInteger)
-    acr: Mapped[str] = mapped_column(String(40))
-    amr: Mapped[list] = mapped_column(JSON)
-    auth_mode: Mapped[str] = mapped_column(String(10))
     #: the authorization request's nonce, repeated in access tokens as PSC does
     nonce: Mapped[str | None] = mapped_column(String(255))
     refresh_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
@@ -181,17 +177,13 @@ class Token(db.Model):
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
 
 
-class LoginSession(db.Model):
+class LoginSession(LoginContext, db.Model):
     """The single sign-on session of a browser (``sid`` in ID tokens)."""
 
     __tablename__ = "oidc_session"
+    __table_args__ = (Index("ix_oidc_session_id_nat", "id_nat"),)
 
     sid: Mapped[str] = mapped_column(String(64), primary_key=True)
-    id_nat: Mapped[str] = mapped_column(String(40), index=True)
-    auth_time: Mapped[int] = mapped_column(BigInteger)
-    acr: Mapped[str] = mapped_column(String(40))
-    amr: Mapped[list] = mapped_column(JSON)
-    auth_mode: Mapped[str] = mapped_column(String(10))
     method_detail: Mapped[str | None] = mapped_column(String(128))
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     ended_at: Mapped[int | None] = mapped_column(BigInteger)
@@ -232,16 +224,9 @@ class LoginTransaction(db.Model):
     id_nat: Mapped[str | None] = mapped_column(String(40))
     method: Mapped[str | None] = mapped_column(String(10))
     method_detail: Mapped[str | None] = mapped_column(String(128))
+    #: what the method handed back with the identity (``login.outcome.Success``)
+    acr: Mapped[str | None] = mapped_column(String(40))
+    amr: Mapped[list | None] = mapped_column(JSON)
     authenticated_at: Mapped[int | None] = mapped_column(BigInteger)
     handoff_hash: Mapped[str | None] = mapped_column(String(64))
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
-
-
-class AssertionJti(db.Model):
-    """jti of client assertions already seen (RFC 7523 §3 replay protection)."""
-
-    __tablename__ = "oauth_assertion_jti"
-
-    client_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    jti: Mapped[str] = mapped_column(String(255), primary_key=True)
-    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

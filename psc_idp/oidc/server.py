@@ -12,6 +12,7 @@ from flask import request as flask_request
 from .. import audit, clients, ops
 from ..extensions import db
 from ..settings import current
+from .ciba import CibaGrant
 from .client_auth import PrivateKeyJWT, secret_basic, secret_post, unauthenticated
 from .endpoints import EndSession, Introspection, Revocation
 from .errors import printable
@@ -91,6 +92,7 @@ def build_server(app) -> PscAuthorizationServer:
     server.register_grant(AuthorizationCodeGrant, [PscCodeChallenge(required=True),
                                                    PscOpenIDCode()])
     server.register_grant(RefreshTokenGrant, [_id_token_on_refresh])
+    server.register_grant(CibaGrant)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     server.register_endpoint(EndSession)

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request
 from .. import errors
 from ..extensions import db, idp
 from . import authorize as authorize_endpoint
-from . import transactions
+from . import ciba, transactions
 from .consts import PATHS
 from .discovery import is_split, metadata
 from .endpoints import userinfo_response
@@ -82,6 +82,12 @@ def token():
     else:
         db.session.rollback()
     return response
+
+
+@bp.post(PATHS["backchannel_authentication_endpoint"])
+def backchannel_authentication():
+    """CIBA Core §7 (``ciba``)."""
+    return ciba.authentication_request()
 
 
 @bp.route(PATHS["userinfo_endpoint"], methods=["GET", "POST"])

@@ -1,4 +1,5 @@
-"""CIBA: requests; clients' token delivery mode and notification endpoint
+"""CIBA: requests; clients' token delivery mode and notification endpoint; login
+transactions keep the acr and amr their login method handed back
 
 Revision ID: 5e2a9c7b1d40
 Revises: 9b1c5e7d3a20
@@ -18,6 +19,9 @@ def upgrade() -> None:
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:
         batch_op.add_column(sa.Column('backchannel_token_delivery_mode', sa.String(length=10), nullable=True))
         batch_op.add_column(sa.Column('backchannel_client_notification_endpoint', sa.Text(), nullable=True))
+    with op.batch_alter_table('login_transaction', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('acr', sa.String(length=40), nullable=True))
+        batch_op.add_column(sa.Column('amr', sa.JSON(), nullable=True))
     op.create_table(
         'ciba_request',
         sa.Column('id', sa.String(length=40), nullable=False),
@@ -46,6 +50,7 @@ def upgrade() -> None:
         sa.Column('method_detail', sa.String(length=128), nullable=True),
         sa.Column('reason', sa.String(length=40), nullable=True),
         sa.Column('network', sa.String(length=64), nullable=False),
+        sa.Column('acr', sa.String(length=40), nullable=True),
         sa.Column('amr', sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint('id'),
         sa.UniqueConstraint('auth_req_hash'))
@@ -59,6 +64,9 @@ def downgrade() -> None:
         for column in ('client_id', 'expires_at', 'id_nat', 'ping_next_at'):
             batch_op.drop_index(batch_op.f(f'ix_ciba_request_{column}'))
     op.drop_table('ciba_request')
+    with op.batch_alter_table('login_transaction', schema=None) as batch_op:
+        batch_op.drop_column('amr')
+        batch_op.drop_column('acr')
     with op.batch_alter_table('oauth_client', schema=None) as batch_op:
         batch_op.drop_column('backchannel_client_notification_endpoint')
         batch_op.drop_column('backchannel_token_delivery_mode')

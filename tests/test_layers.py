@@ -1,0 +1,50 @@
+"""The protocol owns the interaction; login methods only authenticate (STYLE.md §5): no
+module of a login method imports protocol code — they reach the interaction through
+``idp().interactions`` and hand back ``{id_nat, method, acr, amr, auth_time}``."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+import psc_idp
+
+PACKAGE = Path(psc_idp.__file__).parent
+#: the login methods and channels
+METHODS = ["login", "ecps", "cards"]
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Absolute names of what ``path`` (a module of psc_idp) imports."""
+    package = ".".join(("psc_idp", *path.relative_to(PACKAGE).parent.parts))
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            base = base[:len(base) - node.level + 1] if node.level else []
+            module = ".".join([*base, *(node.module.split(".") if node.module else [])])
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@pytest.mark.parametrize("area", METHODS)
+def test_login_methods_never_import_the_protocol(area):
+    offenders = {}
+    for path in sorted((PACKAGE / area).rglob("*.py")):
+        protocol = sorted(n for n in imported_modules(path)
+                          if n == "psc_idp.oidc" or n.startswith("psc_idp.oidc."))
+        if protocol:
+            offenders[str(path.relative_to(PACKAGE))] = protocol
+    assert offenders == {}
+
+
+def test_the_check_sees_a_protocol_import(tmp_path):
+    """The check itself: a relative import of the protocol is recognised."""
+    module = PACKAGE / "login" / "views.py"
+    names = imported_modules(module)
+    assert "psc_idp.errors.failure_page" in names and "psc_idp.extensions.idp" in names
