@@ -1,6 +1,7 @@
 """openid-client (Node, OpenID-certified relying-party library, from the npm registry) run
 against a live psc-idp: discovery, code + PKCE, ID token validation, userinfo, refresh,
-introspection, revocation and logout. Any deviation it reports is a psc-idp bug."""
+introspection, revocation and logout; CIBA on the e-CPS phone. Any deviation it reports is a
+psc-idp bug."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import json
 import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
+from .ecps_support import activate_with_card
 from .support import query
 
 INTEROP = Path(__file__).with_name("interop")
@@ -45,3 +48,36 @@ def test_openid_client_full_flow(idp, browser, demo_card, tmp_path):
     logout = browser.get(result["end_session_url"])
     assert logout.status_code == 302
     assert logout.headers["Location"] == "https://rp.example/logged-out?state=bye"
+
+
+def test_openid_client_runs_ciba_on_the_e_cps_phone(idp, browser, demo_card, phone_factory):
+    """openid-client's ``initiateBackchannelAuthentication`` then
+    ``pollBackchannelAuthenticationGrant``: the professional approves on the phone while
+    the library polls; then a refusal ends its poll with ``access_denied``."""
+    phone = phone_factory("phone")
+    activate_with_card(idp, browser, demo_card, phone)
+    rp = idp.rp(backchannel_token_delivery_mode="poll")
+    env = {**os.environ, "NODE_EXTRA_CA_CERTS": idp.ca}
+
+    def run(binding: str, decide: list[str]) -> tuple[dict, dict]:
+        with subprocess.Popen(
+                [shutil.which("node") or "node", "openid_client_ciba.mjs", idp.issuer,
+                 rp.client_id, rp.client_secret, demo_card.id_nat, binding],
+                cwd=INTEROP, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True) as library:
+            started = json.loads(library.stdout.readline() or "{}")
+            assert "started" in started, library.stderr.read()
+            time.sleep(1.5)  # the library polls meanwhile: authorization_pending
+            phone.ok(*decide)
+            out, err = library.communicate(timeout=60)
+            assert library.returncode == 0, err
+        return started["started"], json.loads(out)
+
+    started, result = run("42", ["approve", "--code", "42"])
+    assert started["interval"] == 1 and started["expires_in"] == 120
+    claims = result["id_token_claims"]
+    assert claims["preferred_username"] == demo_card.id_nat and claims["authMode"] == "MOBILE"
+    assert result["userinfo"]["SubjectNameID"] == demo_card.id_nat
+
+    _, refused = run("17", ["deny"])
+    assert refused == {"error": "access_denied"}
