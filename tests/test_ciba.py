@@ -258,3 +258,76 @@ def test_ping_mode_notifies_the_client(idp, enrolled):
     finally:
         receiver.server.shutdown()
         receiver.server.server_close()
+
+
+# --- registration ----------------------------------------------------------------------------
+
+def test_ciba_registration_through_every_door(idp):
+    from psc_idp.cli import main
+
+    from .test_attacks_clients import Doors
+
+    cli = idp.app.test_cli_runner()
+    created = cli.invoke(main, ["clients", "create", "--name", "ciba cli", "--redirect-uri",
+                                "https://rp.example/cb", "--ciba", "poll", "--json"])
+    assert created.exit_code == 0, created.output
+    described = json.loads(created.stdout)
+    assert described["backchannel_token_delivery_mode"] == "poll"
+    assert CIBA in described["grant_types"]
+    refused = cli.invoke(main, ["clients", "update", described["client_id"], "--ciba", "ping"])
+    assert refused.exit_code == 1 and "backchannel_client_notification_endpoint" in \
+        refused.output
+    ping = cli.invoke(main, ["clients", "update", described["client_id"], "--ciba", "ping",
+                             "--ciba-notification-endpoint", "https://rp.example/ciba",
+                             "--json"])
+    assert json.loads(ping.stdout)["backchannel_client_notification_endpoint"] == \
+        "https://rp.example/ciba"
+    off = cli.invoke(main, ["clients", "update", described["client_id"], "--ciba", "off",
+                            "--json"])
+    assert json.loads(off.stdout)["backchannel_token_delivery_mode"] is None
+    assert CIBA not in json.loads(off.stdout)["grant_types"]
+
+    doors = Doors(idp)
+    registered = doors.register({"redirect_uris": ["https://rp.example/cb"],
+                                 "grant_types": ["authorization_code", CIBA]})
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["backchannel_token_delivery_mode"] == "poll"
+    public = doors.register({"redirect_uris": ["https://rp.example/cb"],
+                             "token_endpoint_auth_method": "none",
+                             "backchannel_token_delivery_mode": "poll"})
+    assert public.status_code == 400 and "CIBA" in public.json()["error_description"]
+    admin = doors.admin("POST", "/clients", json={
+        "client_name": "admin ciba", "redirect_uris": ["https://rp.example/cb"],
+        "backchannel_token_delivery_mode": "ping"})
+    assert admin.status_code == 400
+    assert "backchannel_client_notification_endpoint" in admin.text
+
+
+def test_pushes_are_rate_limited_per_client_without_telling_who_exists(
+        keys_dir, database_url, cards, smtp_server, tmp_path):
+    from .plugins.idp import running_idp
+
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     ecps_rate_per_id_nat=2) as live:
+        rp = ciba_client(live)
+        for hint in (KIT, UNKNOWN):
+            answers = [ask(rp, login_hint=hint) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200, 200, 429]
+            assert answers[-1].json()["error"] == "slow_down"
+        assert ask(ciba_client(live)).status_code == 200  # another client's budget
+
+
+def test_hostile_inputs_never_fail_the_server(idp):
+    """Garbage in any parameter gets a JSON error, never a 5xx."""
+    rp = ciba_client(idp)
+    values = ["", "\x00", "é" * 5000, "%ff", "' OR 1=1 --", "8" * 41, "{}", "\ud7ff"]
+    for name in ("scope", "login_hint", "binding_message", "requested_expiry", "channel",
+                 "client_notification_token", "id_token_hint", "acr_values"):
+        for value in values:
+            answer = ask(rp, **{name: value})
+            assert answer.status_code < 500, (name, value, answer.text)
+            assert answer.headers["Content-Type"].startswith("application/json")
+    for auth_req_id in values + ["a" * 101]:
+        answer = rp.post("token_endpoint", {"grant_type": CIBA, "auth_req_id": auth_req_id})
+        assert answer.status_code == 400
+        assert answer.json()["error"] in ("invalid_grant", "invalid_request")  # "" is missing
