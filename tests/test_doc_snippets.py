@@ -37,7 +37,8 @@ AUTHORIZE, LOGOUT = "/protocol/openid-connect/auth", "/protocol/openid-connect/l
 def test_every_block_is_marked_runnable():
     fences = re.findall(r"(?m)^```", INTEGRATING.read_text())
     assert len(fences) == 2 * len(SNIPPETS), "mark each block <!-- runnable: NAME -->"
-    assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "python"]
+    assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "python",
+                                                             "python"]
 
 
 def register(idp, redirect_uri: str, logout_uri: str, **extra) -> tuple[str, str]:
@@ -236,3 +237,34 @@ def test_ecps_steps_use_the_real_commands():
     assert "psc-ecps pending" in text and "psc-ecps deny" in text
     assert runner.invoke(psc_idp, ["ecps", "outbox", "--help"]).exit_code == 0
     assert "/ecps/activate/codes" in text and "/ecps/activate`" in text
+
+
+def test_the_ciba_program_asks_and_polls_until_the_phone_approves(idp, browser, demo_card,
+                                                                  phone_factory, tmp_path):
+    """``ciba.py`` as written: it shows the binding message, the professional picks it on
+    the phone (the ``psc-ecps`` simulator), the program gets tokens and userinfo; a refusal
+    ends its poll with ``access_denied``."""
+    from .ecps_support import activate_with_card
+
+    phone = phone_factory("phone")
+    activate_with_card(idp, browser, demo_card, phone)
+    client_id, secret = register(idp, "https://rp.example/cb", "https://rp.example/out",
+                                 backchannel_token_delivery_mode="poll")
+    (tmp_path / "ciba.py").write_text(SNIPPETS["ciba.py"][1])
+    (tmp_path / "var" / "pki").mkdir(parents=True)
+    shutil.copy(idp.ca, tmp_path / "var" / "pki" / "tls-ca.pem")
+    env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer, "CLIENT_ID": client_id,
+           "CLIENT_SECRET": secret, "ID_NAT": demo_card.id_nat, "BINDING_MESSAGE": "42"}
+
+    def run(decision: list[str]) -> dict:
+        with subprocess.Popen([sys.executable, "ciba.py"], cwd=tmp_path, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as program:
+            assert program.stdout.readline() == "Approve on your phone: pick 42\n", \
+                program.stderr.read()
+            phone.ok(*decision)
+            out, err = program.communicate(timeout=60)
+            assert program.returncode == 0, err
+        return json.loads(out)
+
+    assert run(["approve", "--code", "42"])["userinfo"]["SubjectNameID"] == demo_card.id_nat
+    assert run(["deny"]) == {"error": "access_denied"}
