@@ -75,13 +75,10 @@ def enrol(app, count: int, path: Path) -> list[dict]:
 
 def start_login(app, id_nat: str):
     """A login request for ``id_nat``, as the login page starts it."""
-    from types import SimpleNamespace
-
     from psc_idp.ecps.login_requests import start_login as start
 
     with app.app_context():
-        tx = SimpleNamespace(id=secrets.token_urlsafe(24), client_id="bench")
-        request = start(tx, id_nat, "bench", "192.0.2.0/24")
+        request = start(secrets.token_urlsafe(24), "bench", id_nat, "bench", "192.0.2.0/24")
         return request.id, request.code
 
 

@@ -14,7 +14,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -73,8 +72,8 @@ def enrol(app, id_nat: str, count: int = 1) -> list[Phone]:
 def login_request(app, id_nat: str = KIT) -> str:
     """A login request started as the login page does (in ``app``: another process)."""
     with app.app_context():
-        tx = SimpleNamespace(id=secrets.token_urlsafe(16), client_id="channel-test")
-        return start_login(tx, id_nat, "channel test", "192.0.2.0/24").id
+        return start_login(secrets.token_urlsafe(16), "channel-test", id_nat, "channel test",
+                           "192.0.2.0/24").id
 
 
 @pytest.fixture

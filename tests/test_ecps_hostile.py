@@ -12,7 +12,6 @@ import base64
 import json
 import logging
 import time
-from types import SimpleNamespace
 
 import pytest
 from cryptography.hazmat.primitives import hashes
@@ -78,8 +77,7 @@ def inproc(keys_dir, database_url):
         public = ECKey.import_key(key.public_key()).as_dict(private=False)
         device = service.activate({"qr_secret": service.start_qr_activation(KIT),
                                    "public_jwk": public}, "192.0.2.0/24")
-        request = service.start_login(SimpleNamespace(id="tx-hostile", client_id=""), KIT,
-                                      "hostile", "192.0.2.0/24")
+        request = service.start_login("tx-hostile", "", KIT, "hostile", "192.0.2.0/24")
         phone = Phone(key, device.id, request, service.start_qr_activation(KIT))
         yield app.test_client(), phone
         db.session.remove()

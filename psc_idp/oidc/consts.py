@@ -27,8 +27,6 @@ CIBA_DELIVERY_MODES = ("poll", "ping")
 #: authMode claim by login method (psc.md §2)
 AUTH_MODE = {"card": "CARD", "ecps": "MOBILE"}
 METHOD_BY_AUTH_MODE = {mode: method for method, mode in AUTH_MODE.items()}
-#: amr values (RFC 8176): card = smart card + PIN; e-CPS = hardware-bound key + PIN
-AMR = {"card": ["sc", "pin", "mfa"], "ecps": ["hwk", "pin", "mfa"]}
 #: Palier_Authentification claim (psc.md §3)
 PALIER = "APPPRIP3^1.2.250.1.213.1.5.1.1.1"
 
