@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import origins
 from .extensions import db, idp
 from .net import from_proxy
-from .oidc.consts import GRANT_TYPES
+from .oidc.consts import CIBA_GRANT_TYPE, GRANT_TYPES
 from .settings import SettingsError
 from .settings import current as settings
 
@@ -70,6 +70,12 @@ BACKCHANNEL = Counter("psc_idp_backchannel_logout_total",
                       "back-channel logout attempts by outcome", ["outcome"])
 #: the closed label set of ``psc_idp_backchannel_logout_total``
 BACKCHANNEL_OUTCOMES = ("delivered", "retry", "failed")
+CIBA = Counter("psc_idp_ciba_total", "CIBA requests and their outcomes", ["outcome"])
+#: the closed label set of ``psc_idp_ciba_total``: requests (``requested``; a decoy is
+#: ``not_available``: unknown idNat, no phone, throttled), refusals for too many requests,
+#: the professional's answers, and the ping notifications
+CIBA_OUTCOMES = ("requested", "not_available", "rate_limited", "approved", "denied",
+                 "ping_delivered", "ping_retry", "ping_failed")
 CRL_AGE = Gauge("psc_idp_crl_age_seconds", "seconds since thisUpdate of each CRL",
                 ["source"], multiprocess_mode="max")
 DB_POOL = Gauge("psc_idp_db_pool_checked_out", "database connections in use",
@@ -98,8 +104,10 @@ def login(method: str, outcome: str, amount: int = 1) -> None:
 for _method, _outcomes in LOGIN_OUTCOMES.items():  # every series exists from the start
     for _outcome in _outcomes:
         LOGINS.labels(_method, _outcome)
-for _grant_type in (*GRANT_TYPES, "other"):
+for _grant_type in (*GRANT_TYPES, CIBA_GRANT_TYPE, "other"):
     TOKENS.labels(_grant_type)
+for _outcome in CIBA_OUTCOMES:
+    CIBA.labels(_outcome)
 
 
 for _outcome in BACKCHANNEL_OUTCOMES:
@@ -112,7 +120,13 @@ def backchannel_logout(outcome: str) -> None:
 
 
 def token_issued(grant_type: str) -> None:
-    TOKENS.labels(grant_type if grant_type in GRANT_TYPES else "other").inc()
+    known = grant_type in GRANT_TYPES or grant_type == CIBA_GRANT_TYPE
+    TOKENS.labels(grant_type if known else "other").inc()
+
+
+def ciba(outcome: str) -> None:
+    if outcome in CIBA_OUTCOMES:
+        CIBA.labels(outcome).inc()
 
 
 @bp.get("/healthz")

@@ -101,6 +101,27 @@ def rp_name(idp, rp) -> str:
         return db.session.get(Client, rp.client_id).name
 
 
+def ciba_counts(idp) -> dict[str, float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = requests.get(idp.ops_url + "/metrics", timeout=10).text
+    return {s.labels["outcome"]: s.value for family in text_string_to_metric_families(text)
+            if family.name == "psc_idp_ciba" for s in family.samples
+            if s.name == "psc_idp_ciba_total"}
+
+
+def test_ciba_is_counted_for_operators(idp, enrolled):
+    rp = ciba_client(idp)
+    before = ciba_counts(idp)
+    asked(idp, rp)
+    enrolled.ok("approve", "--code", "42")
+    asked(idp, rp, login_hint=UNKNOWN)
+    after = ciba_counts(idp)
+    grown = {outcome: after[outcome] - before.get(outcome, 0) for outcome in after}
+    assert grown == {"requested": 1, "approved": 1, "not_available": 1, "rate_limited": 0,
+                     "denied": 0, "ping_delivered": 0, "ping_retry": 0, "ping_failed": 0}
+
+
 def test_mobile_wrong_code_is_access_denied(idp, enrolled):
     rp = ciba_client(idp)
     auth_req_id = asked(idp, rp)

@@ -15,7 +15,7 @@ import requests
 from flask import Flask
 from sqlalchemy import select, update
 
-from .. import audit, workers
+from .. import audit, ops, workers
 from ..clock import now
 from ..extensions import db, idp
 from ..oidc.backchannel import REFUSED, TIMEOUT, private_destination
@@ -86,6 +86,7 @@ def send(row: CibaRequest, current: int) -> str:
     elif outcome == FAILED:
         audit.record("ciba.ping.failed", "failure", error=error, **detail)
     db.session.commit()
+    ops.ciba(f"ping_{outcome}")
     if outcome != DELIVERED:
         log.info("CIBA ping to %s: %s, %s", row.client_id, error, outcome)
     return outcome

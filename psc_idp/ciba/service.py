@@ -12,7 +12,7 @@ import secrets
 from flask import current_app
 from sqlalchemy import case, select, update
 
-from .. import audit
+from .. import audit, ops
 from ..clock import digest, now
 from ..extensions import db
 from ..login.outcome import Failure, Success
@@ -111,6 +111,7 @@ def settle(request_id: str, outcome: Success | Failure, *, id_nat: str, method: 
             CibaRequest.expires_at >= current)
         .values(**values).execution_options(synchronize_session=False)).rowcount == 1
     if claimed:
+        ops.ciba("approved" if approve else "denied")
         audit.record("ciba.approved" if approve else "ciba.denied",
                      "success" if approve else "failure", id_nat=id_nat, method=method,
                      request=request_id, **({} if approve else {"reason": outcome.reason}))

@@ -22,7 +22,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 from sqlalchemy import or_, update
 
-from .. import audit
+from .. import audit, ops
 from ..ciba import service
 from ..ciba.models import CibaRequest
 from ..directory.identifiers import id_nat_problem
@@ -94,6 +94,7 @@ def _start(client, form) -> dict:
     delivery, token = _delivery(client, form.get("client_notification_token"))
     network = f"client:{client.client_id}"
     if not limits.may_request_login(id_nat, network):
+        ops.ciba("rate_limited")
         raise CibaError("slow_down", "too many CIBA requests for this professional from "
                                      "this client: wait before asking again", 429)
     auth_req_id, row = service.new(
@@ -110,6 +111,7 @@ def _start(client, form) -> dict:
                  id_nat=id_nat, client_id=client.client_id, channel=channel,
                  delivery=delivery, **({} if row.real else {"reason": "not_available"}))
     transactions.commit()
+    ops.ciba("requested" if row.real else "not_available")
     return {"auth_req_id": auth_req_id, "expires_in": lifetime, "interval": row.interval}
 
 
