@@ -57,8 +57,7 @@ def start_login(interaction_id: str, client_id: str, id_nat: str, client_name: s
         expires_at=current + (lifetime or settings().ecps_request_lifetime))
     db.session.add(request)
     db.session.flush()
-    if real:
-        _keep_newest(id_nat)
+    _keep_newest(id_nat)  # for decoys too: the same statements, the same timing
     doorbell.announce(id_nat)  # its waiting phones look when this commits (decoys: same work)
     reason = {} if real else {"reason": "throttled" if practitioner and has_device
                               else "not_available"}
@@ -70,8 +69,9 @@ def start_login(interaction_id: str, client_id: str, id_nat: str, client_name: s
     if before_commit is not None:
         before_commit(request)
     db.session.commit()
+    devices = devices_of(id_nat)  # read for decoys too (timing); only real requests ring
     if real:
-        messaging.notify_devices(devices_of(id_nat), request)
+        messaging.notify_devices(devices, request)
     return request
 
 
