@@ -21,6 +21,7 @@ from .oidc.models import (
     AssertionJti,
     AuthorizationCode,
     BackchannelLogout,
+    DPoPJti,
     LoginSession,
     LoginTransaction,
     Token,
@@ -42,6 +43,7 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
         ("e-CPS activations", Activation, Activation.expires_at < cutoff),
         ("CIBA requests", CibaRequest, CibaRequest.expires_at < cutoff),
         ("assertion jtis", AssertionJti, AssertionJti.expires_at < current),
+        ("DPoP proof jtis", DPoPJti, DPoPJti.expires_at < current),
         ("rate counters", RateCounter, RateCounter.expires_at < current),
         # a rotated refresh token is kept until it would have expired: presenting it again
         # must still be recognised as reuse and revoke the chain; and while its session

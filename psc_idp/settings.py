@@ -48,6 +48,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("auth_level", {"card": "1", "ecps": "1"}, "auth_level claim of ID tokens by login method (as production PSC)"),
     Setting("pkce_required_for_confidential", False, "require_pkce of new confidential clients (PSC does not require PKCE; public clients always need it)"),
     Setting("refresh_reuse_grace", 5, "seconds a rotated refresh token may be presented again (concurrent refreshes) without revoking its chain; 0: never"),
+    Setting("dpop_nonce", "token", "where DPoP proofs must carry a server nonce (RFC 9449 §8-§9): token (the token endpoint, as FAPI 2.0 expects), all (userinfo too) or none"),
+    Setting("dpop_nonce_lifetime", 300, "seconds between two DPoP nonces; a nonce is accepted until the next one is replaced"),
     Setting("authorization_endpoint", "", "URL of the authorization endpoint, e.g. on a separate 'wallet' origin as PSC (empty: <issuer>/protocol/openid-connect/auth)"),
     Setting("wallet_listen", "", "embedded TLS listener of the authorization endpoint's origin when it differs from the issuer's (empty: none)"),
     Setting("card_login_url", "https://localhost:5444", "origin of the card login (TLS client cert)"),
@@ -249,6 +251,10 @@ def validate(values: dict[str, Any]) -> None:
     for name in ("audit_checkpoint_records", "audit_checkpoint_interval", "audit_unchained_alert"):
         if values[name] < 1:
             raise SettingsError(f"{name} must be at least 1")
+    if values["dpop_nonce"] not in {"token", "all", "none"}:
+        raise SettingsError("dpop_nonce must be 'token', 'all' or 'none'")
+    if not 30 <= values["dpop_nonce_lifetime"] <= 3600:
+        raise SettingsError("dpop_nonce_lifetime must be between 30 and 3600 seconds")
     if values["refresh_reuse_grace"] < 0 or values["refresh_reuse_grace"] > 60:
         raise SettingsError("refresh_reuse_grace must be between 0 and 60 seconds")
     _check_brand(values)

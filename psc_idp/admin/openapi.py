@@ -57,6 +57,9 @@ _FIELDS = {
     "refresh_reuse_grace": {"type": ["integer", "null"], "minimum": 0, "maximum": 60,
                             "description": "seconds a rotated refresh token may be "
                                            "reused; null: the server's setting"},
+    "dpop_bound_access_tokens": {"type": "boolean", "description": "RFC 9449 §5.2: every "
+                                 "token request must carry a DPoP proof (DPoP-bound "
+                                 "tokens only)"},
     "backchannel_logout_uri": {"oneOf": [{"type": "null"}, _URI], "description":
                                "OIDC Back-Channel Logout: logout tokens are POSTed here "
                                "(https; http on loopback in development mode)"},

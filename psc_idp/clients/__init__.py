@@ -223,6 +223,7 @@ def describe(client: Client) -> dict:
         "require_pkce": client.require_pkce, "strict_client_auth": client.strict_client_auth,
         "access_token_format": client.access_token_format,
         "refresh_reuse_grace": client.refresh_reuse_grace, "enabled": client.enabled,
+        "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "backchannel_token_delivery_mode": client.backchannel_token_delivery_mode,

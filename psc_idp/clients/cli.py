@@ -68,6 +68,9 @@ def _drop_in_options(command):
         click.option("--refresh-reuse-grace", "grace", type=click.IntRange(0, 60),
                      help="seconds a rotated refresh token may be reused (default: the "
                           "server's refresh_reuse_grace)"),
+        click.option("--dpop/--no-dpop", "dpop", default=None,
+                     help="dpop_bound_access_tokens: every token request must carry a DPoP "
+                          "proof (RFC 9449; default: DPoP when the client sends a proof)"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -110,9 +113,10 @@ def _ciba_options(command):
                              "mode")(command)
 
 
-def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
+def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None) -> dict:
     values = {"require_pkce": pkce, "strict_client_auth": strict_auth,
-              "access_token_format": access_token_format, "refresh_reuse_grace": grace}
+              "access_token_format": access_token_format, "refresh_reuse_grace": grace,
+              "dpop_bound_access_tokens": dpop}
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -135,14 +139,15 @@ def _drop_in(pkce, strict_auth, access_token_format, grace) -> dict:
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
-               bc_uri, bc_session, ciba, ciba_endpoint, compat, contacts, as_json):
+               dpop, bc_uri, bc_session, ciba, ciba_endpoint, compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
             name=name, redirect_uris=list(redirect_uris), post_logout_redirect_uris=logout_uris,
             auth_method=auth_method, client_id=client_id, jwks=_jwks(jwks_file),
             id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, compat=compat,
-            contacts=contacts, **_drop_in(pkce, strict_auth, access_token_format, grace),
+            contacts=contacts,
+            **_drop_in(pkce, strict_auth, access_token_format, grace, dpop),
             **_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -170,14 +175,14 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 @with_appcontext
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
-               access_token_format, grace, bc_uri, bc_session, ciba, ciba_endpoint, compat,
-               as_json):
+               access_token_format, grace, dpop, bc_uri, bc_session, ciba, ciba_endpoint,
+               compat, as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
                "id_token_signed_response_alg": id_token_alg, "scope": scope}
     changes = {k: v for k, v in changes.items() if v is not None}
-    changes.update(_drop_in(pkce, strict_auth, access_token_format, grace))
+    changes.update(_drop_in(pkce, strict_auth, access_token_format, grace, dpop))
     changes.update(_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)

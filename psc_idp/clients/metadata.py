@@ -38,6 +38,7 @@ FIELDS = {
     "backchannel_logout_session_required": "backchannel_logout_session_required",
     "backchannel_token_delivery_mode": "backchannel_token_delivery_mode",
     "backchannel_client_notification_endpoint": "backchannel_client_notification_endpoint",
+    "dpop_bound_access_tokens": "dpop_bound_access_tokens",
 }
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
@@ -176,7 +177,8 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
             raise RegistrationError(f"{field}: one of {', '.join(CIBA_DELIVERY_MODES)}, or "
                                     "null (no CIBA)", field)
         return value
-    if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required"):
+    if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required",
+                 "dpop_bound_access_tokens"):
         if not isinstance(value, bool):
             raise RegistrationError(f"{field}: true or false", field)
         return value
@@ -211,4 +213,5 @@ DEFAULTS = {
     "strict_client_auth": False, "access_token_format": "psc", "refresh_reuse_grace": None,
     "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
     "backchannel_token_delivery_mode": None, "backchannel_client_notification_endpoint": None,
+    "dpop_bound_access_tokens": False,
 }

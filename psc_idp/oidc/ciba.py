@@ -14,6 +14,7 @@ import secrets
 
 from authlib.oauth2.rfc6749 import grants
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, OAuth2Error, UnauthorizedClientError
+from authlib.oauth2.rfc6749.hooks import hooked
 from authlib.oidc.core.grants.util import is_openid_scope
 from flask import jsonify
 from flask import request as flask_request
@@ -222,6 +223,7 @@ class CibaGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             raise InvalidGrantError("unknown auth_req_id")
         self.request.client, self.ciba = client, row
 
+    @hooked  # DPoP binding (oidc.dpop_binding) runs before, as for the other grants
     def create_token_response(self):
         row = _poll(self.ciba)  # raises while there is nothing to issue
         subject = _subject(row)

@@ -17,6 +17,7 @@ from .consts import (
     SCOPES,
     TOKEN_AUTH_METHODS,
 )
+from .dpop import ALGS as DPOP_ALGS
 from .response_mode import MODES
 
 CLAIMS = [
@@ -67,6 +68,7 @@ def metadata() -> dict:
         "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "code_challenge_methods_supported": ["S256"],
+        "dpop_signing_alg_values_supported": list(DPOP_ALGS),  # RFC 9449 §5.1
         "claims_supported": CLAIMS,
         "acr_values_supported": sorted(set(state.settings.acr.values())),
         "prompt_values_supported": ["none", "login"],

@@ -16,6 +16,7 @@ from ..extensions import db, idp
 from ..keys import jws
 from . import revocation
 from .claims import userinfo_claims
+from .dpop_binding import DPoPTokenValidator, refuse_as_bearer
 from .errors import printable
 from .issued import IssuedToken, access, find_token
 from .models import digest, now
@@ -37,15 +38,17 @@ class Introspection(IntrospectionEndpoint):
         """RFC 7662 §2.2 as PSC answers (psc.md §2): the token's claims plus ``active``,
         ``client_id``, ``username``; ``SubjectNameID`` for access tokens only."""
         row = token.row
-        if token.kind == "access_token":
+        if token.kind == "access_token":  # cnf.jkt in the claims: RFC 9449 §6.2
             return {"active": True, **token.claims, "client_id": row.client_id,
-                    "username": row.id_nat, "token_type": "Bearer",
+                    "username": row.id_nat,
+                    "token_type": "DPoP" if row.dpop_jkt else "Bearer",
                     "SubjectNameID": row.id_nat}
         client = token.get_client()
+        bound = row.dpop_jkt if client is not None and client.is_public else None
         claims = access_claims(
             row.client_id, token.get_user(), row.scope, jti=digest(row.refresh_hash)[:32],
             issued=row.issued_at, expires=row.refresh_expires_at, kind=REFRESH,
-            psc_shape=client is None or client.access_token_format != "rfc9068")
+            psc_shape=client is None or client.access_token_format != "rfc9068", jkt=bound)
         return {"active": True, **claims, "client_id": row.client_id, "username": row.id_nat,
                 "token_type": "refresh_token"}
 
@@ -74,6 +77,7 @@ class AccessTokenValidator(TokenValidator):
     def validate_token(self, token, scopes, request):
         if token is None or token.is_expired() or token.is_revoked():
             raise InvalidTokenError()
+        refuse_as_bearer(token)
 
 
 def userinfo_response(token: IssuedToken):
@@ -113,6 +117,7 @@ class UserinfoProtector(ResourceProtector):
 def protector() -> ResourceProtector:
     resource = UserinfoProtector()
     resource.register_token_validator(AccessTokenValidator())
+    resource.register_token_validator(DPoPTokenValidator("userinfo_endpoint"))
     return resource
 
 

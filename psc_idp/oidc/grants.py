@@ -56,6 +56,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             scope=request.scope, nonce=data.get("nonce"),
             code_challenge=data.get("code_challenge"),
             code_challenge_method=data.get("code_challenge_method") or None,
+            dpop_jkt=data.get("dpop_jkt"),  # RFC 9449 §10, checked by DPoPBinding
             id_nat=subject.id_nat, sid=subject.sid, auth_time=subject.auth_time,
             acr=subject.acr, amr=subject.amr, auth_mode=subject.auth_mode,
             expires_at=now() + settings().code_lifetime,

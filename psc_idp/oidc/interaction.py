@@ -37,7 +37,8 @@ CIBA_PREFIX = "ciba:"
 #: professional logs in (each at most authorize.MAX_PARAMETER characters)
 REQUEST_PARAMETERS = ("response_type", "client_id", "redirect_uri", "scope", "state", "nonce",
                       "prompt", "max_age", "acr_values", "login_hint", "ui_locales",
-                      "response_mode", "code_challenge", "code_challenge_method")
+                      "response_mode", "code_challenge", "code_challenge_method",
+                      "dpop_jkt")
 
 #: psc-idp's own pages that a card login may lead back to (e-CPS activation, devices)
 ACCOUNT_PAGES = {"ecps.activate", "ecps.devices", "console.home", "console.client_list",

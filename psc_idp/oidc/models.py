@@ -1,8 +1,8 @@
 """Protocol state kept in the database (shared by every IdP process): clients,
-authorization codes, issued tokens, SSO sessions, login transactions, assertion jtis.
-Times are epoch seconds. Secrets, codes and refresh tokens are stored as SHA-256 hashes:
-they are 256-bit random values, so a fast hash is enough and a leak of the table reveals
-nothing usable."""
+authorization codes, issued tokens, SSO sessions, login transactions, the jtis of client
+assertions and DPoP proofs. Times are epoch seconds. Secrets, codes and refresh tokens
+are stored as SHA-256 hashes: they are 256-bit random values, so a fast hash is enough
+and a leak of the table reveals nothing usable."""
 
 from __future__ import annotations
 
@@ -120,6 +120,9 @@ class Client(db.Model, ClientRules):
     backchannel_token_delivery_mode: Mapped[str | None] = mapped_column(String(10))
     #: CIBA Core §4: where ping-mode notifications are POSTed
     backchannel_client_notification_endpoint: Mapped[str | None] = mapped_column(Text)
+    #: RFC 9449 §5.2: every token request must carry a DPoP proof (DPoP-bound tokens)
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
 
 
 class LoginContext:
@@ -149,6 +152,8 @@ class AuthorizationCode(LoginContext, db.Model):
     sid: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[int] = mapped_column(BigInteger, index=True)
     used_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: RFC 9449 §10: the thumbprint of the key the token request's DPoP proof must use
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class Token(LoginContext, db.Model):
@@ -175,6 +180,9 @@ class Token(LoginContext, db.Model):
     rotated_at: Mapped[int | None] = mapped_column(BigInteger)
     refresh_uses: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     revoked_at: Mapped[int | None] = mapped_column(BigInteger)
+    #: RFC 9449 §6: the thumbprint of the DPoP key the access token is bound to (the
+    #: refresh token too when the client is public, §5)
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginSession(LoginContext, db.Model):
@@ -230,3 +238,13 @@ class LoginTransaction(db.Model):
     authenticated_at: Mapped[int | None] = mapped_column(BigInteger)
     handoff_hash: Mapped[str | None] = mapped_column(String(64))
     completed_at: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class DPoPJti(db.Model):
+    """jti of DPoP proofs already seen, by key thumbprint (RFC 9449 §11.1)."""
+
+    __tablename__ = "dpop_jti"
+
+    jkt: Mapped[str] = mapped_column(String(64), primary_key=True)
+    jti_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[int] = mapped_column(BigInteger, index=True)

@@ -14,6 +14,7 @@ from ..extensions import db
 from ..settings import current
 from .ciba import CibaGrant
 from .client_auth import PrivateKeyJWT, secret_basic, secret_post, unauthenticated
+from .dpop_binding import DPoPBinding, bound_key
 from .endpoints import EndSession, Introspection, Revocation
 from .errors import printable
 from .grants import (
@@ -60,7 +61,7 @@ class PscAuthorizationServer(AuthorizationServer):
     def save_token(self, token, request):
         settings = current()
         subject, issued = request.user, now()
-        refresh = token.get("refresh_token")
+        refresh, jkt = token.get("refresh_token"), bound_key()
         db.session.add(Token(
             jti=token.pop("_jti"), grant_id=subject.grant_id, client_id=request.client.client_id,
             id_nat=subject.id_nat, sid=subject.sid, scope=token["scope"],
@@ -69,11 +70,13 @@ class PscAuthorizationServer(AuthorizationServer):
             refresh_hash=digest(refresh) if refresh else None,
             issued_at=issued, access_expires_at=issued + token["expires_in"],
             refresh_expires_at=issued + settings.refresh_token_lifetime if refresh else None,
+            dpop_jkt=jkt,
         ))
         with db.session.no_autoflush:  # the rows go together at the commit (transactions)
             audit.record("token.issued", id_nat=subject.id_nat,
                          client_id=request.client.client_id,
-                         grant_type=request.payload.grant_type)
+                         grant_type=request.payload.grant_type,
+                         **({"dpop_jkt": jkt} if jkt else {}))
         ops.token_issued(request.payload.grant_type)
 
 
@@ -90,9 +93,9 @@ def build_server(app) -> PscAuthorizationServer:
     server.register_client_auth_method("client_secret_post", secret_post)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [PscCodeChallenge(required=True),
-                                                   PscOpenIDCode()])
-    server.register_grant(RefreshTokenGrant, [_id_token_on_refresh])
-    server.register_grant(CibaGrant)
+                                                   PscOpenIDCode(), DPoPBinding()])
+    server.register_grant(RefreshTokenGrant, [_id_token_on_refresh, DPoPBinding()])
+    server.register_grant(CibaGrant, [DPoPBinding()])
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     server.register_endpoint(EndSession)

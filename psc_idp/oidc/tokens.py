@@ -6,7 +6,9 @@ Access tokens come in two shapes, chosen per client (``access_token_format``):
   Keycloak's claims (``typ: "Bearer"``, ``azp``, ``session_state``, ``nonce``, ``scope``,
   ``preferred_username`` …). Resource servers built on common frameworks (Spring
   Security's default decoder) refuse ``typ: at+jwt``.
-- ``rfc9068``: RFC 9068 §2 — header ``typ: at+jwt``, ``aud``, ``client_id``."""
+- ``rfc9068``: RFC 9068 §2 — header ``typ: at+jwt``, ``aud``, ``client_id``.
+
+Either shape carries ``cnf.jkt`` when issued on a DPoP proof (RFC 9449 §6.1)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..extensions import idp
 from ..keys import jws
 from .claims import login_claims, named_identity, names_of
 from .consts import ACCESS_TOKEN_TYP, METHOD_BY_AUTH_MODE
+from .dpop_binding import bound_key
 from .models import now
 from .subject import Subject
 
@@ -33,10 +36,10 @@ class TokenGenerator:
                  include_refresh_token=True):
         settings = idp().settings
         lifetime = settings.access_token_lifetime
-        jti = secrets.token_urlsafe(24)
+        jti, jkt = secrets.token_urlsafe(24), bound_key()
         token = {
-            "token_type": "Bearer",
-            "access_token": access_token(client, user, scope, jti, lifetime),
+            "token_type": "DPoP" if jkt else "Bearer",  # RFC 9449 §5
+            "access_token": access_token(client, user, scope, jti, lifetime, jkt),
             "expires_in": lifetime,
             "scope": scope,
             "_jti": jti,
@@ -49,11 +52,14 @@ class TokenGenerator:
 
 
 def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, issued: int,
-                  expires: int, psc_shape: bool, kind: str = BEARER) -> dict:
+                  expires: int, psc_shape: bool, kind: str = BEARER,
+                  jkt: str | None = None) -> dict:
     """The claims of an access token (or, for introspection, of a refresh token:
-    ``kind``) issued to ``client_id`` for ``subject``."""
+    ``kind``) issued to ``client_id`` for ``subject``; ``jkt``: bound to that DPoP key."""
     base = {"exp": expires, "iat": issued, "auth_time": subject.auth_time, "jti": jti,
             "iss": idp().settings.issuer}
+    if jkt:
+        base["cnf"] = {"jkt": jkt}
     if not psc_shape:  # RFC 9068 §2.2
         return {**base, "aud": client_id, "sub": subject.get_user_id(),
                 "client_id": client_id, "scope": scope, **login_claims(subject),
@@ -66,11 +72,12 @@ def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, iss
             "preferred_username": subject.id_nat}
 
 
-def access_token(client, subject: Subject, scope: str, jti: str, lifetime: int) -> str:
+def access_token(client, subject: Subject, scope: str, jti: str, lifetime: int,
+                 jkt: str | None = None) -> str:
     issued = now()
     psc_shape = client.access_token_format != "rfc9068"
     claims = access_claims(client.client_id, subject, scope, jti=jti, issued=issued,
-                           expires=issued + lifetime, psc_shape=psc_shape)
+                           expires=issued + lifetime, psc_shape=psc_shape, jkt=jkt)
     return jws.encode(claims, idp().keys.signer("RS256"),
                       typ="JWT" if psc_shape else ACCESS_TOKEN_TYP)
 

@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request
 from .. import errors
 from ..extensions import db, idp
 from . import authorize as authorize_endpoint
-from . import ciba, transactions
+from . import ciba, dpop, dpop_binding, transactions
 from .consts import PATHS
 from .discovery import is_split, metadata
 from .endpoints import userinfo_response
@@ -76,11 +76,19 @@ def token():
     rotated), the new token rows and their audit record are committed together, after the
     whole response — ID token included — has been built; a refusal leaves nothing (the
     code unused, the refresh token unrotated)."""
-    response = idp().server.create_token_response()
+    server = idp().server
+    try:
+        dpop_binding.check_proof()
+    except OAuth2Error as error:
+        response = server.handle_response(*error())
+    else:
+        response = server.create_token_response()
     if response.status_code == 200:
         transactions.commit()
     else:
         db.session.rollback()
+    if "DPoP" in request.headers:  # RFC 9449 §8.2: the nonce of the next proofs
+        response.headers["DPoP-Nonce"] = dpop.nonce()
     return response
 
 
@@ -101,21 +109,28 @@ def userinfo():
         return bearer_error(error)
 
 
-#: RFC 6750 §3.1: the error codes of a resource request and their HTTP status
-BEARER_ERRORS = {"invalid_request": 400, "invalid_token": 401, "insufficient_scope": 403}
+#: RFC 6750 §3.1 and RFC 9449 §7.1, §9: the error codes of a resource request and their
+#: HTTP status
+BEARER_ERRORS = {"invalid_request": 400, "invalid_token": 401, "insufficient_scope": 403,
+                 "invalid_dpop_proof": 401, "use_dpop_nonce": 401}
 
 
 def bearer_error(error: OAuth2Error):
     """RFC 6750 §3: the error with its status and ``WWW-Authenticate``; anything else
-    about the token is ``invalid_token``."""
+    about the token is ``invalid_token``. Errors about DPoP (a bound token, a proof) are a
+    ``DPoP`` challenge with the accepted algorithms (RFC 9449 §7.1)."""
     code = error.error if error.error in BEARER_ERRORS else "invalid_token"
     status = BEARER_ERRORS[code]
     description = (error.description or "the access token is missing or invalid")[:200]
     response = jsonify(error=code, error_description=description)
     response.status_code = status
+    scheme = getattr(error, "scheme", "Bearer")
+    algs = f', algs="{" ".join(dpop.ALGS)}"' if scheme == "DPoP" else ""
     response.headers["WWW-Authenticate"] = (
-        f'Bearer realm="psc-idp", error="{code}", '
-        f'error_description="{description.replace(chr(34), chr(39))}"')
+        f'{scheme} realm="psc-idp", error="{code}", '
+        f'error_description="{description.replace(chr(34), chr(39))}"{algs}')
+    if code == "use_dpop_nonce":
+        response.headers["DPoP-Nonce"] = dpop.nonce()
     return response
 
 
