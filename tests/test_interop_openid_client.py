@@ -81,3 +81,24 @@ def test_openid_client_runs_ciba_on_the_e_cps_phone(idp, browser, demo_card, pho
 
     _, refused = run("17", ["deny"])
     assert refused == {"error": "access_denied"}
+
+
+def test_openid_client_with_dpop(idp, browser, demo_card, tmp_path):
+    """RFC 9449 as openid-client speaks it: ``dpop_jkt`` in the authorization request,
+    the server nonce learnt from ``use_dpop_nonce`` and retried, DPoP-bound access
+    tokens at userinfo, a refresh with the same key; the bound token without its proof is
+    refused."""
+    rp = idp.rp()
+    common = [idp.issuer, rp.client_id, rp.client_secret, rp.redirect_uri,
+              str(tmp_path / "dpop.json")]
+    started = node("dpop-start", *common, ca=idp.ca)
+    assert query(started["url"])["dpop_jkt"] == started["jkt"]
+
+    callback = browser.with_card(demo_card, started["url"]).headers["Location"]
+    result = node("dpop-finish", *common, callback, ca=idp.ca)
+
+    assert result["token_type"].lower() == "dpop" == result["refreshed_token_type"].lower()
+    assert result["userinfo"]["SubjectNameID"] == demo_card.id_nat
+    assert result["introspection"]["token_type"] == "DPoP"
+    assert result["introspection"]["cnf"] == {"jkt": started["jkt"]}
+    assert result["without_proof"] == "invalid_token", result["without_proof"]

@@ -1,15 +1,22 @@
 // openid-client (an OpenID-certified relying-party library) against a live psc-idp.
 //   node openid_client.mjs start  ISSUER CLIENT_ID SECRET REDIRECT_URI STATE_FILE
 //   node openid_client.mjs finish ISSUER CLIENT_ID SECRET REDIRECT_URI STATE_FILE CALLBACK_URL
+//   node openid_client.mjs dpop-start / dpop-finish (same arguments): the code flow with
+//     DPoP (RFC 9449): dpop_jkt in the authorization request, DPoP-bound tokens, userinfo
 // Prints one JSON object. Any deviation openid-client detects makes it throw: the test fails.
 import * as client from 'openid-client';
+import * as jose from 'jose';
 import { readFileSync, writeFileSync } from 'node:fs';
 
 const [step, issuer, clientId, secret, redirectUri, stateFile, callbackUrl] = process.argv.slice(2);
 const config = await client.discovery(new URL(issuer), clientId, undefined,
   client.ClientSecretBasic(secret));
 
-if (step === 'start') {
+if (step === 'dpop-start') {
+  console.log(JSON.stringify(await dpopStart()));
+} else if (step === 'dpop-finish') {
+  console.log(JSON.stringify(await dpopFinish()));
+} else if (step === 'start') {
   const checks = {
     verifier: client.randomPKCECodeVerifier(),
     nonce: client.randomNonce(),
@@ -48,4 +55,51 @@ if (step === 'start') {
     post_logout_redirect_uri: 'https://rp.example/logged-out', state: 'bye',
   }).href;
   console.log(JSON.stringify(result));
+}
+
+// DPoP (RFC 9449). The key pair outlives the first process: exported to the state file.
+async function dpopStart() {
+  const keyPair = await client.randomDPoPKeyPair('ES256', { extractable: true });
+  const publicJwk = await jose.exportJWK(keyPair.publicKey);
+  const jkt = await jose.calculateJwkThumbprint(publicJwk);
+  const checks = {
+    verifier: client.randomPKCECodeVerifier(), nonce: client.randomNonce(),
+    state: client.randomState(), privateJwk: await jose.exportJWK(keyPair.privateKey),
+    publicJwk,
+  };
+  const url = client.buildAuthorizationUrl(config, {
+    redirect_uri: redirectUri, scope: 'openid scope_all', acr_values: 'eidas1',
+    code_challenge: await client.calculatePKCECodeChallenge(checks.verifier),
+    code_challenge_method: 'S256', nonce: checks.nonce, state: checks.state, dpop_jkt: jkt,
+  });
+  writeFileSync(stateFile, JSON.stringify(checks));
+  return { url: url.href, jkt };
+}
+
+async function dpopFinish() {
+  const checks = JSON.parse(readFileSync(stateFile, 'utf8'));
+  const keyPair = {
+    privateKey: await jose.importJWK(checks.privateJwk, 'ES256'),
+    publicKey: await jose.importJWK(checks.publicJwk, 'ES256', { extractable: true }),
+  };
+  const DPoP = client.getDPoPHandle(config, keyPair);
+  const tokens = await client.authorizationCodeGrant(config, new URL(callbackUrl), {
+    pkceCodeVerifier: checks.verifier, expectedNonce: checks.nonce,
+    expectedState: checks.state, idTokenExpected: true,
+  }, undefined, { DPoP });
+  const claims = tokens.claims();
+  const result = { token_type: tokens.token_type, sub: claims.sub };
+  result.userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP });
+  const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, undefined,
+    { DPoP });
+  result.refreshed_token_type = refreshed.token_type;
+  result.introspection = await client.tokenIntrospection(config, refreshed.access_token);
+  try { // the bound token without its proof
+    await client.fetchUserInfo(config, refreshed.access_token, claims.sub);
+    result.without_proof = 'accepted';
+  } catch (error) {
+    result.without_proof = error.cause?.[0]?.parameters?.error ?? error.error ?? error.code
+      ?? String(error);
+  }
+  return result;
 }
