@@ -37,7 +37,7 @@ AUTHORIZE, LOGOUT = "/protocol/openid-connect/auth", "/protocol/openid-connect/l
 def test_every_block_is_marked_runnable():
     fences = re.findall(r"(?m)^```", INTEGRATING.read_text())
     assert len(fences) == 2 * len(SNIPPETS), "mark each block <!-- runnable: NAME -->"
-    assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "python",
+    assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "js", "python",
                                                              "python"]
 
 
@@ -132,6 +132,22 @@ def test_program_logs_in_shows_userinfo_and_logs_out(name, idp, browser, demo_ca
         assert browser.get(app + "/login").headers["Location"].startswith(
             idp.issuer + AUTHORIZE + "?")
     assert_idp_session_ended(idp, browser)
+
+
+def test_dpop_program_gets_tokens_bound_to_its_key(idp, browser, demo_card, tmp_path):
+    """The DPoP block, for a client registered with ``--dpop``: the token request and
+    userinfo carry proofs (the nonce retry included), the tokens are DPoP-bound."""
+    port = free_port()
+    app = f"http://localhost:{port}"
+    client_id, secret = register(idp, app + "/callback", app + "/logged-out",
+                                 dpop_bound_access_tokens=True)
+    with program("dpop.mjs", tmp_path, idp, client_id, secret, port):
+        to_idp = browser.get(app + "/login")
+        assert to_idp.headers["Location"].startswith(idp.issuer + AUTHORIZE + "?")
+        back = browser.with_card(demo_card, to_idp.headers["Location"])
+        assert browser.get(back.headers["Location"]).status_code == 302
+        page = browser.get(app + "/").text
+        assert f"idNat {demo_card.id_nat}" in page and "token_type dpop" in page.lower()
 
 
 def test_python_program_ends_its_session_on_back_channel_logout(idp, browser, demo_card,
