@@ -377,3 +377,50 @@ def test_housekeeping_forgets_old_proofs(app, rp, key):
     rp.dpop_tokens(key)
     with app.app_context():
         assert housekeeping.purge(current=now() + 3600)["DPoP proof jtis"] >= 1
+
+
+def _raw(header, payload, signature: str = "c2ln") -> str:
+    def part(value):
+        data = value if isinstance(value, bytes) else json.dumps(value).encode()
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    return f"{part(header)}.{part(payload)}.{signature}"
+
+
+EC = ECKey.generate_key("P-256").as_dict(private=False)
+HOSTILE = [
+    _raw({"typ": "dpop+jwt", "alg": "none", "jwk": EC}, {"jti": "a"}, ""),
+    _raw({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256", "x": 1}}, {}),
+    _raw({"typ": "dpop+jwt", "alg": "ES256", "jwk": {"kty": "EC", "crv": "P-256"}}, {}),
+    _raw({"typ": "dpop+jwt", "alg": "ES256", "jwk": "x"}, {}),
+    _raw({"typ": "dpop+jwt", "alg": "ES256", "jwk": {**EC, "crv": "P-384"}}, {}),
+    _raw({"typ": "dpop+jwt", "alg": "RS256", "jwk": EC}, {}),
+    _raw({"typ": "dpop+jwt", "alg": ["ES256"], "jwk": EC}, {}),
+    _raw({"typ": 5, "alg": "ES256", "jwk": EC}, {}),
+    _raw([1, 2], {}),
+    _raw(b"\xff\xfe", b"\x00"),
+    _raw({"typ": "dpop+jwt", "alg": "ES256", "jwk": EC}, "x" * 20000),
+    "é.é.é", "a" * 9000, "...", "a.b", " ",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=[f"hostile-{i}" for i in range(len(HOSTILE))])
+def test_hostile_proofs_are_refused_cleanly(rp, value):
+    """Never a 500: each is invalid_dpop_proof (a header werkzeug drops: no proof)."""
+    answer = rp.exchange(rp.code(), value)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] in ("invalid_dpop_proof", "invalid_grant")
+
+
+@pytest.mark.parametrize("claims", [
+    {"ath": "é"}, {"ath": 5}, {"nonce": "é\ud800"}, {"nonce": 5}, {"jti": "\ud800"},
+    {"jti": 5}, {"iat": "now"}, {"iat": float("nan")}, {"iat": True}, {"htu": 5},
+    {"htu": "https://[bad"}, {"htm": None},
+], ids=lambda claims: "-".join(claims))
+def test_signed_proofs_with_hostile_claims_are_refused_cleanly(rp, key, claims):
+    answer = rp.exchange(rp.code(), proof(key, **claims))
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] in ("invalid_dpop_proof", "use_dpop_nonce")
+    access = rp.exchange(rp.code()).get_json()["access_token"]
+    at_userinfo = {"htu": USERINFO, "htm": "GET", **claims}
+    answer = rp.userinfo(access, dpop=proof(key, access_token=access, **at_userinfo))
+    assert answer.status_code == 401

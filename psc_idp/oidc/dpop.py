@@ -21,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ..extensions import db
 from ..settings import current as settings
 from .consts import PATHS
-from .models import DPoPJti, digest, now
+from .models import DPoPJti, now
 
 #: §4.2 ``typ`` of a proof
 PROOF_TYP = "dpop+jwt"
@@ -119,12 +119,12 @@ def verify(headers, method: str, endpoint: str, access_token: str | None = None,
 def _verified(value: str):
     try:
         header = jws.extract_compact(value.encode("ascii"), registry=REGISTRY).headers()
-    except (JoseError, ValueError, TypeError, UnicodeError) as exc:
+    except (JoseError, ValueError, TypeError, AttributeError, UnicodeError) as exc:
         raise InvalidDPoPProof("the DPoP proof is not a JWS") from exc
     if not isinstance(header.get("typ"), str) or header["typ"].lower() != PROOF_TYP:
         raise InvalidDPoPProof(f"the DPoP proof must have typ {PROOF_TYP}")
     alg, jwk = header.get("alg"), header.get("jwk")
-    if alg not in ALGS:
+    if not isinstance(alg, str) or alg not in ALGS:
         raise InvalidDPoPProof(f"DPoP proof alg must be one of {', '.join(ALGS)}")
     key = _public_key(jwk, *ALGS[alg])
     try:
@@ -144,7 +144,7 @@ def _public_key(jwk, kty: str, crv: str | None):
         raise InvalidDPoPProof("the DPoP proof's jwk must be the public key of its alg")
     try:
         key = JWKRegistry.import_key(jwk)
-    except (JoseError, ValueError, TypeError) as exc:
+    except (JoseError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise InvalidDPoPProof("the DPoP proof's jwk is not a valid key") from exc
     if kty == "RSA" and key.raw_value.key_size < 2048:
         raise InvalidDPoPProof("the DPoP proof's RSA key must have at least 2048 bits")
@@ -164,9 +164,14 @@ def _check_claims(claims: dict, method: str, url: str, access_token: str | None)
             not now() - MAX_AGE <= iat <= now() + SKEW:
         raise InvalidDPoPProof("the DPoP proof's iat is missing, too old or in the future "
                                "(check the clock)")
-    if access_token is not None and not hmac.compare_digest(
-            str(claims.get("ath", "")), access_token_hash(access_token)):
+    if access_token is not None and not _same(claims.get("ath"), access_token_hash(access_token)):
         raise InvalidDPoPProof("the DPoP proof's ath must be the hash of the access token")
+
+
+def _same(given, expected: str) -> bool:
+    """Constant-time comparison of a claim with the value it must have (any JSON value)."""
+    return isinstance(given, str) and hmac.compare_digest(
+        given.encode("utf-8", "surrogatepass"), expected.encode("ascii"))
 
 
 def _normal(url: str) -> tuple:
@@ -200,8 +205,7 @@ def _check_nonce(value, required: bool) -> None:
     if value is None and not required:
         return
     window = now() // settings().dpop_nonce_lifetime
-    if not isinstance(value, str) or not any(
-            hmac.compare_digest(value, _nonce_of(w)) for w in (window, window - 1)):
+    if not any(_same(value, _nonce_of(w)) for w in (window, window - 1)):
         raise UseDPoPNonce("the DPoP proof must carry the server's nonce (DPoP-Nonce)"
                            if value is None else "the DPoP nonce has expired: use the new "
                            "one (DPoP-Nonce)")
@@ -221,6 +225,7 @@ def _first_use(jkt: str, jti: str) -> bool:
         connection.execution_options(isolation_level="AUTOCOMMIT")
         dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
         stored = connection.execute(dialect.insert(DPoPJti.__table__).values(
-            jkt=jkt, jti_hash=digest(jti), expires_at=now() + MAX_AGE + SKEW)
+            jkt=jkt, jti_hash=hashlib.sha256(jti.encode("utf-8", "surrogatepass")).hexdigest(),
+            expires_at=now() + MAX_AGE + SKEW)
             .on_conflict_do_nothing().execution_options(preserve_rowcount=True))
     return stored.rowcount == 1
