@@ -424,3 +424,27 @@ def test_signed_proofs_with_hostile_claims_are_refused_cleanly(rp, key, claims):
     at_userinfo = {"htu": USERINFO, "htm": "GET", **claims}
     answer = rp.userinfo(access, dpop=proof(key, access_token=access, **at_userinfo))
     assert answer.status_code == 401
+
+
+def test_every_door_sets_dpop_bound_access_tokens(app):
+    """The CLI (``--dpop``), and RFC 7591 under an initial access token that requires it
+    (``issue-iat --dpop``): a registration may not turn it off."""
+    from psc_idp.cli import main
+
+    runner = app.test_cli_runner()
+    created = runner.invoke(main, ["clients", "create", "--name", "cli", "--redirect-uri",
+                                   REDIRECT, "--dpop", "--json"])
+    assert created.exit_code == 0 and json.loads(created.output)["dpop_bound_access_tokens"]
+    issued = runner.invoke(main, ["clients", "issue-iat", "--dpop", "--uses", "2"])
+    assert "dpop_bound_access_tokens=True" in issued.output
+    iat = issued.output.split("initial_access_token: ")[1].split()[0]
+    http, url = app.test_client(), ISSUER_PATH + "/clients-registrations/openid-connect"
+
+    def register(**metadata):
+        return http.post(url, base_url=BASE_URL, headers={"Authorization": f"Bearer {iat}"},
+                         json={"client_name": "vendor", "redirect_uris": [REDIRECT],
+                               **metadata})
+    refused = register(dpop_bound_access_tokens=False)
+    assert refused.status_code == 400 and "dpop_bound_access_tokens" in refused.get_json()[
+        "error_description"]
+    assert register().get_json()["dpop_bound_access_tokens"] is True

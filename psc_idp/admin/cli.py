@@ -75,16 +75,19 @@ def revoke_token(key_id):
               help="rfc9068: its clients get typ at+jwt access tokens")
 @click.option("--refresh-reuse-grace", type=click.IntRange(0, 60),
               help="the longest refresh-token reuse grace its clients may have")
+@click.option("--dpop", is_flag=True,
+              help="its clients must send DPoP proofs (dpop_bound_access_tokens)")
 @with_appcontext
 def issue_iat(label, expires, uses, require_pkce, strict_client_auth, access_token_format,
-              refresh_reuse_grace):
+              refresh_reuse_grace, dpop):
     """Issue an initial access token for dynamic registration (RFC 7591), printed once.
     The policy options set a floor: the clients it registers may be stricter, never
     looser."""
     floor = {"require_pkce": require_pkce or None,
              "strict_client_auth": strict_client_auth or None,
              "access_token_format": access_token_format,
-             "refresh_reuse_grace": refresh_reuse_grace}
+             "refresh_reuse_grace": refresh_reuse_grace,
+             "dpop_bound_access_tokens": dpop or None}
     floor = {k: v for k, v in floor.items() if v is not None}
     key, token = models.issue("registration", label, _lifetime(expires), uses=uses,
                               policy=floor)
