@@ -17,6 +17,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 from joserfc.jws import JWSRegistry
 from sqlalchemy.dialects import postgresql, sqlite
+from werkzeug.datastructures import Headers
 
 from ..extensions import db
 from ..settings import current as settings
@@ -96,13 +97,12 @@ def endpoint_url(endpoint: str) -> str:
     return settings().issuer + PATHS[endpoint]
 
 
-def verify(headers, method: str, endpoint: str, access_token: str | None = None,
+def verify(headers: Headers, method: str, endpoint: str, access_token: str | None = None,
            nonce_required: bool = False) -> Proof | None:
     """The request's proof checked per §4.3 (``access_token``: at a resource endpoint,
     ``ath`` must be its hash); None when the request has no ``DPoP`` header. The jti is
     stored last: a proof refused for any other reason can be corrected and sent again."""
-    values = headers.getlist("DPoP") if hasattr(headers, "getlist") else \
-        [headers["DPoP"]] if "DPoP" in headers else []
+    values = headers.getlist("DPoP")
     if not values:
         return None
     if len(values) > 1 or not values[0] or len(values[0]) > MAX_PROOF:
