@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from joserfc import jws
-from joserfc.jwk import ECKey, OctKey, RSAKey
+from joserfc.jwk import ECKey, OctKey, OKPKey, RSAKey
 
 from psc_idp import create_app
 from psc_idp.oidc.consts import PATHS
@@ -29,10 +29,10 @@ TOKEN, USERINFO = ISSUER + PATHS["token_endpoint"], ISSUER + PATHS["userinfo_end
 
 
 def proof(key, htu: str = TOKEN, htm: str = "POST", *, access_token: str | None = None,
-          nonce: str | None = None, **changes) -> str:
+          nonce: str | None = None, signing_alg: str | None = None, **changes) -> str:
     """A DPoP proof (RFC 9449 §4.2) signed with ``key``; ``changes``: claims or header
     members to override (None removes one)."""
-    alg = {ECKey: "ES256", RSAKey: "PS256", OctKey: "HS256"}[type(key)]
+    alg = signing_alg or {ECKey: "ES256", RSAKey: "PS256", OctKey: "HS256"}[type(key)]
     header = {"typ": "dpop+jwt", "alg": alg, "jwk": key.as_dict(private=False)}
     claims = {"jti": secrets.token_urlsafe(12), "htm": htm, "htu": htu, "iat": int(time.time())}
     if access_token is not None:
@@ -97,8 +97,9 @@ class Transcript:
         assert answer.get_json()["error"] == "use_dpop_nonce", answer.get_json()
         return answer.headers["DPoP-Nonce"]
 
-    def dpop_tokens(self, key, code: str | None = None) -> dict:
-        answer = self.exchange(code or self.code(), proof(key, nonce=self.nonce()))
+    def dpop_tokens(self, key, code: str | None = None, alg: str | None = None) -> dict:
+        answer = self.exchange(code or self.code(), proof(key, nonce=self.nonce(),
+                                                          signing_alg=alg))
         assert answer.status_code == 200, answer.get_json()
         return answer.get_json()
 
@@ -170,9 +171,19 @@ def test_rfc9068_tokens_are_bound_too(app, key):
     assert "jkt" in claims_of(tokens["access_token"])["cnf"]
 
 
-def test_rsa_keys_sign_proofs_too(rp):
-    tokens = rp.dpop_tokens(RSAKey.generate_key(2048))
+@pytest.mark.parametrize("alg", ["ES256", "ES384", "PS256", "RS256", "Ed25519"])
+def test_every_advertised_algorithm_works(rp, alg):
+    key = {"ES256": lambda: ECKey.generate_key("P-256"),
+           "ES384": lambda: ECKey.generate_key("P-384"),
+           "Ed25519": lambda: OKPKey.generate_key("Ed25519")}.get(
+        alg, lambda: RSAKey.generate_key(2048))()
+    tokens = rp.dpop_tokens(key, alg=alg)
     assert tokens["token_type"] == "DPoP"
+    access = tokens["access_token"]
+    assert rp.userinfo(access, dpop=proof(key, USERINFO, "GET", access_token=access,
+                                          signing_alg=alg)).status_code == 200
+    from psc_idp.oidc.dpop import ALGS
+    assert set(ALGS) == {"ES256", "ES384", "PS256", "RS256", "Ed25519"}
 
 
 def test_without_a_proof_nothing_changes(rp):

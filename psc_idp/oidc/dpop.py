@@ -26,9 +26,10 @@ from .models import DPoPJti, now
 
 #: §4.2 ``typ`` of a proof
 PROOF_TYP = "dpop+jwt"
-#: asymmetric algorithms accepted for proofs, with the key each needs (§4.3 point 5)
+#: asymmetric algorithms accepted for proofs, with the key each needs (§4.3 point 5);
+#: Ed25519 is RFC 9864's fully-specified name (its ``EdDSA`` is deprecated)
 ALGS = {"ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "PS256": ("RSA", None),
-        "RS256": ("RSA", None), "EdDSA": ("OKP", "Ed25519")}
+        "RS256": ("RSA", None), "Ed25519": ("OKP", "Ed25519")}
 PRIVATE_MEMBERS = {"d", "p", "q", "dp", "dq", "qi", "oth", "k"}
 #: how old a proof may be, and how far in the future its ``iat`` (clock skew), seconds
 MAX_AGE, SKEW = 300, 60
