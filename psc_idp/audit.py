@@ -100,6 +100,7 @@ EVENTS = {
     "ciba.ping.failed": "a CIBA notification given up (client gone, or no 2xx answer "
                         "before the request expired)",
     "session.revoked": "an administrator ended a practitioner's session from the console",
+    "authorization.pushed": "a client pushed an authorization request (RFC 9126)",
     "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
     "token.revoked": "an access token revoked by its client (RFC 7009)",
     "tokens.revoked": "a grant's tokens revoked (refresh token revoked or reused)",

@@ -27,6 +27,7 @@ from .oidc.models import (
     Token,
     now,
 )
+from .oidc.par import PushedRequest
 from .ratelimit import RateCounter
 
 #: keep expired rows this long for investigations (seconds)
@@ -44,6 +45,7 @@ def expired_rows(current: int) -> list[tuple[str, object, object]]:
         ("CIBA requests", CibaRequest, CibaRequest.expires_at < cutoff),
         ("assertion jtis", AssertionJti, AssertionJti.expires_at < current),
         ("DPoP proof jtis", DPoPJti, DPoPJti.expires_at < current),
+        ("pushed authorization requests", PushedRequest, PushedRequest.expires_at < current),
         ("rate counters", RateCounter, RateCounter.expires_at < current),
         # a rotated refresh token is kept until it would have expired: presenting it again
         # must still be recognised as reuse and revoke the chain; and while its session

@@ -9,5 +9,6 @@ from .directory import models as directory_models  # noqa: F401
 from .ecps import models as ecps_models  # noqa: F401
 from .extensions import db
 from .oidc import models as oidc_models  # noqa: F401
+from .oidc import par  # noqa: F401
 
 metadata = db.metadata

@@ -50,6 +50,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("refresh_reuse_grace", 5, "seconds a rotated refresh token may be presented again (concurrent refreshes) without revoking its chain; 0: never"),
     Setting("dpop_nonce", "token", "where DPoP proofs must carry a server nonce (RFC 9449 §8-§9): token (the token endpoint, as FAPI 2.0 expects), all (userinfo too) or none"),
     Setting("dpop_nonce_lifetime", 300, "seconds between two DPoP nonces; a nonce is accepted until the next one is replaced"),
+    Setting("par_lifetime", 60, "seconds a pushed authorization request's request_uri is valid (RFC 9126 §2.2; used once)"),
+    Setting("require_pushed_authorization_requests", False, "every client must push its authorization requests (RFC 9126 §5; PSC does not require it; per client: require_pushed_authorization_requests)"),
     Setting("authorization_endpoint", "", "URL of the authorization endpoint, e.g. on a separate 'wallet' origin as PSC (empty: <issuer>/protocol/openid-connect/auth)"),
     Setting("wallet_listen", "", "embedded TLS listener of the authorization endpoint's origin when it differs from the issuer's (empty: none)"),
     Setting("card_login_url", "https://localhost:5444", "origin of the card login (TLS client cert)"),
@@ -255,6 +257,8 @@ def validate(values: dict[str, Any]) -> None:
         raise SettingsError("dpop_nonce must be 'token', 'all' or 'none'")
     if not 30 <= values["dpop_nonce_lifetime"] <= 3600:
         raise SettingsError("dpop_nonce_lifetime must be between 30 and 3600 seconds")
+    if not 10 <= values["par_lifetime"] <= 600:
+        raise SettingsError("par_lifetime must be between 10 and 600 seconds")
     if values["refresh_reuse_grace"] < 0 or values["refresh_reuse_grace"] > 60:
         raise SettingsError("refresh_reuse_grace must be between 0 and 60 seconds")
     _check_brand(values)

@@ -79,7 +79,8 @@ HOSTILE = settings(max_examples=100, deadline=None,
 
 
 @pytest.mark.parametrize("endpoint", ["token_endpoint", "introspection_endpoint",
-                                      "revocation_endpoint", "userinfo_endpoint"])
+                                      "revocation_endpoint", "userinfo_endpoint",
+                                      "pushed_authorization_request_endpoint"])
 @HOSTILE
 @given(data=st.data())
 def test_form_endpoints(inproc, endpoint, data):
@@ -114,14 +115,15 @@ def test_query_endpoints(inproc, endpoint, data):
 def test_raw_bodies(inproc, body, content_type):
     client, _ = inproc
     for name in ("token_endpoint", "introspection_endpoint", "revocation_endpoint",
-                 "userinfo_endpoint", "authorization_endpoint", "end_session_endpoint"):
+                 "userinfo_endpoint", "authorization_endpoint", "end_session_endpoint",
+                 "pushed_authorization_request_endpoint"):
         check(client.post(ISSUER_PATH + PATHS[name], data=body, base_url=BASE_URL,
                           headers={"Content-Type": content_type} if content_type else {}))
 
 
 @pytest.mark.parametrize("name", ["client_id", "code", "refresh_token", "token",
                                   "access_token", "redirect_uri", "state", "id_token_hint",
-                                  "client_secret", "grant_type"])
+                                  "client_secret", "grant_type", "request_uri", "request"])
 def test_nul_characters(inproc, name):
     """PostgreSQL refuses NUL in text: a client that sends one gets a client error, not a
     database failure (503)."""
@@ -131,7 +133,7 @@ def test_nul_characters(inproc, name):
     form = {"grant_type": "authorization_code", "code": "c", "client_id": client_id,
             "redirect_uri": "https://rp.example/cb", "token": "t", name: "a\x00b"}
     for endpoint in ("token_endpoint", "introspection_endpoint", "revocation_endpoint",
-                     "userinfo_endpoint"):
+                     "userinfo_endpoint", "pushed_authorization_request_endpoint"):
         check(client.post(ISSUER_PATH + PATHS[endpoint], data=form, base_url=BASE_URL,
                           headers=auth))
     query = {"response_type": "code", "client_id": client_id, "scope": "openid",

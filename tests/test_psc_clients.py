@@ -310,13 +310,15 @@ def test_state_survives_the_login_unchanged(idp, browser, demo_card):
     assert params["state"] == rp.state and params["code"]
 
 
-def test_request_objects_are_refused_with_their_error(idp, browser):
+def test_request_objects_and_request_uris_are_refused_with_their_error(idp, browser):
+    """A request object needs the client's registered keys; a request_uri is only one the
+    PAR endpoint issued (tests/test_par.py, tests/test_request_objects.py)."""
     rp = idp.rp()
     assert code_from(browser.get(rp.authorization_url(request="e30.e30.")))["error"] == \
-        "request_not_supported"
+        "invalid_request_object"
     assert code_from(browser.get(rp.authorization_url(
         request_uri="urn:ietf:params:oauth:request_uri:x")))["error"] == \
-        "request_uri_not_supported"
+        "invalid_request_uri"
 
 
 # --- response modes -----------------------------------------------------------------------

@@ -77,9 +77,11 @@ def revoke_token(key_id):
               help="the longest refresh-token reuse grace its clients may have")
 @click.option("--dpop", is_flag=True,
               help="its clients must send DPoP proofs (dpop_bound_access_tokens)")
+@click.option("--require-par", is_flag=True,
+              help="its clients must push their authorization requests (RFC 9126)")
 @with_appcontext
 def issue_iat(label, expires, uses, require_pkce, strict_client_auth, access_token_format,
-              refresh_reuse_grace, dpop):
+              refresh_reuse_grace, dpop, require_par):
     """Issue an initial access token for dynamic registration (RFC 7591), printed once.
     The policy options set a floor: the clients it registers may be stricter, never
     looser."""
@@ -87,7 +89,8 @@ def issue_iat(label, expires, uses, require_pkce, strict_client_auth, access_tok
              "strict_client_auth": strict_client_auth or None,
              "access_token_format": access_token_format,
              "refresh_reuse_grace": refresh_reuse_grace,
-             "dpop_bound_access_tokens": dpop or None}
+             "dpop_bound_access_tokens": dpop or None,
+             "require_pushed_authorization_requests": require_par or None}
     floor = {k: v for k, v in floor.items() if v is not None}
     key, token = models.issue("registration", label, _lifetime(expires), uses=uses,
                               policy=floor)

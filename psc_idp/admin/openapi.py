@@ -72,6 +72,15 @@ _FIELDS = {
     "backchannel_client_notification_endpoint": {
         "oneOf": [{"type": "null"}, _URI],
         "description": "CIBA ping mode: where the notification is POSTed"},
+    "require_pushed_authorization_requests": {"type": "boolean", "description": "RFC 9126: "
+                                              "authorization requests only through the PAR "
+                                              "endpoint (default: false, as PSC)"},
+    "request_object_signing_alg": {"enum": [*ASSERTION_ALGS, None], "description": "the "
+                                   "one alg of the client's request objects (RFC 9101); "
+                                   f"null: any of {', '.join(ASSERTION_ALGS)}"},
+    "strict_request_objects": {"type": "boolean", "description": "only the request "
+                               "object's parameters count (RFC 9101 section 5); default: "
+                               "they take precedence over the query's (OIDC Core 6.1, PSC)"},
     "compat": {"type": "array", "maxItems": len(COMPAT_FLAGS),
                "items": {"type": "string", "enum": sorted(COMPAT_FLAGS)}},
     "contacts": {"type": "array", "maxItems": 10, "items": {"type": "string",

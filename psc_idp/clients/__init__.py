@@ -229,6 +229,9 @@ def describe(client: Client) -> dict:
         "backchannel_token_delivery_mode": client.backchannel_token_delivery_mode,
         "backchannel_client_notification_endpoint":
             client.backchannel_client_notification_endpoint,
+        "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "request_object_signing_alg": client.request_object_signing_alg,
+        "strict_request_objects": client.strict_request_objects,
         "compat": client.compat, "contacts": client.contacts or [],
         "registered_by": client.registered_by, "client_id_issued_at": client.created_at,
         "secret_rotation_ends_at": client.previous_secret_expires_at

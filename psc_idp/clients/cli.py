@@ -71,6 +71,17 @@ def _drop_in_options(command):
         click.option("--dpop/--no-dpop", "dpop", default=None,
                      help="dpop_bound_access_tokens: every token request must carry a DPoP "
                           "proof (RFC 9449; default: DPoP when the client sends a proof)"),
+        click.option("--require-par/--no-require-par", "require_par", default=None,
+                     help="authorization requests only through the PAR endpoint (RFC "
+                          "9126; default: no, as PSC, unless the server's "
+                          "require_pushed_authorization_requests)"),
+        click.option("--request-object-alg", type=click.Choice([*SUPPORTED_ALGS, "any"]),
+                     help="the one alg of its request objects (RFC 9101; default: any "
+                          "supported)"),
+        click.option("--strict-request-objects/--lenient-request-objects", "strict_ro",
+                     default=None, help="only the request object's parameters count "
+                                        "(RFC 9101 section 5; default: they take "
+                                        "precedence over the query's, as PSC)"),
     ]
     for option in reversed(options):
         command = option(command)
@@ -113,11 +124,18 @@ def _ciba_options(command):
                              "mode")(command)
 
 
-def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None) -> dict:
+def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_par=None,
+             request_object_alg=None, strict_ro=None) -> dict:
     values = {"require_pkce": pkce, "strict_client_auth": strict_auth,
               "access_token_format": access_token_format, "refresh_reuse_grace": grace,
-              "dpop_bound_access_tokens": dpop}
-    return {k: v for k, v in values.items() if v is not None}
+              "dpop_bound_access_tokens": dpop,
+              "require_pushed_authorization_requests": require_par,
+              "strict_request_objects": strict_ro}
+    values = {k: v for k, v in values.items() if v is not None}
+    if request_object_alg:  # "any": none registered
+        values["request_object_signing_alg"] = None if request_object_alg == "any" \
+            else request_object_alg
+    return values
 
 
 @clients_cli.command("create")
@@ -139,7 +157,8 @@ def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None) -> dict:
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
-               dpop, bc_uri, bc_session, ciba, ciba_endpoint, compat, contacts, as_json):
+               dpop, require_par, request_object_alg, strict_ro, bc_uri, bc_session, ciba,
+               ciba_endpoint, compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
@@ -147,7 +166,8 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
             auth_method=auth_method, client_id=client_id, jwks=_jwks(jwks_file),
             id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, compat=compat,
             contacts=contacts,
-            **_drop_in(pkce, strict_auth, access_token_format, grace, dpop),
+            **_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
+                       request_object_alg, strict_ro),
             **_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -175,14 +195,15 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 @with_appcontext
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
-               access_token_format, grace, dpop, bc_uri, bc_session, ciba, ciba_endpoint,
-               compat, as_json):
+               access_token_format, grace, dpop, require_par, request_object_alg, strict_ro,
+               bc_uri, bc_session, ciba, ciba_endpoint, compat, as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
                "id_token_signed_response_alg": id_token_alg, "scope": scope}
     changes = {k: v for k, v in changes.items() if v is not None}
-    changes.update(_drop_in(pkce, strict_auth, access_token_format, grace, dpop))
+    changes.update(_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
+                            request_object_alg, strict_ro))
     changes.update(_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)

@@ -39,6 +39,9 @@ FIELDS = {
     "backchannel_token_delivery_mode": "backchannel_token_delivery_mode",
     "backchannel_client_notification_endpoint": "backchannel_client_notification_endpoint",
     "dpop_bound_access_tokens": "dpop_bound_access_tokens",
+    "require_pushed_authorization_requests": "require_pushed_authorization_requests",
+    "request_object_signing_alg": "request_object_signing_alg",
+    "strict_request_objects": "strict_request_objects",
 }
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
@@ -164,8 +167,9 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
             raise RegistrationError("grant_types: authorization_code, optionally "
                                     f"refresh_token and {CIBA_GRANT_TYPE}", field)
         return list(dict.fromkeys(value))
-    if field in ("id_token_signed_response_alg", "userinfo_signed_response_alg"):
-        if value is None and field == "userinfo_signed_response_alg":
+    if field in ("id_token_signed_response_alg", "userinfo_signed_response_alg",
+                 "request_object_signing_alg"):
+        if value is None and field != "id_token_signed_response_alg":
             return None
         if not isinstance(value, str) or value not in SUPPORTED_ALGS:
             raise RegistrationError(f"{field}: one of {', '.join(SUPPORTED_ALGS)}", field)
@@ -178,7 +182,8 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
                                     "null (no CIBA)", field)
         return value
     if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required",
-                 "dpop_bound_access_tokens"):
+                 "dpop_bound_access_tokens", "require_pushed_authorization_requests",
+                 "strict_request_objects"):
         if not isinstance(value, bool):
             raise RegistrationError(f"{field}: true or false", field)
         return value
@@ -214,4 +219,5 @@ DEFAULTS = {
     "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
     "backchannel_token_delivery_mode": None, "backchannel_client_notification_endpoint": None,
     "dpop_bound_access_tokens": False,
+    "request_object_signing_alg": None,
 }

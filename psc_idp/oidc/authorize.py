@@ -20,21 +20,9 @@ from flask import request as flask_request
 from .. import errors
 from ..extensions import idp
 from ..settings import current as settings
-from . import interaction, response_mode
+from . import interaction, par, response_mode
 from .errors import printable
 from .subject import Subject
-
-
-class RequestNotSupportedError(OAuth2Error):
-    """OIDC Core §6.1: ``request`` objects are not accepted."""
-
-    error = "request_not_supported"
-
-
-class RequestUriNotSupportedError(OAuth2Error):
-    """OIDC Core §6.2: ``request_uri`` is not accepted."""
-
-    error = "request_uri_not_supported"
 
 
 def server():
@@ -42,9 +30,11 @@ def server():
 
 
 def authorize():
+    request = flask_request
     try:
+        request = par.effective_request(request)  # request_uri, request (RFC 9126, 9101)
         # Authlib answers prompt=none with login_required unless it knows the user.
-        grant = server().get_consent_grant(end_user=interaction.current_subject())
+        grant = server().get_consent_grant(request, end_user=interaction.current_subject())
         data = grant.request.payload.data
         _check_parameters(grant, data)
         subject = interaction.current_subject(_max_age(grant))
@@ -54,10 +44,10 @@ def authorize():
         if subject is None and "none" in prompts:
             raise LoginRequiredError(redirect_uri=grant.redirect_uri)
     except OAuth2Error as error:
-        return authorization_error(error, flask_request.values)
+        return authorization_error(error, request.values)
     if subject is not None:
         return _respond(grant, server().create_authorization_response(
-            grant_user=subject, grant=grant))
+            request, grant_user=subject, grant=grant))
     tx = interaction.start(grant.request)
     return redirect(url_for("login.page", tx=tx.id))
 
@@ -95,7 +85,7 @@ SINGLE = ("nonce", "prompt", "max_age", "acr_values", "login_hint", "response_mo
 
 def _check_parameters(grant, data) -> None:
     """What Authlib leaves to the provider: parameters of sane size (they are stored until
-    the login ends), not repeated, a supported response mode, no request objects."""
+    the login ends), not repeated, a supported response mode."""
     redirect_uri = grant.redirect_uri
     for name, value in data.items():
         if isinstance(value, str) and len(value) > MAX_PARAMETER:
@@ -105,12 +95,6 @@ def _check_parameters(grant, data) -> None:
         if len(grant.request.payload.datalist.get(name, [])) > 1:
             raise InvalidRequestError(f"Multiple '{name}' in request.", redirect_uri=redirect_uri)
     response_mode.check(data.get("response_mode"), redirect_uri)
-    if data.get("request"):
-        raise RequestNotSupportedError("request objects are not supported: send the "
-                                       "parameters in the query", redirect_uri=redirect_uri)
-    if data.get("request_uri"):
-        raise RequestUriNotSupportedError("request_uri is not supported: send the "
-                                          "parameters in the query", redirect_uri=redirect_uri)
 
 
 def _max_age(grant) -> int | None:

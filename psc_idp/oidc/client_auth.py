@@ -122,6 +122,33 @@ def _refuse_failed_basic(request) -> None:
         raise _conflict("invalid client credentials")
 
 
+class UntrustedJWT(ValueError):
+    """Why a JWT a client signed is not trusted (the message says it to the client)."""
+
+
+def signing_keys(client):
+    """The keys that verify what ``client`` signs: its registered public asymmetric keys
+    (``clients.jwks``: a symmetric key stored before these rules is never used); raises
+    ``UntrustedJWT``."""
+    if not (client.jwks or {}).get("keys"):
+        raise UntrustedJWT("this client has no registered keys: register its jwks")
+    try:
+        return client.assertion_keys()
+    except (client_keys.InvalidKeys, JoseError, ValueError, TypeError, KeyError) as exc:
+        raise UntrustedJWT("the client's registered keys cannot verify signatures") from exc
+
+
+def verified_claims(token: str, keys, algorithms) -> dict:
+    """The claims of ``token``, a JWS signed with one of ``keys`` in one of ``algorithms``
+    (RFC 7515; never ``none``): the one verification of what clients sign, client
+    assertions (RFC 7523) and request objects (RFC 9101). Raises ``UntrustedJWT``."""
+    try:
+        return jwt.decode(token, keys, algorithms=list(algorithms)).claims
+    except (JoseError, ValueError, TypeError) as exc:
+        raise UntrustedJWT("its signature does not verify with the client's registered "
+                           f"keys and algorithms ({', '.join(algorithms)})") from exc
+
+
 class PrivateKeyJWT(JWTBearerClientAssertion):
     CLIENT_AUTH_METHOD = "private_key_jwt"
 
@@ -131,34 +158,28 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
 
     def get_audiences(self):
         issuer = settings().issuer
-        return [issuer, issuer + PATHS["token_endpoint"], issuer + PATHS["introspection_endpoint"],
-                issuer + PATHS["revocation_endpoint"],
-                issuer + PATHS["backchannel_authentication_endpoint"]]
+        return [issuer] + [issuer + PATHS[endpoint] for endpoint in (
+            "token_endpoint", "introspection_endpoint", "revocation_endpoint",
+            "pushed_authorization_request_endpoint",  # RFC 9126 §2
+            "backchannel_authentication_endpoint")]  # CIBA Core §7.1
 
     def resolve_client_public_key(self, client):
-        """Only a client registered for ``private_key_jwt``, with keys, is verified at all,
-        and only with its public asymmetric keys (``clients.jwks``: a symmetric key stored
-        before these rules is never used)."""
+        """Only a client registered for ``private_key_jwt``, with keys, is verified at all."""
         if client.token_endpoint_auth_method != self.CLIENT_AUTH_METHOD:
             raise _wrong_method(client, self.CLIENT_AUTH_METHOD)
-        if not (client.jwks or {}).get("keys"):
-            raise InvalidClientError(description="this client has no registered keys: "
-                                                 "register its jwks to use private_key_jwt")
         try:
-            return client.assertion_keys()
-        except (client_keys.InvalidKeys, JoseError, ValueError, TypeError, KeyError) as exc:
-            raise InvalidClientError(description="the client's registered keys cannot "
-                                                 "verify assertions") from exc
+            return signing_keys(client)
+        except UntrustedJWT as exc:
+            raise InvalidClientError(description=f"{exc} (private_key_jwt)") from exc
 
     def process_assertion_claims(self, assertion, resolve_key):
         """RFC 7523 §3 with the provider's algorithms only (never ``none``)."""
         try:
-            token = jwt.decode(assertion, resolve_key,
-                               algorithms=list(client_keys.ASSERTION_ALGS))
-        except (JoseError, ValueError, TypeError) as exc:
+            claims = verified_claims(assertion, resolve_key, client_keys.ASSERTION_ALGS)
+        except UntrustedJWT as exc:
             raise InvalidClientError(description="invalid client assertion") from exc
-        self.verify_claims(token.claims)
-        return token.claims
+        self.verify_claims(claims)
+        return claims
 
     def validate_jti(self, claims, jti):
         """RFC 7523 §3: each assertion once. The jti is stored at once, in a transaction

@@ -11,6 +11,7 @@ PATHS = {
     "end_session_endpoint": "/protocol/openid-connect/logout",
     "jwks_uri": "/protocol/openid-connect/certs",
     "backchannel_authentication_endpoint": "/protocol/openid-connect/ext/ciba/auth",
+    "pushed_authorization_request_endpoint": "/protocol/openid-connect/ext/par/request",
 }
 
 #: scopes psc-idp knows (PSC advertises Keycloak's, psc.md §10): ``scope_all`` gives the
@@ -29,5 +30,9 @@ AUTH_MODE = {"card": "CARD", "ecps": "MOBILE"}
 METHOD_BY_AUTH_MODE = {mode: method for method, mode in AUTH_MODE.items()}
 #: Palier_Authentification claim (psc.md §3)
 PALIER = "APPPRIP3^1.2.250.1.213.1.5.1.1.1"
+
+#: RFC 9126 §2.2: the request_uri of a pushed authorization request is this prefix + a
+#: random reference
+PAR_URN = "urn:ietf:params:oauth:request_uri:"
 
 ACCESS_TOKEN_TYP = "at+jwt"

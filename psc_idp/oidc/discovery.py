@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+from ..clients.jwks import ASSERTION_ALGS as REQUEST_OBJECT_ALGS
 from ..extensions import idp
 from ..keys.signer import SUPPORTED_ALGS
 from ..settings import Settings
@@ -73,8 +74,17 @@ def metadata() -> dict:
         "acr_values_supported": sorted(set(state.settings.acr.values())),
         "prompt_values_supported": ["none", "login"],
         "claims_parameter_supported": False,
-        "request_parameter_supported": False,
-        "request_uri_parameter_supported": False,
+        # RFC 9101 by value; request_uri only as issued by the PAR endpoint (RFC 9126 §4),
+        # never fetched: no client may register request_uris (OIDC Discovery §3), so
+        # registration is required and none is possible -- a client that would host its
+        # request object at a URL learns here that it cannot
+        "request_parameter_supported": True,
+        "request_uri_parameter_supported": True,
+        "require_request_uri_registration": True,
+        "request_object_signing_alg_values_supported": list(REQUEST_OBJECT_ALGS),
+        # RFC 9126 §5 (pushed_authorization_request_endpoint is among the endpoints)
+        "require_pushed_authorization_requests":
+            state.settings.require_pushed_authorization_requests,
         "authorization_response_iss_parameter_supported": True,
         "ui_locales_supported": ["fr", "en"],
         # OIDC Back-Channel Logout 1.0 §2.1 (oidc.backchannel)

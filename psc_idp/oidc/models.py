@@ -123,6 +123,16 @@ class Client(db.Model, ClientRules):
     #: RFC 9449 §5.2: every token request must carry a DPoP proof (DPoP-bound tokens)
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false())
+    #: RFC 9126 §6: authorization requests only through the PAR endpoint
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
+    #: OIDC Dynamic Client Registration §2: the one alg of its request objects (None: any
+    #: of the supported asymmetric ones)
+    request_object_signing_alg: Mapped[str | None] = mapped_column(String(10))
+    #: RFC 9101 §5: only the request object's parameters count (default: OIDC Core §6.1,
+    #: as PSC's Keycloak, they take precedence over the query's)
+    strict_request_objects: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                         server_default=false())
 
 
 class LoginContext:

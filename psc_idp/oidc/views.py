@@ -10,7 +10,7 @@ from flask import Blueprint, jsonify, redirect, render_template, request
 from .. import errors
 from ..extensions import db, idp
 from . import authorize as authorize_endpoint
-from . import ciba, dpop, dpop_binding, transactions
+from . import ciba, dpop, dpop_binding, par, transactions
 from .consts import PATHS
 from .discovery import is_split, metadata
 from .endpoints import userinfo_response
@@ -96,6 +96,10 @@ def token():
 def backchannel_authentication():
     """CIBA Core §7 (``ciba``)."""
     return ciba.authentication_request()
+@bp.post(PATHS["pushed_authorization_request_endpoint"])
+@single_valued
+def pushed_authorization_request():
+    return par.push()
 
 
 @bp.route(PATHS["userinfo_endpoint"], methods=["GET", "POST"])
