@@ -1,6 +1,7 @@
 """openid-client (Node, OpenID-certified relying-party library, from the npm registry) run
 against a live psc-idp: discovery, code + PKCE, ID token validation, userinfo, refresh,
-introspection, revocation and logout; CIBA on the e-CPS phone. Any deviation it reports is a
+introspection, revocation and logout; CIBA on the e-CPS phone; a pushed authorization request
+(RFC 9126) by a ``private_key_jwt`` client (RFC 7523); DPoP. Any deviation it reports is a
 psc-idp bug."""
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+
+from joserfc.jwk import RSAKey
 
 from .ecps_support import activate_with_card
 from .support import query
@@ -102,3 +105,26 @@ def test_openid_client_with_dpop(idp, browser, demo_card, tmp_path):
     assert result["introspection"]["token_type"] == "DPoP"
     assert result["introspection"]["cnf"] == {"jkt": started["jkt"]}
     assert result["without_proof"] == "invalid_token", result["without_proof"]
+
+
+def test_openid_client_pushed_request_with_private_key_jwt(idp, browser, demo_card, tmp_path,
+                                                           client_key):
+    """openid-client pushes the request with its assertion, then sends only client_id and
+    request_uri: psc-idp requires it of this client and serves the whole flow."""
+    rp = idp.rp(auth_method="private_key_jwt", jwks=client_key.jwks,
+                require_pushed_authorization_requests=True)
+    key_file = tmp_path / "rp-key.json"
+    key_file.write_text(json.dumps({**RSAKey.import_key(client_key.key).as_dict(private=True),
+                                    "kid": client_key.kid}))
+    common = [idp.issuer, rp.client_id, f"jwk:{key_file}", rp.redirect_uri,
+              str(tmp_path / "checks.json")]
+    url = node("start-par", *common, ca=idp.ca)["url"]
+    assert set(query(url)) == {"client_id", "request_uri"}
+    assert query(url)["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")
+
+    callback = browser.with_card(demo_card, url).headers["Location"]
+    result = node("finish", *common, callback, ca=idp.ca)
+    assert result["id_token_claims"]["preferred_username"] == demo_card.id_nat
+    assert result["introspection"]["active"] is True
+    assert result["after_revocation"] == "invalid_grant"
+    assert browser.get(url).status_code == 400  # the request_uri was used

@@ -1,32 +1,46 @@
 // openid-client (an OpenID-certified relying-party library) against a live psc-idp.
-//   node openid_client.mjs start  ISSUER CLIENT_ID SECRET REDIRECT_URI STATE_FILE
-//   node openid_client.mjs finish ISSUER CLIENT_ID SECRET REDIRECT_URI STATE_FILE CALLBACK_URL
+//   node openid_client.mjs start      ISSUER CLIENT_ID CREDENTIAL REDIRECT_URI STATE_FILE
+//   node openid_client.mjs start-par  ISSUER CLIENT_ID CREDENTIAL REDIRECT_URI STATE_FILE
+//   node openid_client.mjs finish     ISSUER CLIENT_ID CREDENTIAL REDIRECT_URI STATE_FILE CALLBACK_URL
 //   node openid_client.mjs dpop-start / dpop-finish (same arguments): the code flow with
 //     DPoP (RFC 9449): dpop_jkt in the authorization request, DPoP-bound tokens, userinfo
+// CREDENTIAL: the client secret (client_secret_basic), or jwk:FILE, a private RSA JWK with its
+// kid (private_key_jwt, RFC 7523). start-par pushes the request (RFC 9126) first.
 // Prints one JSON object. Any deviation openid-client detects makes it throw: the test fails.
 import * as client from 'openid-client';
 import * as jose from 'jose';
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const [step, issuer, clientId, secret, redirectUri, stateFile, callbackUrl] = process.argv.slice(2);
-const config = await client.discovery(new URL(issuer), clientId, undefined,
-  client.ClientSecretBasic(secret));
+const [step, issuer, clientId, credential, redirectUri, stateFile, callbackUrl] = process.argv.slice(2);
+
+async function clientAuth() {
+  if (!credential.startsWith('jwk:')) return client.ClientSecretBasic(credential);
+  const jwk = JSON.parse(readFileSync(credential.slice(4), 'utf8'));
+  const key = await crypto.subtle.importKey(
+    'jwk', jwk, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }, false, ['sign']);
+  return client.PrivateKeyJwt({ key, kid: jwk.kid });
+}
+
+const config = await client.discovery(new URL(issuer), clientId, undefined, await clientAuth());
 
 if (step === 'dpop-start') {
   console.log(JSON.stringify(await dpopStart()));
 } else if (step === 'dpop-finish') {
   console.log(JSON.stringify(await dpopFinish()));
-} else if (step === 'start') {
+} else if (step === 'start' || step === 'start-par') {
   const checks = {
     verifier: client.randomPKCECodeVerifier(),
     nonce: client.randomNonce(),
     state: client.randomState(),
   };
-  const url = client.buildAuthorizationUrl(config, {
+  const parameters = {
     redirect_uri: redirectUri, scope: 'openid scope_all', acr_values: 'eidas1',
     code_challenge: await client.calculatePKCECodeChallenge(checks.verifier),
     code_challenge_method: 'S256', nonce: checks.nonce, state: checks.state,
-  });
+  };
+  const url = step === 'start-par'
+    ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+    : client.buildAuthorizationUrl(config, parameters);
   writeFileSync(stateFile, JSON.stringify(checks));
   console.log(JSON.stringify({ url: url.href }));
 } else {
