@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -38,7 +39,7 @@ def test_every_block_is_marked_runnable():
     fences = re.findall(r"(?m)^```", INTEGRATING.read_text())
     assert len(fences) == 2 * len(SNIPPETS), "mark each block <!-- runnable: NAME -->"
     assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "js", "python",
-                                                             "python"]
+                                                             "python", "python"]
 
 
 def register(idp, redirect_uri: str, logout_uri: str, **extra) -> tuple[str, str]:
@@ -185,6 +186,65 @@ def test_python_program_ends_its_session_on_back_channel_logout(idp, browser, de
             time.sleep(0.2)
         assert again.status_code == 302 and again.headers["Location"] in ("/login",
                                                                            app + "/login")
+
+
+def test_par_program_pushes_a_signed_request_that_logs_in(idp, browser, demo_card, tmp_path):
+    """The commands the page shows: a key pair made with openssl, its JWKS printed by the
+    program and registered (PAR required), the push; the URL it prints logs in and the
+    code it brings back is exchanged with an assertion of the same key."""
+    from psc_idp.clients.cli import clients_cli
+
+    (tmp_path / "par.py").write_text(SNIPPETS["par.py"][1])
+    (tmp_path / "var" / "pki").mkdir(parents=True)
+    shutil.copy(idp.ca, tmp_path / "var" / "pki" / "tls-ca.pem")
+    text = INTEGRATING.read_text()
+    keygen = re.search(r"(?m)^ +(openssl genpkey .* -out rp-key\.pem)$", text)[1]
+    subprocess.run(keygen.split(), cwd=tmp_path, check=True, capture_output=True)
+    env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer, "KEY_FILE": "rp-key.pem"}
+
+    def par_py(*args: str) -> dict:
+        done = subprocess.run([sys.executable, "par.py", *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+    (tmp_path / "rp-jwks.json").write_text(json.dumps(par_py("jwks")))
+    create = re.search(r"(?m)^ +psc-idp clients (create .*--require-par)$", text)[1]
+    args = [str(tmp_path / arg) if arg == "rp-jwks.json" else arg  # the CLI runs here
+            for arg in shlex.split(create)]
+    created = idp.app.test_cli_runner().invoke(clients_cli, [*args, "--json"])
+    assert created.exit_code == 0, created.output
+    env["CLIENT_ID"] = json.loads(created.output)["client_id"]
+
+    pushed = par_py()
+    assert set(query(pushed["authorization_url"])) == {"client_id", "request_uri"}
+    back = code_from(browser.with_card(demo_card, pushed["authorization_url"]))
+    assert back["state"] == pushed["state"]
+    with idp.app.app_context():
+        from psc_idp.clients import find
+
+        jwks = find(env["CLIENT_ID"]).jwks
+    rp = idp.rp()
+    rp.client_id, rp.redirect_uri = env["CLIENT_ID"], "http://localhost:8000/callback"
+    key = (tmp_path / "rp-key.pem").read_bytes()
+    assertion = _assertion(key, jwks["keys"][0]["kid"], rp.client_id, idp.issuer)
+    tokens = rp.exchange(back["code"], verifier=pushed["code_verifier"], auth="none",
+                         data_extra={"client_assertion": assertion, "client_assertion_type":
+                                     "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"})
+    assert tokens.status_code == 200, tokens.text
+    assert rp.verify_id_token(tokens.json()["id_token"])["nonce"] == pushed["nonce"]
+
+
+def _assertion(pem: bytes, kid: str, client_id: str, audience: str) -> str:
+    import secrets
+
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    now = int(time.time())
+    return jwt.encode({"alg": "RS256", "kid": kid}, {
+        "iss": client_id, "sub": client_id, "aud": audience, "iat": now, "exp": now + 60,
+        "jti": secrets.token_urlsafe(16)}, RSAKey.import_key(pem))
 
 
 def test_apache_block_logs_in_shows_userinfo_and_logs_out(idp, browser, demo_card,
