@@ -154,8 +154,8 @@ REASONS: dict[str, Reason] = {
     "invalid_scope": Reason(
         _l("The application asked for information this service does not provide."),
         _l("Tell the application's support (the technical detail below helps them).")),
-    "request_not_supported": UNSUPPORTED,
-    "request_uri_not_supported": UNSUPPORTED,
+    "invalid_request_object": UNSUPPORTED,  # RFC 9101 §6.2
+    "invalid_request_uri": UNSUPPORTED,
     "invalid_logout_request": Reason(
         _l("The application's sign-out request is invalid."),
         _l("You may still be signed in. Close your browser to end your session, and tell the "

@@ -132,7 +132,9 @@ def test_a_request_uri_is_used_once(inproc):
     assert goes_to_login(inproc.authorize(client_id=client_id, request_uri=request_uri))
     again = inproc.authorize(client_id=client_id, request_uri=request_uri)
     assert refused_with_a_page(again)
-    assert "this request_uri is unknown, expired, already used" in again.get_data(as_text=True)
+    page = again.get_data(as_text=True)
+    assert '<code id="failure-code">invalid_request_uri</code>' in page
+    assert "this request_uri is unknown, expired, already used" in page
 
 
 def test_a_request_uri_raced_for_is_used_once(inproc):
@@ -335,3 +337,9 @@ def test_a_vendor_cannot_drop_the_par_ops_required(inproc):
         with pytest.raises(RegistrationError, match="require_pushed_authorization_requests"):
             policy.at_least({"require_pushed_authorization_requests": False}, floor)
         assert policy.at_least({}, floor)["require_pushed_authorization_requests"] is True
+        assert policy.registration_floor({"require_pushed_authorization_requests": True})[
+            "require_pushed_authorization_requests"] is True
+    from psc_idp.cli import main
+
+    issued = inproc.app.test_cli_runner().invoke(main, ["clients", "issue-iat", "--require-par"])
+    assert "require_pushed_authorization_requests=True" in issued.output, issued.output
