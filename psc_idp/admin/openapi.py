@@ -78,6 +78,9 @@ _FIELDS = {
     "request_object_signing_alg": {"enum": [*ASSERTION_ALGS, None], "description": "the "
                                    "one alg of the client's request objects (RFC 9101); "
                                    f"null: any of {', '.join(ASSERTION_ALGS)}"},
+    "fapi2_security_profile": {"type": "boolean", "description": "FAPI 2.0 Security "
+                               "Profile: PAR, PKCE S256, sender-constrained tokens, "
+                               "private_key_jwt or mTLS, codes of at most 60 s"},
     "strict_request_objects": {"type": "boolean", "description": "only the request "
                                "object's parameters count (RFC 9101 section 5); default: "
                                "they take precedence over the query's (OIDC Core 6.1, PSC)"},

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..extensions import db
-from ..oidc import revocation
+from ..oidc import fapi, revocation
 from ..oidc.consts import CIBA_GRANT_TYPE, GRANT_TYPES
 from ..oidc.models import Client, digest, now
 from ..settings import current as settings
@@ -123,6 +123,9 @@ def _apply(client: Client, meta: dict) -> None:
     client.updated_at = now()
     try:
         check_ciba(client)
+        refused = fapi.check_client(client)
+        if refused:
+            raise RegistrationError(refused, "fapi2_security_profile")
     except RegistrationError:
         db.session.rollback()  # nothing of the refused change stays
         raise
@@ -230,6 +233,7 @@ def describe(client: Client) -> dict:
         "backchannel_client_notification_endpoint":
             client.backchannel_client_notification_endpoint,
         "require_pushed_authorization_requests": client.require_pushed_authorization_requests,
+        "fapi2_security_profile": client.fapi2_security_profile,
         "request_object_signing_alg": client.request_object_signing_alg,
         "strict_request_objects": client.strict_request_objects,
         "compat": client.compat, "contacts": client.contacts or [],

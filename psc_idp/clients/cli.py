@@ -78,6 +78,9 @@ def _drop_in_options(command):
         click.option("--request-object-alg", type=click.Choice([*SUPPORTED_ALGS, "any"]),
                      help="the one alg of its request objects (RFC 9101; default: any "
                           "supported)"),
+        click.option("--fapi2/--no-fapi2", "fapi2", default=None,
+                     help="the FAPI 2.0 Security Profile: PAR, PKCE S256, DPoP-bound tokens, "
+                          "private_key_jwt (or mTLS), codes of at most 60 s (default: no)"),
         click.option("--strict-request-objects/--lenient-request-objects", "strict_ro",
                      default=None, help="only the request object's parameters count "
                                         "(RFC 9101 section 5; default: they take "
@@ -125,12 +128,12 @@ def _ciba_options(command):
 
 
 def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_par=None,
-             request_object_alg=None, strict_ro=None) -> dict:
+             request_object_alg=None, strict_ro=None, fapi2=None) -> dict:
     values = {"require_pkce": pkce, "strict_client_auth": strict_auth,
               "access_token_format": access_token_format, "refresh_reuse_grace": grace,
               "dpop_bound_access_tokens": dpop,
               "require_pushed_authorization_requests": require_par,
-              "strict_request_objects": strict_ro}
+              "strict_request_objects": strict_ro, "fapi2_security_profile": fapi2}
     values = {k: v for k, v in values.items() if v is not None}
     if request_object_alg:  # "any": none registered
         values["request_object_signing_alg"] = None if request_object_alg == "any" \
@@ -157,7 +160,7 @@ def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_p
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
-               dpop, require_par, request_object_alg, strict_ro, bc_uri, bc_session, ciba,
+               dpop, require_par, request_object_alg, strict_ro, fapi2, bc_uri, bc_session, ciba,
                ciba_endpoint, compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
@@ -167,7 +170,7 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
             id_token_alg=id_token_alg, userinfo_alg=userinfo_alg, compat=compat,
             contacts=contacts,
             **_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
-                       request_object_alg, strict_ro),
+                       request_object_alg, strict_ro, fapi2),
             **_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -195,7 +198,7 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 @with_appcontext
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
-               access_token_format, grace, dpop, require_par, request_object_alg, strict_ro,
+               access_token_format, grace, dpop, require_par, request_object_alg, strict_ro, fapi2,
                bc_uri, bc_session, ciba, ciba_endpoint, compat, as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
@@ -203,7 +206,7 @@ def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_fi
                "id_token_signed_response_alg": id_token_alg, "scope": scope}
     changes = {k: v for k, v in changes.items() if v is not None}
     changes.update(_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
-                            request_object_alg, strict_ro))
+                            request_object_alg, strict_ro, fapi2))
     changes.update(_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)

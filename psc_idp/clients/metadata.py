@@ -40,6 +40,7 @@ FIELDS = {
     "backchannel_client_notification_endpoint": "backchannel_client_notification_endpoint",
     "dpop_bound_access_tokens": "dpop_bound_access_tokens",
     "require_pushed_authorization_requests": "require_pushed_authorization_requests",
+    "fapi2_security_profile": "fapi2_security_profile",
     "request_object_signing_alg": "request_object_signing_alg",
     "strict_request_objects": "strict_request_objects",
 }
@@ -183,7 +184,7 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
         return value
     if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required",
                  "dpop_bound_access_tokens", "require_pushed_authorization_requests",
-                 "strict_request_objects"):
+                 "strict_request_objects", "fapi2_security_profile"):
         if not isinstance(value, bool):
             raise RegistrationError(f"{field}: true or false", field)
         return value
@@ -219,5 +220,5 @@ DEFAULTS = {
     "backchannel_logout_uri": None, "backchannel_logout_session_required": False,
     "backchannel_token_delivery_mode": None, "backchannel_client_notification_endpoint": None,
     "dpop_bound_access_tokens": False,
-    "request_object_signing_alg": None,
+    "request_object_signing_alg": None, "fapi2_security_profile": False,
 }

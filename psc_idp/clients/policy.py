@@ -1,6 +1,6 @@
 """Ops policy of a relying party: the settings that decide how strictly psc-idp treats it
 (PKCE, client authentication, access-token typing, refresh-token reuse, DPoP, pushed
-authorization requests, request objects). Ops set them
+authorization requests, request objects, the FAPI 2.0 profile). Ops set them
 (CLI, admin API, initial access tokens); a vendor registering through RFC 7591 or updating
 through RFC 7592 may make them stricter, never looser than the floor: at registration the
 server's settings and the initial access token's policy, at an update the client's current
@@ -13,9 +13,11 @@ from .metadata import RegistrationError
 
 POLICY_FIELDS = ("require_pkce", "strict_client_auth", "access_token_format",
                  "refresh_reuse_grace", "dpop_bound_access_tokens",
-                 "require_pushed_authorization_requests", "strict_request_objects")
+                 "require_pushed_authorization_requests", "strict_request_objects",
+                 "fapi2_security_profile")
 _BOOLEANS = ("require_pkce", "strict_client_auth", "dpop_bound_access_tokens",
-             "require_pushed_authorization_requests", "strict_request_objects")
+             "require_pushed_authorization_requests", "strict_request_objects",
+             "fapi2_security_profile")
 #: access-token formats from the loosest to the strictest (RFC 9068 §2.1 explicit typing)
 FORMATS = ("psc", "rfc9068")
 
@@ -42,7 +44,8 @@ def registration_floor(key_policy: dict | None) -> dict:
     floor = {"require_pkce": _settings().pkce_required_for_confidential,
              "strict_client_auth": False, "access_token_format": FORMATS[0],
              "refresh_reuse_grace": None, "dpop_bound_access_tokens": False,
-             "require_pushed_authorization_requests": False, "strict_request_objects": False}
+             "require_pushed_authorization_requests": False, "strict_request_objects": False,
+             "fapi2_security_profile": False}
     for field, value in (key_policy or {}).items():
         if strictness(field, value) > strictness(field, floor[field]):
             floor[field] = value

@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, func, literal_column, select, update
 from ..directory.models import Practitioner
 from ..extensions import db
 from ..settings import current as settings
-from . import revocation, tokens, transactions
+from . import fapi, revocation, tokens, transactions
 from .errors import printable
 from .models import AuthorizationCode, Token, digest, now
 from .subject import Subject
@@ -59,7 +59,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             dpop_jkt=data.get("dpop_jkt"),  # RFC 9449 §10, checked by DPoPBinding
             id_nat=subject.id_nat, sid=subject.sid, auth_time=subject.auth_time,
             acr=subject.acr, amr=subject.amr, auth_mode=subject.auth_mode,
-            expires_at=now() + settings().code_lifetime,
+            expires_at=now() + fapi.code_lifetime(request.client),
         ))
         transactions.commit()  # with the SSO session it opens, if any: one round trip
 
@@ -166,7 +166,8 @@ class PscCodeChallenge(CodeChallenge):
         data = grant.request.payload.data
         if data.get("code_challenge_method") == "plain":
             raise InvalidRequestError("PKCE method 'plain' is not accepted: use S256")
-        if not data.get("code_challenge") and grant.request.client.require_pkce:
+        client = grant.request.client
+        if not data.get("code_challenge") and (client.require_pkce or fapi.applies(client)):
             raise InvalidRequestError("Missing 'code_challenge' (PKCE S256 is required)")
         if data.get("code_challenge") and not data.get("code_challenge_method"):
             raise InvalidRequestError("Missing 'code_challenge_method' (S256)")

@@ -123,6 +123,9 @@ class Client(db.Model, ClientRules):
     #: RFC 9449 §5.2: every token request must carry a DPoP proof (DPoP-bound tokens)
     dpop_bound_access_tokens: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false())
+    #: the FAPI 2.0 Security Profile's rules for this client (``oidc.fapi``)
+    fapi2_security_profile: Mapped[bool] = mapped_column(Boolean, default=False,
+                                                         server_default=false())
     #: RFC 9126 §6: authorization requests only through the PAR endpoint
     require_pushed_authorization_requests: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false())

@@ -34,7 +34,7 @@ from werkzeug.wrappers import Request
 from .. import audit
 from ..extensions import db, idp
 from ..settings import current as settings
-from . import request_object
+from . import fapi, request_object
 from .consts import PAR_URN, PATHS
 from .grants import TOKEN_AUTH
 from .models import digest, now
@@ -145,7 +145,8 @@ def effective_request(request: Request) -> Request:
         except OAuth2Error as error:
             raise _refusal(type(error), error.description, values, client) from None
     required = client is not None and (client.require_pushed_authorization_requests or
-                                       settings().require_pushed_authorization_requests)
+                                       settings().require_pushed_authorization_requests or
+                                       fapi.applies(client))
     if required:
         raise _refusal(InvalidRequestError, "this client must push its authorization "
                        "requests to the PAR endpoint (RFC 9126), then send its request_uri",

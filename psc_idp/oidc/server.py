@@ -17,6 +17,7 @@ from .client_auth import PrivateKeyJWT, secret_basic, secret_post, unauthenticat
 from .dpop_binding import DPoPBinding, bound_key
 from .endpoints import EndSession, Introspection, Revocation
 from .errors import printable
+from .fapi import FapiProfile
 from .grants import (
     AuthorizationCodeGrant,
     PscCodeChallenge,
@@ -93,9 +94,11 @@ def build_server(app) -> PscAuthorizationServer:
     server.register_client_auth_method("client_secret_post", secret_post)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
     server.register_grant(AuthorizationCodeGrant, [PscCodeChallenge(required=True),
-                                                   PscOpenIDCode(), DPoPBinding()])
-    server.register_grant(RefreshTokenGrant, [_id_token_on_refresh, DPoPBinding()])
-    server.register_grant(CibaGrant, [DPoPBinding()])
+                                                   PscOpenIDCode(), DPoPBinding(),
+                                                   FapiProfile()])
+    server.register_grant(RefreshTokenGrant, [_id_token_on_refresh, DPoPBinding(),
+                                              FapiProfile()])
+    server.register_grant(CibaGrant, [DPoPBinding(), FapiProfile()])
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     server.register_endpoint(EndSession)
