@@ -86,6 +86,9 @@ def test_console_shows_the_life_of_keys(rotated_idp, browser, demo_card, chromiu
 
 def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_page):
     rp = idp.rp()
+    ciba = idp.rp(backchannel_token_delivery_mode="ping",
+                  backchannel_client_notification_endpoint="https://rp.example/ciba",
+                  backchannel_logout_uri="https://rp.example/bc", dpop_bound_access_tokens=True)
     phone = phone_factory("kit")
     activate_with_card(idp, browser, demo_card, phone)
     assert card_login(idp, browser, demo_card).status_code == 200
@@ -109,6 +112,9 @@ def test_console_for_an_admin(idp, browser, demo_card, phone_factory, chromium_p
     assert page.get_attribute("#verification", "data-ok") == "yes"
 
     page.goto(console_url(idp, "/clients"))
+    assert page.text_content(f'tr[data-client="{ciba.client_id}"] td.options') == \
+        "CIBA ping, déconnexion back-channel, DPoP"
+    assert page.text_content(f'tr[data-client="{rp.client_id}"] td.options') == "—"
     row = page.locator(f'tr[data-client="{rp.client_id}"]')
     row.locator("button").click()
     assert page.locator(f'tr[data-client="{rp.client_id}"]').get_attribute(

@@ -81,7 +81,20 @@ def audit_verify():
 @bp.get("/clients")
 def client_list():
     rows = db.session.scalars(select(Client).order_by(Client.client_id)).all()
-    return render_template("console/clients.html", clients=rows)
+    return render_template("console/clients.html", clients=rows,
+                           options={c.client_id: protocol_options(c) for c in rows})
+
+
+def protocol_options(client) -> list[str]:
+    """What a client uses beyond the code flow, as the clients page lists it."""
+    options = []
+    if client.backchannel_token_delivery_mode:
+        options.append(f"CIBA {client.backchannel_token_delivery_mode}")
+    if client.backchannel_logout_uri:
+        options.append(_("back-channel logout"))
+    named = (("require_pushed_authorization_requests", "PAR"),
+             ("dpop_bound_access_tokens", "DPoP"), ("fapi2_security_profile", "FAPI 2.0"))
+    return options + [label for field, label in named if getattr(client, field)]
 
 
 @bp.post("/clients/<client_id>/<any(enable, disable):action>")
