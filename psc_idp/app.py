@@ -129,6 +129,7 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     from .admin.api import api as admin_api
     from .admin.console import bp as console_bp
     from .admin.registration import bp as registration_bp
+    from .ciba.card import api as ciba_card_api
     from .ecps import browser_phone
     from .ecps.views import api as ecps_api
     from .ecps.views import bp as ecps_bp
@@ -148,12 +149,14 @@ def setup_protocol(app: Flask, idp: Idp) -> None:
     csrf.init_app(app)
     csrf.exempt(oidc_bp)
     csrf.exempt(ecps_api)
+    csrf.exempt(ciba_card_api)
     app.register_blueprint(oidc_bp, url_prefix=prefix)
     _register_wallet_endpoint(app, idp.settings)
     app.register_blueprint(login_bp, url_prefix=prefix)
     app.register_blueprint(interaction_bp, url_prefix=prefix)
     app.register_blueprint(ecps_bp, url_prefix=prefix)
     app.register_blueprint(ecps_api, url_prefix=prefix)
+    app.register_blueprint(ciba_card_api, url_prefix=prefix)
     browser_phone.register(app, idp.settings, prefix)  # the sandbox's phone page
     app.register_blueprint(card_bp)
     app.register_blueprint(admin_api)

@@ -123,6 +123,10 @@ EVENTS = {
     "ecps.login.denied": "an e-CPS login denied on the phone",
     "ecps.throttled": "a network's e-CPS requests for an idNat stop reaching the phone",
     "ecps.rate_limited": "an e-CPS rate limit reached",
+    "ciba.card.listed": "a CPS card listed its pending CIBA requests (psc-card)",
+    "ciba.card.refused": "a CIBA card call refused: card, signature, request or too late (the "
+                         "decision itself is ciba.approved or ciba.denied)",
+    "ciba.card.rate_limited": "the CIBA card channel's rate limit reached",
     "directory.imported": "a directory extract imported",
     "directory.synced": "a complete directory extract applied (failure: safeguard)",
     "directory.linked": "a former idNat linked to its successor",

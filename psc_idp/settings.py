@@ -87,6 +87,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("ciba_request_lifetime", 120, "seconds a CIBA request waits for the professional's approval (a client's requested_expiry may shorten it; PSC: 120)"),
     Setting("ciba_interval", 1, "minimum seconds between two polls of a CIBA request (the answer's interval; faster gets slow_down; PSC: 1)"),
     Setting("ciba_ping_interval", 1, "seconds between two rounds of each serving process's CIBA ping sender (0: none in this process; 'psc-idp housekeeping' sends too)"),
+    Setting("ciba_card_rate_per_network", 120, "calls of the CIBA card channel's API (psc-card: list, decide) per network (IPv4 /24, IPv6 /64) per 10 minutes"),
     Setting("ecps_request_lifetime", 120, "seconds an e-CPS login request waits for the phone"),
     Setting("ecps_qr_lifetime", 90, "seconds an e-CPS activation QR code is valid"),
     Setting("ecps_otp_lifetime", 600, "seconds the e-CPS activation codes (SMS, e-mail) are valid"),
