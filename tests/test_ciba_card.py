@@ -1,0 +1,304 @@
+"""The CIBA card channel over real HTTPS (psc.md §7): the professional answers a
+decoupled sign-in with their CPS card in ``psc-card``, which signs inside the SoftHSM
+token; psc-idp validates the card exactly as a card login does and the signature over its
+challenge. Refused: the revoked, expired, untrusted and unknown cards, a signature by
+another card, another card's request, a decoy; garbage is a 4xx, never a 5xx."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from psc_idp.audit import AuditEvent
+from psc_idp.ciba import service
+from psc_idp.ciba.card_messages import decision_message, list_message
+from psc_idp.ciba.models import CibaRequest
+from psc_idp.clients import find
+from psc_idp.extensions import db
+from psc_idp.sandbox.cards import USER_PIN
+
+from .plugins.idp import running_idp
+
+KIT = "CPS-899700245667"
+JEAN = "CPS-899700218896"
+
+pytestmark = pytest.mark.usefixtures("no_server_errors")
+
+
+def card_request(idp, rp, id_nat: str, *, real: bool = True, binding: str = "42") -> str:
+    """A pending CARD request of ``rp`` for ``id_nat``, as the backchannel endpoint writes
+    it (``real=False``: the decoy of an idNat that cannot be asked)."""
+    with idp.app.app_context():
+        _, row = service.new(find(rp.client_id), id_nat, "CARD", "openid scope_all",
+                             real=real, lifetime=120, binding_message=binding,
+                             delivery="poll", notification_token=None, network="127.0.0.0/24")
+        db.session.commit()
+        return row.id
+
+
+def stored(idp, request_id: str) -> CibaRequest:
+    with idp.app.app_context():
+        row = db.session.get(CibaRequest, request_id)
+        db.session.expunge(row)
+        return row
+
+
+def events(idp, name: str) -> list[AuditEvent]:
+    with idp.app.app_context():
+        return db.session.scalars(db.select(AuditEvent).where(AuditEvent.event == name)).all()
+
+
+def psc_card_command() -> list[str]:
+    """The installed console script, or the same module run by this interpreter."""
+    script = Path(sys.executable).with_name("psc-card")
+    return [str(script)] if script.exists() else [sys.executable, "-m",
+                                                   "psc_idp.ciba.card_tool"]
+
+
+def psc_card(cards, idp, command: str, *args: str, token: str = KIT, pin: str = USER_PIN):
+    """``psc-card COMMAND`` with the card ``token`` in its SoftHSM reader."""
+    argv = [*psc_card_command(), command, "--issuer", idp.issuer, "--token", token,
+            "--pin", pin, "--ca-file", idp.ca, *args]
+    done = subprocess.run(argv, env=cards.hsm.env(), capture_output=True, text=True,
+                          timeout=120, check=False)
+    return done.returncode, done.stdout, done.stderr
+
+
+def signed_by(cards, token: str, message: str) -> tuple[str, str]:
+    """(signature, certificate PEM) of ``message`` by the card ``token``, in its token."""
+    script = ("import sys\nfrom psc_idp.ciba.card_tool import Card, default_module\n"
+              "with Card(default_module(), sys.argv[1], sys.argv[2]) as card:\n"
+              "    print(card.sign(sys.argv[3]))\n    print(card.certificate, end='')\n")
+    done = subprocess.run([sys.executable, "-c", script, token, USER_PIN, message],
+                          env=cards.hsm.env(), capture_output=True, text=True, timeout=120,
+                          check=True)
+    signature, _, certificate = done.stdout.partition("\n")
+    return signature, certificate
+
+
+def api(idp, endpoint: str, body) -> requests.Response:
+    kwargs = {"json": body} if not isinstance(body, bytes) else {
+        "data": body, "headers": {"Content-Type": "application/json"}}
+    return requests.post(f"{idp.issuer}/ciba/card/{endpoint}", verify=idp.ca, timeout=30,
+                         **kwargs)
+
+
+def fingerprint(card) -> str:
+    certificate = x509.load_pem_x509_certificate(Path(card.certificate).read_bytes())
+    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+
+# --- approving and denying ------------------------------------------------------------------
+
+def test_the_card_approves_what_it_shows(idp, cards):
+    rp = idp.rp()
+    request_id = card_request(idp, rp, cards[KIT].id_nat, binding="42")
+
+    code, out, err = psc_card(cards, idp, "pending")
+    assert code == 0, err
+    assert request_id in out and "message 42" in out and "rp " in out
+
+    code, out, err = psc_card(cards, idp, "approve", "--yes")
+    assert code == 0, err
+    with idp.app.app_context():
+        name = find(rp.client_id).name
+    assert f"Application: {name}\nMessage: 42\nRequest: {request_id}" in out
+    assert out.rstrip().endswith(f"request {request_id}: approved")
+    row = stored(idp, request_id)
+    assert (row.status, row.method, row.method_detail) == ("approved", "card",
+                                                           fingerprint(cards[KIT]))
+    assert [e.id_nat for e in events(idp, "ciba.card.listed")] == [cards[KIT].id_nat] * 2
+    assert [e.detail["request"] for e in events(idp, "ciba.approved")] == [request_id]
+
+    # answered: nothing is pending any more, a second answer finds nothing
+    assert psc_card(cards, idp, "pending")[1].strip() == "no pending request"
+    code, _, err = psc_card(cards, idp, "approve", "--yes", "--request", request_id)
+    assert code == 1 and err == f"psc-card: error: request {request_id} is not pending " \
+                                "for this card\n"
+
+
+def test_the_card_denies(idp, cards):
+    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    code, out, err = psc_card(cards, idp, "approve", "--deny", "--yes")
+    assert code == 0, err
+    assert out.rstrip().endswith(f"request {request_id}: denied")
+    assert stored(idp, request_id).status == "denied"
+
+
+def test_nothing_is_sent_without_confirmation(idp, cards):
+    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    argv = [*psc_card_command(), "approve", "--issuer", idp.issuer, "--token", KIT,
+            "--pin", USER_PIN, "--ca-file", idp.ca]
+    done = subprocess.run(argv, env=cards.hsm.env(), input="n\n", capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert done.stderr.endswith("psc-card: error: not confirmed: nothing was sent\n")
+    assert stored(idp, request_id).status == "pending"
+
+
+def test_several_requests_need_one_chosen(idp, cards):
+    rp = idp.rp()
+    first = card_request(idp, rp, cards[KIT].id_nat, binding="11")
+    second = card_request(idp, rp, cards[KIT].id_nat, binding="22")
+    code, _, err = psc_card(cards, idp, "approve", "--yes")
+    assert code == 1 and err.endswith("psc-card: error: 2 requests are pending: choose one "
+                                      "with --request\n")
+    code, out, err = psc_card(cards, idp, "approve", "--yes", "--request", second)
+    assert code == 0 and "Message: 22" in out, err
+    assert [stored(idp, r).status for r in (first, second)] == ["pending", "approved"]
+
+
+# --- refused ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("token, reason, message", [
+    ("CPS-REVOKED", "revoked", "Your CPS card has been revoked."),
+    ("CPS-EXPIRED", "expired", "Your CPS card has expired."),
+    ("CPS-UNTRUSTED", "untrusted", "This card was not issued by an authority this service "
+                                   "trusts."),
+    ("CPS-UNKNOWN", "unknown_professional", "This card belongs to no active professional "
+                                            "in the directory."),
+])
+def test_refused_cards_see_nothing(idp, cards, token, reason, message):
+    request_id = card_request(idp, idp.rp(), cards[token].id_nat)
+    for command in ("pending", "approve"):
+        code, out, err = psc_card(cards, idp, command, "--yes", token=token) \
+            if command == "approve" else psc_card(cards, idp, command, token=token)
+        assert (code, out, err) == (1, "", f"psc-card: error: {reason}: {message}\n")
+    assert stored(idp, request_id).status == "pending"
+    refused = events(idp, "ciba.card.refused")
+    assert refused and {e.detail["reason"] for e in refused} == {reason}
+
+
+def test_a_refused_card_cannot_decide_with_a_known_challenge(idp, cards):
+    """Even knowing the request and its challenge, a revoked card's signature decides
+    nothing: the certificate is validated on every call."""
+    request_id = card_request(idp, idp.rp(), cards["CPS-REVOKED"].id_nat)
+    challenge = stored(idp, request_id).challenge
+    signature, certificate = signed_by(cards, "CPS-REVOKED",
+                                       decision_message(request_id, challenge, "approve"))
+    answer = api(idp, "decide", {"certificate": certificate, "request": request_id,
+                                 "decision": "approve", "signature": signature})
+    assert answer.status_code == 403 and answer.json()["error"] == "revoked"
+    assert stored(idp, request_id).status == "pending"
+
+
+def test_a_signature_by_another_card_is_refused(idp, cards):
+    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    kit_certificate = Path(cards[KIT].certificate).read_text()
+    nonce = api(idp, "nonce", {}).json()["nonce"]
+    signature, _ = signed_by(cards, JEAN, list_message(nonce))
+    answer = api(idp, "pending", {"certificate": kit_certificate, "nonce": nonce,
+                                  "signature": signature})
+    assert answer.status_code == 403 and answer.json()["error"] == "invalid_signature"
+
+    challenge = stored(idp, request_id).challenge
+    signature, _ = signed_by(cards, JEAN, decision_message(request_id, challenge, "approve"))
+    answer = api(idp, "decide", {"certificate": kit_certificate, "request": request_id,
+                                 "decision": "approve", "signature": signature})
+    assert answer.status_code == 403 and answer.json()["error"] == "invalid_signature"
+
+    # KIT's own signature of a denial does not stand for an approval
+    signature, _ = signed_by(cards, KIT, decision_message(request_id, challenge, "deny"))
+    answer = api(idp, "decide", {"certificate": kit_certificate, "request": request_id,
+                                 "decision": "approve", "signature": signature})
+    assert answer.status_code == 403 and answer.json()["error"] == "invalid_signature"
+    assert stored(idp, request_id).status == "pending"
+
+
+def test_another_practitioners_request_is_unknown(idp, cards):
+    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    challenge = stored(idp, request_id).challenge
+    signature, certificate = signed_by(cards, JEAN,
+                                       decision_message(request_id, challenge, "approve"))
+    answer = api(idp, "decide", {"certificate": certificate, "request": request_id,
+                                 "decision": "approve", "signature": signature})
+    assert answer.status_code == 404 and answer.json()["error"] == "unknown_request"
+    assert psc_card(cards, idp, "pending", token=JEAN)[1].strip() == "no pending request"
+    assert stored(idp, request_id).status == "pending"
+
+
+def test_a_decoy_is_never_listed_nor_decided(idp, cards):
+    decoy = card_request(idp, idp.rp(), cards[KIT].id_nat, real=False)
+    assert psc_card(cards, idp, "pending", "--json")[1].strip() == "[]"
+    challenge = stored(idp, decoy).challenge
+    signature, certificate = signed_by(cards, KIT,
+                                       decision_message(decoy, challenge, "approve"))
+    answer = api(idp, "decide", {"certificate": certificate, "request": decoy,
+                                 "decision": "approve", "signature": signature})
+    assert answer.status_code == 404 and answer.json()["error"] == "unknown_request"
+    assert stored(idp, decoy).status == "pending"
+
+
+def test_a_nonce_is_this_servers_and_fresh(idp, cards):
+    certificate = Path(cards[KIT].certificate).read_text()
+    nonce = api(idp, "nonce", {}).json()
+    assert nonce["expires_in"] == 60
+    forged = nonce["nonce"][:-2] + ("AA" if not nonce["nonce"].endswith("AA") else "BB")
+    signature, _ = signed_by(cards, KIT, list_message(forged))
+    answer = api(idp, "pending", {"certificate": certificate, "nonce": forged,
+                                  "signature": signature})
+    assert answer.status_code == 400 and answer.json()["error"] == "invalid_nonce"
+
+
+def test_wrong_pin_and_missing_card(idp, cards):
+    assert psc_card(cards, idp, "pending", pin="0000") == (
+        1, "", "psc-card: error: wrong PIN\n")
+    code, _, err = psc_card(cards, idp, "pending", token="CPS-NOWHERE")
+    assert code == 1 and err == ("psc-card: error: no card 'CPS-NOWHERE' in a reader "
+                                 "(PKCS#11 token not found)\n")
+    code, _, err = psc_card(cards, idp, "approve", "--yes")
+    assert code == 1 and err == "psc-card: error: no pending request for this card\n"
+
+
+@pytest.mark.parametrize("endpoint, body", [
+    ("pending", b"not json"), ("pending", b"[]"), ("pending", b"{}"),
+    ("pending", {"certificate": "x", "nonce": "n", "signature": "!" * 20}),
+    ("pending", {"certificate": 1, "nonce": None, "signature": []}),
+    ("pending", {"certificate": "x\u0000", "nonce": "a", "signature": "A" * 20}),
+    ("pending", {"certificate": "x", "nonce": "a", "signature": "A" * 20, "more": 1}),
+    ("decide", {"certificate": "x", "request": "r", "decision": "maybe",
+                "signature": "A" * 20}),
+    ("decide", {"certificate": "x", "request": "a:b", "decision": "approve",
+                "signature": "A" * 20}),
+    ("decide", b'{"certificate": "' + b"A" * 20000 + b'"}'),
+    ("decide", b"[" * 5000),
+])
+def test_garbage_is_a_4xx(idp, endpoint, body):
+    answer = api(idp, endpoint, body)
+    assert 400 <= answer.status_code < 500
+    assert answer.json()["error"] in {"invalid_request"}
+
+
+def test_a_garbage_certificate_is_a_refused_card(idp, cards):
+    nonce = api(idp, "nonce", {}).json()["nonce"]
+    answer = api(idp, "pending", {"certificate": "-----BEGIN CERTIFICATE-----\nAAAA\n",
+                                  "nonce": nonce, "signature": "A" * 342})
+    assert answer.status_code == 403 and answer.json()["error"] == "malformed"
+    key_only = base64.b64encode(b"\x30\x03\x02\x01\x00").decode()
+    answer = api(idp, "pending", {"certificate": key_only, "nonce": nonce,
+                                  "signature": "A" * 342})
+    assert answer.status_code == 403 and answer.json()["error"] == "malformed"
+
+
+def test_calls_are_limited_per_network(keys_dir, sqlite_template, cards, smtp_server,
+                                       tmp_path):
+    path = tmp_path / "idp.sqlite3"
+    shutil.copy(sqlite_template, path)
+    with running_idp(keys_dir, f"sqlite:///{path}", cards, smtp_server, tmp_path,
+                     ciba_card_rate_per_network=2) as live:
+        # five calls span at most one of the limit's 10-minute windows' ends
+        answers = [api(live, "pending", {}) for _ in range(5)]
+        statuses = [a.status_code for a in answers]
+        assert statuses[0] == 400 and 429 in statuses and set(statuses) == {400, 429}
+        assert answers[statuses.index(429)].json()["error"] == "too_many_attempts"
+        assert {e.detail["reason"] for e in events(live, "ciba.card.rate_limited")} == {
+            "ciba-card-network"}
