@@ -259,6 +259,13 @@ def test_wrong_pin_and_missing_card(idp, cards):
     assert code == 1 and err == "psc-card: error: no pending request for this card\n"
 
 
+def test_only_the_issuer_origin_serves_it(idp):
+    path = idp.issuer.split("/", 3)[3]
+    answer = requests.post(f"{idp.card_url}/{path}/ciba/card/nonce", verify=idp.ca, timeout=10)
+    assert answer.status_code == 404
+    assert api(idp, "nonce", {}).status_code == 200
+
+
 @pytest.mark.parametrize("endpoint, body", [
     ("pending", b"not json"), ("pending", b"[]"), ("pending", b"{}"),
     ("pending", {"certificate": "x", "nonce": "n", "signature": "!" * 20}),
