@@ -11,8 +11,10 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import jwt as pyjwt
 import pytest
 import requests
 from cryptography import x509
@@ -28,21 +30,43 @@ from psc_idp.sandbox.cards import USER_PIN
 
 from .plugins.idp import running_idp
 
+CIBA = "urn:openid:params:grant-type:ciba"
 KIT = "CPS-899700245667"
 JEAN = "CPS-899700218896"
 
 pytestmark = pytest.mark.usefixtures("no_server_errors")
 
 
-def card_request(idp, rp, id_nat: str, *, real: bool = True, binding: str = "42") -> str:
-    """A pending CARD request of ``rp`` for ``id_nat``, as the backchannel endpoint writes
-    it (``real=False``: the decoy of an idNat that cannot be asked)."""
+def card_request(idp, rp, id_nat: str, *, binding: str = "42") -> tuple[str, str]:
+    """``rp`` asks for ``id_nat`` on the CARD channel (``/ext/ciba/auth``): its
+    ``auth_req_id`` and the request's public id."""
+    answer = rp.post("backchannel_authentication_endpoint", {
+        "scope": "openid scope_all", "acr_values": "eidas1", "login_hint": id_nat,
+        "binding_message": binding, "channel": "CARD"})
+    assert answer.status_code == 200, answer.text
+    auth_req_id = answer.json()["auth_req_id"]
+    with idp.app.app_context():
+        return auth_req_id, service.find(auth_req_id).id
+
+
+def decoy(idp, rp, id_nat: str) -> str:
+    """The decoy ``/ext/ciba/auth`` writes for an idNat that cannot be asked, here for one
+    whose card could list it."""
     with idp.app.app_context():
         _, row = service.new(find(rp.client_id), id_nat, "CARD", "openid scope_all",
-                             real=real, lifetime=120, binding_message=binding,
-                             delivery="poll", notification_token=None, network="127.0.0.0/24")
+                             real=False, lifetime=120, binding_message="42",
+                             delivery="poll", notification_token=None, network="test")
         db.session.commit()
         return row.id
+
+
+def ciba_client(idp):
+    return idp.rp(backchannel_token_delivery_mode="poll")
+
+
+def poll(rp, auth_req_id: str) -> requests.Response:
+    time.sleep(1.05)  # the interval: 1 s
+    return rp.post("token_endpoint", {"grant_type": CIBA, "auth_req_id": auth_req_id})
 
 
 def stored(idp, request_id: str) -> CibaRequest:
@@ -100,8 +124,10 @@ def fingerprint(card) -> str:
 # --- approving and denying ------------------------------------------------------------------
 
 def test_the_card_approves_what_it_shows(idp, cards):
-    rp = idp.rp()
-    request_id = card_request(idp, rp, cards[KIT].id_nat, binding="42")
+    rp = ciba_client(idp)
+    auth_req_id, request_id = card_request(idp, rp, cards[KIT].id_nat, binding="42")
+    pending = poll(rp, auth_req_id)
+    assert pending.status_code == 400 and pending.json()["error"] == "authorization_pending"
 
     code, out, err = psc_card(cards, idp, "pending")
     assert code == 0, err
@@ -119,6 +145,16 @@ def test_the_card_approves_what_it_shows(idp, cards):
     assert [e.id_nat for e in events(idp, "ciba.card.listed")] == [cards[KIT].id_nat] * 2
     assert [e.detail["request"] for e in events(idp, "ciba.approved")] == [request_id]
 
+    tokens = poll(rp, auth_req_id)
+    assert tokens.status_code == 200, tokens.text
+    body = tokens.json()
+    claims = pyjwt.decode(body["id_token"], options={"verify_signature": False})
+    assert claims["sub"].endswith(":" + cards[KIT].id_nat) and claims["aud"] == rp.client_id
+    assert claims["authMode"] == "CARD" and set(claims["amr"]) == {"sc", "pin", "mfa"}
+    assert rp.userinfo(body["access_token"]).json()["SubjectNameID"] == cards[KIT].id_nat
+    again = poll(rp, auth_req_id)  # an approval issues tokens once
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
     # answered: nothing is pending any more, a second answer finds nothing
     assert psc_card(cards, idp, "pending")[1].strip() == "no pending request"
     code, _, err = psc_card(cards, idp, "approve", "--yes", "--request", request_id)
@@ -127,15 +163,18 @@ def test_the_card_approves_what_it_shows(idp, cards):
 
 
 def test_the_card_denies(idp, cards):
-    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    rp = ciba_client(idp)
+    auth_req_id, request_id = card_request(idp, rp, cards[KIT].id_nat)
     code, out, err = psc_card(cards, idp, "approve", "--deny", "--yes")
     assert code == 0, err
     assert out.rstrip().endswith(f"request {request_id}: denied")
     assert stored(idp, request_id).status == "denied"
+    denied = poll(rp, auth_req_id)
+    assert denied.status_code == 400 and denied.json()["error"] == "access_denied"
 
 
 def test_nothing_is_sent_without_confirmation(idp, cards):
-    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    _, request_id = card_request(idp, ciba_client(idp), cards[KIT].id_nat)
     argv = [*psc_card_command(), "approve", "--issuer", idp.issuer, "--token", KIT,
             "--pin", USER_PIN, "--ca-file", idp.ca]
     done = subprocess.run(argv, env=cards.hsm.env(), input="n\n", capture_output=True,
@@ -146,9 +185,9 @@ def test_nothing_is_sent_without_confirmation(idp, cards):
 
 
 def test_several_requests_need_one_chosen(idp, cards):
-    rp = idp.rp()
-    first = card_request(idp, rp, cards[KIT].id_nat, binding="11")
-    second = card_request(idp, rp, cards[KIT].id_nat, binding="22")
+    rp = ciba_client(idp)
+    _, first = card_request(idp, rp, cards[KIT].id_nat, binding="11")
+    _, second = card_request(idp, rp, cards[KIT].id_nat, binding="22")
     code, _, err = psc_card(cards, idp, "approve", "--yes")
     assert code == 1 and err.endswith("psc-card: error: 2 requests are pending: choose one "
                                       "with --request\n")
@@ -168,7 +207,7 @@ def test_several_requests_need_one_chosen(idp, cards):
                                             "in the directory."),
 ])
 def test_refused_cards_see_nothing(idp, cards, token, reason, message):
-    request_id = card_request(idp, idp.rp(), cards[token].id_nat)
+    _, request_id = card_request(idp, ciba_client(idp), cards[token].id_nat)
     for command in ("pending", "approve"):
         code, out, err = psc_card(cards, idp, command, "--yes", token=token) \
             if command == "approve" else psc_card(cards, idp, command, token=token)
@@ -181,7 +220,7 @@ def test_refused_cards_see_nothing(idp, cards, token, reason, message):
 def test_a_refused_card_cannot_decide_with_a_known_challenge(idp, cards):
     """Even knowing the request and its challenge, a revoked card's signature decides
     nothing: the certificate is validated on every call."""
-    request_id = card_request(idp, idp.rp(), cards["CPS-REVOKED"].id_nat)
+    _, request_id = card_request(idp, ciba_client(idp), cards["CPS-REVOKED"].id_nat)
     challenge = stored(idp, request_id).challenge
     signature, certificate = signed_by(cards, "CPS-REVOKED",
                                        decision_message(request_id, challenge, "approve"))
@@ -192,7 +231,7 @@ def test_a_refused_card_cannot_decide_with_a_known_challenge(idp, cards):
 
 
 def test_a_signature_by_another_card_is_refused(idp, cards):
-    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    _, request_id = card_request(idp, ciba_client(idp), cards[KIT].id_nat)
     kit_certificate = Path(cards[KIT].certificate).read_text()
     nonce = api(idp, "nonce", {}).json()["nonce"]
     signature, _ = signed_by(cards, JEAN, list_message(nonce))
@@ -215,7 +254,7 @@ def test_a_signature_by_another_card_is_refused(idp, cards):
 
 
 def test_another_practitioners_request_is_unknown(idp, cards):
-    request_id = card_request(idp, idp.rp(), cards[KIT].id_nat)
+    _, request_id = card_request(idp, ciba_client(idp), cards[KIT].id_nat)
     challenge = stored(idp, request_id).challenge
     signature, certificate = signed_by(cards, JEAN,
                                        decision_message(request_id, challenge, "approve"))
@@ -227,15 +266,20 @@ def test_another_practitioners_request_is_unknown(idp, cards):
 
 
 def test_a_decoy_is_never_listed_nor_decided(idp, cards):
-    decoy = card_request(idp, idp.rp(), cards[KIT].id_nat, real=False)
+    rp = ciba_client(idp)
+    auth_req_id, unknown = card_request(idp, rp, cards["CPS-UNKNOWN"].id_nat)
+    assert stored(idp, unknown).real is False  # the client cannot tell
+    assert poll(rp, auth_req_id).json()["error"] == "authorization_pending"
+
+    decoy_id = decoy(idp, rp, cards[KIT].id_nat)
     assert psc_card(cards, idp, "pending", "--json")[1].strip() == "[]"
-    challenge = stored(idp, decoy).challenge
+    challenge = stored(idp, decoy_id).challenge
     signature, certificate = signed_by(cards, KIT,
-                                       decision_message(decoy, challenge, "approve"))
-    answer = api(idp, "decide", {"certificate": certificate, "request": decoy,
+                                       decision_message(decoy_id, challenge, "approve"))
+    answer = api(idp, "decide", {"certificate": certificate, "request": decoy_id,
                                  "decision": "approve", "signature": signature})
     assert answer.status_code == 404 and answer.json()["error"] == "unknown_request"
-    assert stored(idp, decoy).status == "pending"
+    assert stored(idp, decoy_id).status == "pending"
 
 
 def test_a_nonce_is_this_servers_and_fresh(idp, cards):
