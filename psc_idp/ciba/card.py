@@ -25,6 +25,7 @@ from flask_babel import force_locale
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .. import audit, errors, jsonbody, ratelimit
+from ..cards import identify, verify
 from ..cards.identify import Holder, holder
 from ..cards.signature import verifies
 from ..errors import Failure, PscError
@@ -40,13 +41,18 @@ api = Blueprint("ciba_card", __name__)
 NONCE_LIFETIME = 60
 NONCE_SALT = "psc-idp.ciba.card.nonce"
 MAX_BODY = 16 * 1024
-#: endpoint → HTTP status → the error codes it may answer (besides the success, 405, 503)
+#: a refused card: the reasons a card login gives (``errors.REASONS``); a revocation status
+#: that cannot be checked now is this side's problem (503, retry), the others are the card's
+REFUSED = {*verify.REASONS, identify.UNKNOWN} - {"revocation_unknown"}
+#: endpoint → HTTP status → the error codes it may answer (besides the success, 405, and
+#: 503 ``temporarily_unavailable`` when the database is down)
 ERRORS = {
     "pending": {400: {"invalid_request", "invalid_nonce"}, 413: {"invalid_request"},
-                403: {"invalid_signature", *errors.REASONS}, 429: {"too_many_attempts"}},
-    "decide": {400: {"invalid_request"}, 403: {"invalid_signature", *errors.REASONS},
-               404: {"unknown_request"}, 410: {"expired"},
-               413: {"invalid_request"}, 429: {"too_many_attempts"}},
+                403: {"invalid_signature", *REFUSED}, 429: {"too_many_attempts"},
+                503: {"revocation_unknown"}},
+    "decide": {400: {"invalid_request"}, 403: {"invalid_signature", *REFUSED},
+               404: {"unknown_request"}, 410: {"expired"}, 413: {"invalid_request"},
+               429: {"too_many_attempts"}, 503: {"revocation_unknown"}},
 }
 
 _CERTIFICATE = {"type": "string", "minLength": 1, "maxLength": 8192}
@@ -173,7 +179,8 @@ def _holder(body: dict, message: str | None, step: str) -> Holder:
         _refuse(step, found.reason, found.detail)
         with force_locale("en"):
             described = str(errors.REASONS[found.reason].message)
-        raise CardApiError(found.reason, described, 403)
+        raise CardApiError(found.reason, described,
+                           503 if found.reason == "revocation_unknown" else 403)
     if message is not None:
         _check_signature(body, message, step)
     return found
