@@ -20,6 +20,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from psc_idp import create_app
 from psc_idp.audit import AuditEvent
 from psc_idp.ciba import service
 from psc_idp.ciba.card_messages import decision_message, list_message
@@ -28,7 +29,7 @@ from psc_idp.clients import find
 from psc_idp.extensions import db
 from psc_idp.sandbox.cards import USER_PIN
 
-from .plugins.idp import running_idp
+from .plugins.idp import base_settings, running_idp
 
 CIBA = "urn:openid:params:grant-type:ciba"
 KIT = "CPS-899700245667"
@@ -353,3 +354,20 @@ def test_calls_are_limited_per_network(keys_dir, sqlite_template, cards, smtp_se
         assert answers[statuses.index(429)].json()["error"] == "too_many_attempts"
         assert {e.detail["reason"] for e in events(live, "ciba.card.rate_limited")} == {
             "ciba-card-network"}
+
+
+def test_an_unknown_revocation_status_is_a_retry(keys_dir, database_url, cards):
+    """Without a CRL for its issuer, a card's revocation cannot be checked: the tool is told
+    to retry (503), not that the card is refused."""
+    pki = cards.pki
+    app = create_app(base_settings(keys_dir, database_url,
+                                   card_trust_anchors=[str(pki.trust_anchor)],
+                                   card_intermediates=[str(pki.issuing_ca)]))
+    http, base = app.test_client(), "https://localhost:5443/auth/realms/esante-wallet"
+    nonce = http.post(f"{base}/ciba/card/nonce").get_json()["nonce"]
+    answer = http.post(f"{base}/ciba/card/pending", json={
+        "certificate": Path(cards[KIT].certificate).read_text(), "nonce": nonce,
+        "signature": "A" * 342})
+    assert answer.status_code == 503 and answer.get_json()["error"] == "revocation_unknown"
+    with app.app_context():
+        db.engine.dispose()
