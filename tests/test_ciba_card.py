@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +19,7 @@ from pathlib import Path
 import jwt as pyjwt
 import pytest
 import requests
+from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -24,11 +27,13 @@ from psc_idp import create_app
 from psc_idp.audit import AuditEvent
 from psc_idp.ciba import service
 from psc_idp.ciba.card_messages import decision_message, list_message
+from psc_idp.ciba.card_tool import main as psc_card_main
 from psc_idp.ciba.models import CibaRequest
 from psc_idp.clients import find
 from psc_idp.extensions import db
 from psc_idp.sandbox.cards import USER_PIN
 
+from .plugins.apache import doc_snippets
 from .plugins.idp import base_settings, running_idp
 
 CIBA = "urn:openid:params:grant-type:ciba"
@@ -371,3 +376,42 @@ def test_an_unknown_revocation_status_is_a_retry(keys_dir, database_url, cards):
     assert answer.status_code == 503 and answer.get_json()["error"] == "revocation_unknown"
     with app.app_context():
         db.engine.dispose()
+
+
+def test_the_docs_ciba_program_gets_tokens_when_the_card_approves(idp, cards, tmp_path):
+    """docs/integrating.md's ``ciba.py`` as written, with ``CHANNEL=CARD``: ``psc-card``
+    approves, the program polls its way to the userinfo; a denial ends it with
+    ``access_denied``."""
+    rp = ciba_client(idp)
+    (tmp_path / "ciba.py").write_text(doc_snippets()["ciba.py"][1])
+    (tmp_path / "var" / "pki").mkdir(parents=True)
+    shutil.copy(idp.ca, tmp_path / "var" / "pki" / "tls-ca.pem")
+    env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer,
+           "CLIENT_ID": rp.client_id, "CLIENT_SECRET": rp.client_secret,
+           "ID_NAT": cards[KIT].id_nat, "BINDING_MESSAGE": "42", "CHANNEL": "CARD"}
+
+    def run(*decision: str) -> dict:
+        with subprocess.Popen([sys.executable, "ciba.py"], cwd=tmp_path, env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as program:
+            assert "42" in program.stdout.readline(), program.stderr.read()
+            code, out, err = psc_card(cards, idp, "approve", "--yes", *decision)
+            assert code == 0 and "Message: 42" in out, err
+            out, err = program.communicate(timeout=60)
+            assert program.returncode == 0, err
+        return json.loads(out)
+
+    assert run()["userinfo"]["SubjectNameID"] == cards[KIT].id_nat
+    assert run("--deny") == {"error": "access_denied"}
+
+
+def test_the_readme_shows_real_psc_card_commands():
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    helps = {command: CliRunner().invoke(psc_card_main, [command, "--help"]).output
+             for command in ("pending", "approve")}
+    for line in readme.splitlines():
+        if line.strip().startswith("psc-card "):
+            command, *words = line.split()[1:]
+            options = [w for w in words if w.startswith("--")]
+            assert options and all(o in helps[command] for o in options), line
+    for option in ("--yes", "--deny", "--request", "--pin", "--module"):
+        assert f"`{option}" in readme and option in helps["approve"]
