@@ -299,7 +299,7 @@ def test_a_nonce_is_this_servers_and_fresh(idp, cards):
     assert answer.status_code == 400 and answer.json()["error"] == "invalid_nonce"
 
 
-def test_wrong_pin_and_missing_card(idp, cards):
+def test_wrong_pin_missing_card_and_bad_ca(idp, cards, tmp_path):
     assert psc_card(cards, idp, "pending", pin="0000") == (
         1, "", "psc-card: error: wrong PIN\n")
     code, _, err = psc_card(cards, idp, "pending", token="CPS-NOWHERE")
@@ -307,6 +307,10 @@ def test_wrong_pin_and_missing_card(idp, cards):
                                  "(PKCS#11 token not found)\n")
     code, _, err = psc_card(cards, idp, "approve", "--yes")
     assert code == 1 and err == "psc-card: error: no pending request for this card\n"
+    not_a_ca = tmp_path / "not-a-ca.pem"
+    not_a_ca.write_text("junk")
+    code, _, err = psc_card(cards, idp, "pending", "--ca-file", str(not_a_ca))
+    assert code == 1 and err.startswith(f"psc-card: error: cannot read the CA file {not_a_ca}")
 
 
 def test_only_the_issuer_origin_serves_it(idp):

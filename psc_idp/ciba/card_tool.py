@@ -130,7 +130,10 @@ class Issuer:
 
     def __init__(self, url: str, ca_file: str | None):
         self.url = url.rstrip("/")
-        self.context = ssl.create_default_context(cafile=ca_file)
+        try:
+            self.context = ssl.create_default_context(cafile=ca_file)
+        except (ssl.SSLError, OSError) as exc:
+            raise CardToolError(f"cannot read the CA file {ca_file}: {exc}") from None
 
     def post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(
