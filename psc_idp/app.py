@@ -33,6 +33,8 @@ class Idp:
     settings: settings_module.Settings
     keys: KeyRing
     cards: Any = None
+    #: the verifier of organisation certificates (tls_client_auth); None when not configured
+    orgs: Any = None
     server: Any = None
     protector: Any = None
     #: the protocol's interactions, as login methods reach them (``oidc.interaction``)
@@ -114,9 +116,10 @@ def _refuse_closed_by_server(dbapi_connection, record, proxy) -> None:
 
 
 def setup_cards(app: Flask, idp: Idp) -> None:
-    from .cards.setup import build_verifier
+    from .cards.setup import build_org_verifier, build_verifier
 
     idp.cards = build_verifier(idp.settings)
+    idp.orgs = build_org_verifier(idp.settings)
 
 
 def setup_clients(app: Flask, idp: Idp) -> None:

@@ -2,7 +2,9 @@
 with the origin that received it: the IdP origin serves the protocol, the login pages, e-CPS
 and administration; the card origin only ``/card/…`` and static files; the authorization
 endpoint's own origin (``wallet_listen``, PSC's "wallet" host, psc.md §1) only that endpoint;
-the operations listener (``ops_listen``) only ``/healthz``, ``/readyz`` and ``/metrics``.
+the mTLS origin (``mtls_listen``, RFC 8705 §5) only the endpoints of ``mtls_endpoint_aliases``
+(token, introspection, revocation, userinfo, CIBA); the operations listener (``ops_listen``)
+only ``/healthz``, ``/readyz`` and ``/metrics``.
 Anything else on an origin is a 404. Behind nginx, requests arrive unmarked and nginx routes
 each origin (config/nginx/psc-idp.conf: only ``/card/`` on the card origin).
 
@@ -16,12 +18,16 @@ from flask import Flask, abort, request
 from .settings import Settings
 
 ENVIRON_KEY = "psc_idp.origin"
-IDP, CARD, WALLET, OPS = "idp", "card", "wallet", "ops"
+IDP, CARD, WALLET, MTLS, OPS = "idp", "card", "wallet", "mtls", "ops"
+#: the endpoints served on the mTLS origin (``oidc.discovery`` advertises their aliases)
+MTLS_ENDPOINTS = {"oidc.token", "oidc.introspect", "oidc.revoke", "oidc.userinfo",
+                  "oidc.backchannel_authentication"}
 
 # origin → (blueprints, endpoints) it serves; the IdP origin serves everything else
 ONLY = {
     CARD: ({"card"}, {"static", "pages.brand_css", "pages.brand_logo"}),
     WALLET: (set(), {"wallet_authorize", "oidc.authorize"}),
+    MTLS: (set(), MTLS_ENDPOINTS),
     OPS: ({"ops"}, set()),
 }
 

@@ -1,5 +1,6 @@
 """The embedded listeners of ``psc-idp run``: the IdP origin, the card origin and, when
-configured, the authorization endpoint's own origin (``wallet_listen``) over TLS, plus the
+configured, the authorization endpoint's own origin (``wallet_listen``) and the mTLS origin
+(``mtls_listen``, RFC 8705) over TLS, plus the
 operations listener (``ops_listen``: plain HTTP for probes and Prometheus). In production
 nginx terminates TLS instead (config/nginx) and gunicorn serves the app.
 
@@ -145,7 +146,7 @@ def _with_environ(app, extra: dict, environ: dict, start_response):
 
 class _OriginResource(Resource):
     """Hands every request to the WSGI app, marked with the origin that received it and, on
-    the card origin, with the client certificate of the TLS handshake."""
+    the card and mTLS origins, with the client certificate of the TLS handshake."""
 
     isLeaf = True
 
@@ -159,7 +160,7 @@ class _OriginResource(Resource):
         request.responseHeaders.removeHeader(b"server")
         request.notifyFinish().addBoth(lambda _: request.site.access(request))
         extra = {origins.ENVIRON_KEY: self.origin}
-        if self.origin == origins.CARD:
+        if self.origin in (origins.CARD, origins.MTLS):
             connection = request.channel.transport.getHandle()
             extra["SSL_CLIENT_CERT"] = tls.peer_certificate_pem(connection)
         if self.pending_path and request.path.rstrip(b"/") == self.pending_path:
@@ -204,6 +205,10 @@ class Listeners:
                      (origins.CARD, settings.card_listen, card)]
         if settings.wallet_listen:  # the authorization endpoint's own origin (psc.md §1)
             self.plan.append((origins.WALLET, settings.wallet_listen, plain))
+        if settings.mtls_listen:  # RFC 8705 §5: the mTLS endpoint aliases
+            self.plan.append((origins.MTLS, settings.mtls_listen, tls.mtls_context(
+                settings.tls_cert, settings.tls_key,
+                settings.org_trust_anchors + settings.org_intermediates)))
         if settings.ops_listen:
             self.plan.append((origins.OPS, settings.ops_listen, None))
         self.sites = [OriginSite(origin, _OriginResource(
@@ -213,7 +218,10 @@ class Listeners:
     def start(self) -> None:
         """Listen: directly before ``reactor.run()``, or through the reactor's thread when
         it already runs in another thread (``start_reactor``)."""
-        self.app.extensions["psc_idp"].cards.crls.start()  # the CRLs before the first login
+        state = self.app.extensions["psc_idp"]
+        state.cards.crls.start()  # the CRLs before the first login
+        if state.orgs is not None:
+            state.orgs.crls.start()  # and before the first tls_client_auth
         audit_sequencer.start(self.app)  # chains the audit records committed meanwhile
         backchannel.start(self.app)  # sends the logout tokens still due
         ciba_ping.start(self.app)  # and the CIBA notifications

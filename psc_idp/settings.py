@@ -58,6 +58,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("card_trust_anchors", [], "PEM files of the CA certificates cards must chain to"),
     Setting("card_intermediates", [], "PEM files of intermediate CA certificates"),
     Setting("card_crls", [], "CRL files or URLs of the card CAs"),
+    Setting("mtls_url", "", "origin of the mTLS endpoint aliases (RFC 8705 §5), e.g. https://mtls.idp.example.org: token, introspection, revocation, userinfo and CIBA there read the client's TLS certificate (empty: no mTLS client authentication, no certificate-bound tokens)"),
+    Setting("mtls_listen", "", "embedded TLS listener of the mTLS origin (mtls_url), which asks for a client certificate (empty: none; behind nginx, its mTLS server block)"),
+    Setting("org_trust_anchors", [], "PEM files of the CA certificates organisation certificates (tls_client_auth, IGC-Santé ORG AUTH_CLI) must chain to"),
+    Setting("org_intermediates", [], "PEM files of the intermediate CA certificates of organisation certificates"),
+    Setting("org_crls", [], "CRL files or URLs of the organisation certificates' CAs"),
     Setting("crl_refresh_interval", 300, "seconds between background CRL refreshes"),
     Setting("crl_grace", 3600, "seconds a CRL is still used past its nextUpdate"),
     Setting("crl_stale_policy", "fail_closed", "fail_closed or fail_open when a CRL is stale"),
@@ -233,6 +238,7 @@ def validate(values: dict[str, Any]) -> None:
                                                     values["pkcs11_token_label"]):
         raise SettingsError("keys_backend 'pkcs11' needs pkcs11_module and pkcs11_token_label")
     _check_authorization_endpoint(values)
+    _check_mtls(values)
     _check_proxy(values)
     for name in ("acr", "auth_level"):
         if set(values[name]) != {"card", "ecps"} or not all(
@@ -297,6 +303,18 @@ def _check_authorization_endpoint(values: dict[str, Any]) -> None:
             parts.fragment or not parts.path.startswith("/"):
         raise SettingsError("authorization_endpoint must be an absolute URL with a path, "
                             "e.g. https://wallet.example/auth")
+
+
+def _check_mtls(values: dict[str, Any]) -> None:
+    url = values["mtls_url"]
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme != "https" or not parts.netloc or parts.path.strip("/") or \
+                parts.query or parts.fragment:
+            raise SettingsError("mtls_url must be an https origin without a path, e.g. "
+                                "https://mtls.idp.example.org")
+    if values["mtls_listen"] and not url:
+        raise SettingsError("mtls_listen needs mtls_url (the origin clients call)")
 
 
 def _check_listen(name: str, value: str) -> None:

@@ -9,7 +9,10 @@ card is refused, with an audit record. OpenSSL still checks the client's Certifi
 signature, so the client holds the card's private key. The card origin never resumes a TLS
 session (and ``serve`` closes its connections after each answer): a resumed session carries
 the certificate of an earlier handshake, and each card login must be a fresh proof of
-possession of the card."""
+possession of the card.
+
+The mTLS origin (RFC 8705) has the same handshake, naming the organisation CAs: psc-idp
+judges the certificate when a client authenticates with it (``oidc.mtls``)."""
 
 from __future__ import annotations
 
@@ -43,6 +46,12 @@ def card_context(cert: str, key: str, card_ca_paths: Iterable[str]) -> SSL.Conte
     context.set_session_cache_mode(SSL.SESS_CACHE_OFF)  # no session-id resumption
     context.set_options(SSL.OP_NO_TICKET)  # no ticket resumption (TLS 1.2 and 1.3)
     return context
+
+
+def mtls_context(cert: str, key: str, org_ca_paths: Iterable[str]) -> SSL.Context:
+    """The mTLS origin's context (RFC 8705): as the card origin's, with the organisation
+    CAs' names; a self-signed client certificate (§2.2) is offered and accepted too."""
+    return card_context(cert, key, org_ca_paths)
 
 
 def _accept_any_certificate(connection, certificate, error: int, depth: int, ok: int) -> bool:

@@ -60,6 +60,18 @@ _FIELDS = {
     "dpop_bound_access_tokens": {"type": "boolean", "description": "RFC 9449 §5.2: every "
                                  "token request must carry a DPoP proof (DPoP-bound "
                                  "tokens only)"},
+    "tls_client_auth_subject_dn": {"type": ["string", "null"], "maxLength": 1000,
+                                   "description": "RFC 8705 §2.1.2: tls_client_auth matches "
+                                   "the certificate's subject DN, RFC 4514 (e.g. CN=…,"
+                                   "OU=<structure id>,O=…,C=FR); stored normalised"},
+    **{f"tls_client_auth_san_{kind}": {"type": ["string", "null"], "maxLength": 1000,
+                                       "description": f"RFC 8705 §2.1.2: tls_client_auth "
+                                       f"matches this {what} subjectAltName entry instead"}
+       for kind, what in (("dns", "dNSName"), ("uri", "URI"), ("ip", "iPAddress"),
+                          ("email", "rfc822Name"))},
+    "tls_client_certificate_bound_access_tokens": {
+        "type": "boolean", "description": "RFC 8705 §3: tokens bound to the client's TLS "
+        "certificate (cnf.x5t#S256); token requests on the mTLS endpoint aliases"},
     "backchannel_logout_uri": {"oneOf": [{"type": "null"}, _URI], "description":
                                "OIDC Back-Channel Logout: logout tokens are POSTed here "
                                "(https; http on loopback in development mode)"},

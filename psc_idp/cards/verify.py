@@ -59,6 +59,13 @@ class CardVerifier:
 
     def verify(self, pem: str | bytes, at: dt.datetime | None = None) -> CardIdentity:
         """The holder of a valid, unrevoked card certificate, or ``CardRejected``."""
+        return identity(self.certificate(pem, at))
+
+    def certificate(self, pem: str | bytes, at: dt.datetime | None = None
+                    ) -> x509.Certificate:
+        """The certificate, once valid, for client authentication, chained to the trust
+        anchors and unrevoked; or ``CardRejected``. An IGC-Santé organisation certificate
+        (``oidc.mtls``) is checked the same way, by a verifier of its own anchors."""
         at = at or dt.datetime.now(dt.UTC)
         try:
             leaf = x509.load_pem_x509_certificate(pem.encode() if isinstance(pem, str) else pem)
@@ -74,11 +81,11 @@ class CardVerifier:
         chain = self._chain(leaf, at)
         for certificate in chain[:-1]:
             self._check_revocation(certificate, at, leaf=certificate is chain[0])
-        return identity(leaf)
+        return leaf
 
     def _chain(self, leaf: x509.Certificate, at: dt.datetime) -> list[x509.Certificate]:
         if self.store is None:
-            raise CardRejected("untrusted", "no card trust anchor is configured")
+            raise CardRejected("untrusted", "no trust anchor is configured")
         verifier = (verification.PolicyBuilder().store(self.store).time(at)
                     .max_chain_depth(4)
                     .extension_policies(ca_policy=verification.ExtensionPolicy

@@ -28,9 +28,11 @@ from .metadata import (  # noqa: F401 - the package's API
     DEFAULTS,
     FIELDS,
     MAX_URIS,
+    TLS_SUBJECT_FIELDS,
     RegistrationError,
     check_assertion_keys,
     check_ciba,
+    check_mtls,
     check_uri,
     validate,
 )
@@ -126,6 +128,7 @@ def _apply(client: Client, meta: dict) -> None:
         refused = fapi.check_client(client)
         if refused:
             raise RegistrationError(refused, "fapi2_security_profile")
+        check_mtls(client)
     except RegistrationError:
         db.session.rollback()  # nothing of the refused change stays
         raise
@@ -227,6 +230,10 @@ def describe(client: Client) -> dict:
         "access_token_format": client.access_token_format,
         "refresh_reuse_grace": client.refresh_reuse_grace, "enabled": client.enabled,
         "dpop_bound_access_tokens": client.dpop_bound_access_tokens,
+        **{field: getattr(client, field) for field in TLS_SUBJECT_FIELDS
+           if getattr(client, field)},
+        "tls_client_certificate_bound_access_tokens":
+            client.tls_client_certificate_bound_access_tokens,
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "backchannel_token_delivery_mode": client.backchannel_token_delivery_mode,

@@ -15,6 +15,7 @@ from ..settings import current as settings
 from . import (
     ACCESS_TOKEN_FORMATS,
     MAX_SECRET_GRACE,
+    TLS_SUBJECT_FIELDS,
     RegistrationError,
     create_client,
     delete_client,
@@ -127,6 +128,40 @@ def _ciba_options(command):
                              "mode")(command)
 
 
+def _mtls_options(command):
+    """RFC 8705 metadata: the certificate of tls_client_auth, certificate-bound tokens."""
+    command = click.option(
+        "--mtls-bound/--no-mtls-bound", "mtls_bound", default=None,
+        help="tls_client_certificate_bound_access_tokens: tokens bound to the client's TLS "
+             "certificate, token requests on the mTLS endpoint aliases (RFC 8705)")(command)
+    command = click.option(
+        "--tls-san", "tls_san", metavar="KIND:VALUE",
+        help="tls_client_auth: match this subjectAltName entry instead of the DN "
+             "(dns:…, uri:…, ip:…, email:…)")(command)
+    return click.option(
+        "--tls-subject-dn", "tls_dn", metavar="DN",
+        help="tls_client_auth: the certificate's subject DN, RFC 4514, e.g. "
+             "'CN=app,OU=1750000001,O=Clinique,C=FR' (psc-idp sandbox org-cert prints "
+             "it)")(command)
+
+
+def _mtls(tls_dn, tls_san, mtls_bound) -> dict:
+    values = {}
+    if tls_dn is not None or tls_san is not None:  # one subject field: the others cleared
+        values = dict.fromkeys(TLS_SUBJECT_FIELDS)
+    if tls_dn is not None and tls_dn not in ("", "none"):
+        values["tls_client_auth_subject_dn"] = tls_dn
+    if tls_san is not None and tls_san not in ("", "none"):
+        kind, _, value = tls_san.partition(":")
+        if kind not in ("dns", "uri", "ip", "email") or not value:
+            raise click.BadParameter("KIND:VALUE with KIND dns, uri, ip or email",
+                                     param_hint="--tls-san")
+        values[f"tls_client_auth_san_{kind}"] = value
+    if mtls_bound is not None:
+        values["tls_client_certificate_bound_access_tokens"] = mtls_bound
+    return values
+
+
 def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_par=None,
              request_object_alg=None, strict_ro=None, fapi2=None) -> dict:
     values = {"require_pkce": pkce, "strict_client_auth": strict_auth,
@@ -152,6 +187,7 @@ def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_p
 @click.option("--id-token-alg", default="RS256", type=click.Choice(SUPPORTED_ALGS))
 @click.option("--userinfo-alg", default=None, type=click.Choice(SUPPORTED_ALGS))
 @_drop_in_options
+@_mtls_options
 @_backchannel_options
 @_ciba_options
 @click.option("--compat", multiple=True, help="PSC compatibility flag (repeatable)")
@@ -160,8 +196,8 @@ def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_p
 @with_appcontext
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
-               dpop, require_par, request_object_alg, strict_ro, fapi2, bc_uri, bc_session, ciba,
-               ciba_endpoint, compat, contacts, as_json):
+               dpop, require_par, request_object_alg, strict_ro, fapi2, tls_dn, tls_san,
+               mtls_bound, bc_uri, bc_session, ciba, ciba_endpoint, compat, contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
@@ -171,6 +207,7 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
             contacts=contacts,
             **_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
                        request_object_alg, strict_ro, fapi2),
+            **_mtls(tls_dn, tls_san, mtls_bound),
             **_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -191,6 +228,7 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 @click.option("--refresh/--no-refresh", "refresh", default=None,
               help="allow the refresh_token grant")
 @_drop_in_options
+@_mtls_options
 @_backchannel_options
 @_ciba_options
 @click.option("--compat", multiple=True, help="replaces the compatibility flags")
@@ -199,7 +237,8 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
                access_token_format, grace, dpop, require_par, request_object_alg, strict_ro, fapi2,
-               bc_uri, bc_session, ciba, ciba_endpoint, compat, as_json):
+               tls_dn, tls_san, mtls_bound, bc_uri, bc_session, ciba, ciba_endpoint, compat,
+               as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
@@ -207,6 +246,7 @@ def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_fi
     changes = {k: v for k, v in changes.items() if v is not None}
     changes.update(_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
                             request_object_alg, strict_ro, fapi2))
+    changes.update(_mtls(tls_dn, tls_san, mtls_bound))
     changes.update(_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)

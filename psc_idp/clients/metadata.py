@@ -14,6 +14,7 @@ from ..oidc.consts import (
     CIBA_GRANT_TYPE,
     CLIENT_AUTH_METHODS,
     GRANT_TYPES,
+    MTLS_AUTH_METHODS,
     SCOPES,
 )
 from . import jwks as client_keys
@@ -43,7 +44,18 @@ FIELDS = {
     "fapi2_security_profile": "fapi2_security_profile",
     "request_object_signing_alg": "request_object_signing_alg",
     "strict_request_objects": "strict_request_objects",
+    # RFC 8705 §2.1.2, §3.4
+    "tls_client_auth_subject_dn": "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns": "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri": "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip": "tls_client_auth_san_ip",
+    "tls_client_auth_san_email": "tls_client_auth_san_email",
+    "tls_client_certificate_bound_access_tokens": "tls_client_certificate_bound_access_tokens",
 }
+#: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these
+TLS_SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns",
+                      "tls_client_auth_san_uri", "tls_client_auth_san_ip",
+                      "tls_client_auth_san_email")
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
 
 
@@ -132,6 +144,58 @@ def check_ciba(client) -> None:
                                 "backchannel_token_delivery_mode")
 
 
+def check_mtls(client) -> None:
+    """RFC 8705 on a client's whole metadata: mTLS needs the server's mTLS origin; a
+    ``tls_client_auth`` client registers exactly one certificate subject field (§2.1.2), a
+    ``self_signed_tls_client_auth`` client its keys (§2.2.2)."""
+    from ..settings import current as settings
+
+    method = client.token_endpoint_auth_method
+    subjects = [f for f in TLS_SUBJECT_FIELDS if getattr(client, FIELDS[f])]
+    if (method in MTLS_AUTH_METHODS or client.tls_client_certificate_bound_access_tokens) \
+            and not settings().mtls_url:
+        field = "token_endpoint_auth_method" if method in MTLS_AUTH_METHODS else \
+            "tls_client_certificate_bound_access_tokens"
+        raise RegistrationError(f"{field}: this server has no mTLS origin (mtls_url)", field)
+    if len(subjects) > 1:
+        raise RegistrationError(f"{subjects[1]}: register one of {', '.join(subjects)} only "
+                                "(RFC 8705 section 2.1.2)", subjects[1])
+    if method == "tls_client_auth" and not subjects:
+        raise RegistrationError("tls_client_auth_subject_dn: tls_client_auth needs the "
+                                "certificate's subject DN (or one SAN field) to match",
+                                "tls_client_auth_subject_dn")
+    if method == "self_signed_tls_client_auth" and not (client.jwks or {}).get("keys"):
+        raise RegistrationError("jwks: self_signed_tls_client_auth needs the public key of "
+                                "the client's certificate", "jwks")
+
+
+def _tls_subject(field: str, value):
+    """RFC 8705 §2.1.2's fields, normalised (a DN in RFC 4514 form)."""
+    import ipaddress
+
+    from ..oidc.mtls import normalise_dn
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip() or len(value) > 1000 or \
+            _CONTROL.search(value):
+        raise RegistrationError(f"{field}: a string of at most 1000 characters", field)
+    try:
+        if field == "tls_client_auth_subject_dn":
+            return normalise_dn(value)
+        if field == "tls_client_auth_san_ip":
+            return str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        what = "an RFC 4514 DN (CN=…,OU=…,O=…,C=FR)" if field.endswith("_dn") else \
+            "an IP address"
+        raise RegistrationError(f"{field}: {what}", field) from None
+    if field == "tls_client_auth_san_email" and "@" not in value:
+        raise RegistrationError(f"{field}: an e-mail address", field)
+    if field == "tls_client_auth_san_uri" and ":" not in value:
+        raise RegistrationError(f"{field}: an absolute URI", field)
+    return value.strip()
+
+
 def check_assertion_keys(jwks) -> None:
     if not client_keys.can_verify_assertions(jwks):
         raise RegistrationError(
@@ -182,9 +246,12 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
             raise RegistrationError(f"{field}: one of {', '.join(CIBA_DELIVERY_MODES)}, or "
                                     "null (no CIBA)", field)
         return value
+    if field in TLS_SUBJECT_FIELDS:
+        return _tls_subject(field, value)
     if field in ("require_pkce", "strict_client_auth", "backchannel_logout_session_required",
                  "dpop_bound_access_tokens", "require_pushed_authorization_requests",
-                 "strict_request_objects", "fapi2_security_profile"):
+                 "strict_request_objects", "fapi2_security_profile",
+                 "tls_client_certificate_bound_access_tokens"):
         if not isinstance(value, bool):
             raise RegistrationError(f"{field}: true or false", field)
         return value
@@ -221,4 +288,5 @@ DEFAULTS = {
     "backchannel_token_delivery_mode": None, "backchannel_client_notification_endpoint": None,
     "dpop_bound_access_tokens": False,
     "request_object_signing_alg": None, "fapi2_security_profile": False,
+    **dict.fromkeys(TLS_SUBJECT_FIELDS), "tls_client_certificate_bound_access_tokens": False,
 }

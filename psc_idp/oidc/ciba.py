@@ -33,13 +33,13 @@ from ..ecps import service as ecps
 from ..extensions import db, idp
 from ..settings import current as settings
 from . import tokens, transactions
-from .consts import AUTH_MODE, CIBA_GRANT_TYPE
+from .consts import AUTH_MODE, CIBA_GRANT_TYPE, TOKEN_AUTH_METHODS
 from .interaction import CIBA_PREFIX
 from .models import LoginSession, now
 from .subject import Subject, subject_identifier
 
 #: CIBA requires an authenticated client (§7.1): no public clients
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+AUTH_METHODS = list(TOKEN_AUTH_METHODS)
 #: what the phone shows among three codes: PSC's apps send two random digits (psc.md §7)
 MOBILE_BINDING = re.compile(r"^[0-9]{2}$")
 #: what the card tool shows: short, printable, no markup

@@ -13,11 +13,17 @@ PATHS = {
     "backchannel_authentication_endpoint": "/protocol/openid-connect/ext/ciba/auth",
     "pushed_authorization_request_endpoint": "/protocol/openid-connect/ext/par/request",
 }
+#: RFC 8705 §5: the endpoints also served on the mTLS origin (``mtls_url``)
+MTLS_ALIASED = ("token_endpoint", "introspection_endpoint", "revocation_endpoint",
+                "userinfo_endpoint", "backchannel_authentication_endpoint")
 
 #: scopes psc-idp knows (PSC advertises Keycloak's, psc.md §10): ``scope_all`` gives the
 #: full professional userinfo; others requested are left out of the grant, never refused
 SCOPES = ("openid", "scope_all", "profile", "email", "offline_access")
-TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+#: RFC 8705 §2: client authentication with the TLS client certificate, on the mTLS origin
+MTLS_AUTH_METHODS = ("tls_client_auth", "self_signed_tls_client_auth")
+TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt",
+                      *MTLS_AUTH_METHODS)
 CLIENT_AUTH_METHODS = (*TOKEN_AUTH_METHODS, "none")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 #: OpenID CIBA Core 1.0 §10.1; enabled per client by ``backchannel_token_delivery_mode``

@@ -14,6 +14,8 @@ from .consts import (
     CIBA_GRANT_TYPE,
     CLIENT_AUTH_METHODS,
     GRANT_TYPES,
+    MTLS_ALIASED,
+    MTLS_AUTH_METHODS,
     PATHS,
     SCOPES,
     TOKEN_AUTH_METHODS,
@@ -46,6 +48,27 @@ def is_split(settings: Settings) -> bool:
     return origin(authorization_endpoint(settings)) != origin(settings.issuer)
 
 
+def auth_methods(settings: Settings, methods) -> list[str]:
+    """``methods`` that work on this server: mTLS client authentication (RFC 8705 §2) needs
+    the mTLS origin, ``tls_client_auth`` the organisation trust anchors too."""
+    unavailable = set()
+    if not settings.mtls_url:
+        unavailable |= set(MTLS_AUTH_METHODS)
+    if not settings.org_trust_anchors:
+        unavailable.add("tls_client_auth")
+    return [method for method in methods if method not in unavailable]
+
+
+def mtls_metadata(settings: Settings) -> dict:
+    """RFC 8705 §3.3, §5: the mTLS endpoint aliases and certificate-bound access tokens,
+    when the mTLS origin is configured."""
+    if not settings.mtls_url:
+        return {}
+    prefix = settings.mtls_url + urlsplit(settings.issuer).path.rstrip("/")
+    return {"tls_client_certificate_bound_access_tokens": True,
+            "mtls_endpoint_aliases": {name: prefix + PATHS[name] for name in MTLS_ALIASED}}
+
+
 def metadata() -> dict:
     state = idp()
     issuer, algs = state.settings.issuer, state.keys.algorithms
@@ -61,15 +84,19 @@ def metadata() -> dict:
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "token_endpoint_auth_methods_supported": auth_methods(state.settings,
+                                                              CLIENT_AUTH_METHODS),
         # client assertions (private_key_jwt) are verified with these, whatever our own keys
         "token_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "introspection_endpoint_auth_methods_supported": list(TOKEN_AUTH_METHODS),
+        "introspection_endpoint_auth_methods_supported": auth_methods(state.settings,
+                                                                      TOKEN_AUTH_METHODS),
         "introspection_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
-        "revocation_endpoint_auth_methods_supported": list(CLIENT_AUTH_METHODS),
+        "revocation_endpoint_auth_methods_supported": auth_methods(state.settings,
+                                                                   CLIENT_AUTH_METHODS),
         "revocation_endpoint_auth_signing_alg_values_supported": list(SUPPORTED_ALGS),
         "code_challenge_methods_supported": ["S256"],
         "dpop_signing_alg_values_supported": list(DPOP_ALGS),  # RFC 9449 §5.1
+        **mtls_metadata(state.settings),
         "claims_supported": CLAIMS,
         "acr_values_supported": sorted(set(state.settings.acr.values())),
         "prompt_values_supported": ["none", "login"],

@@ -15,6 +15,7 @@ from flask import request as flask_request
 
 from . import dpop
 from .issued import IssuedToken, access
+from .mtls_binding import check_access_token
 
 
 class InvalidDPoPToken(dpop.DPoPError):
@@ -103,6 +104,7 @@ class DPoPTokenValidator(TokenValidator):
             raise InvalidDPoPToken("this access token is not DPoP-bound: send it as Bearer")
         if proof.jkt != token.row.dpop_jkt:
             raise InvalidDPoPToken("this access token is bound to another DPoP key")
+        check_access_token(token)  # bound to a certificate too (RFC 8705 §3)
 
 
 def refuse_as_bearer(token: IssuedToken) -> None:

@@ -16,13 +16,15 @@ from ..extensions import db, idp
 from ..keys import jws
 from . import revocation
 from .claims import userinfo_claims
+from .consts import TOKEN_AUTH_METHODS
 from .dpop_binding import DPoPTokenValidator, refuse_as_bearer
 from .errors import printable
 from .issued import IssuedToken, access, find_token
 from .models import digest, now
+from .mtls_binding import check_access_token
 from .tokens import REFRESH, access_claims
 
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+AUTH_METHODS = list(TOKEN_AUTH_METHODS)
 
 
 class Introspection(IntrospectionEndpoint):
@@ -38,17 +40,18 @@ class Introspection(IntrospectionEndpoint):
         """RFC 7662 §2.2 as PSC answers (psc.md §2): the token's claims plus ``active``,
         ``client_id``, ``username``; ``SubjectNameID`` for access tokens only."""
         row = token.row
-        if token.kind == "access_token":  # cnf.jkt in the claims: RFC 9449 §6.2
+        if token.kind == "access_token":  # cnf in the claims: RFC 9449 §6.2, RFC 8705 §3.2
             return {"active": True, **token.claims, "client_id": row.client_id,
                     "username": row.id_nat,
                     "token_type": "DPoP" if row.dpop_jkt else "Bearer",
                     "SubjectNameID": row.id_nat}
         client = token.get_client()
-        bound = row.dpop_jkt if client is not None and client.is_public else None
+        public = client is not None and client.is_public  # bound refresh tokens (§4, §5)
         claims = access_claims(
             row.client_id, token.get_user(), row.scope, jti=digest(row.refresh_hash)[:32],
             issued=row.issued_at, expires=row.refresh_expires_at, kind=REFRESH,
-            psc_shape=client is None or client.access_token_format != "rfc9068", jkt=bound)
+            psc_shape=client is None or client.access_token_format != "rfc9068",
+            jkt=row.dpop_jkt if public else None, x5t=row.x5t_s256 if public else None)
         return {"active": True, **claims, "client_id": row.client_id, "username": row.id_nat,
                 "token_type": "refresh_token"}
 
@@ -78,6 +81,7 @@ class AccessTokenValidator(TokenValidator):
         if token is None or token.is_expired() or token.is_revoked():
             raise InvalidTokenError()
         refuse_as_bearer(token)
+        check_access_token(token)  # RFC 8705 §3
 
 
 def userinfo_response(token: IssuedToken):

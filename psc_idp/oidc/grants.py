@@ -15,11 +15,12 @@ from ..directory.models import Practitioner
 from ..extensions import db
 from ..settings import current as settings
 from . import fapi, revocation, tokens, transactions
+from .consts import TOKEN_AUTH_METHODS
 from .errors import printable
 from .models import AuthorizationCode, Token, digest, now
 from .subject import Subject
 
-TOKEN_AUTH = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+TOKEN_AUTH = [*TOKEN_AUTH_METHODS, "none"]
 
 
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):

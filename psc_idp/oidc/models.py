@@ -136,6 +136,15 @@ class Client(db.Model, ClientRules):
     #: as PSC's Keycloak, they take precedence over the query's)
     strict_request_objects: Mapped[bool] = mapped_column(Boolean, default=False,
                                                          server_default=false())
+    #: RFC 8705 §2.1.2: the one certificate field a tls_client_auth client is matched on
+    tls_client_auth_subject_dn: Mapped[str | None] = mapped_column(Text)
+    tls_client_auth_san_dns: Mapped[str | None] = mapped_column(Text)
+    tls_client_auth_san_uri: Mapped[str | None] = mapped_column(Text)
+    tls_client_auth_san_ip: Mapped[str | None] = mapped_column(String(64))
+    tls_client_auth_san_email: Mapped[str | None] = mapped_column(Text)
+    #: RFC 8705 §3.4: access tokens bound to the client's TLS certificate (cnf.x5t#S256)
+    tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false())
 
 
 class LoginContext:
@@ -196,6 +205,9 @@ class Token(LoginContext, db.Model):
     #: RFC 9449 §6: the thumbprint of the DPoP key the access token is bound to (the
     #: refresh token too when the client is public, §5)
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    #: RFC 8705 §3.1: the SHA-256 thumbprint (base64url) of the client certificate the
+    #: access token is bound to (the refresh token too when the client is public, §4)
+    x5t_s256: Mapped[str | None] = mapped_column(String(64))
 
 
 class LoginSession(LoginContext, db.Model):

@@ -14,6 +14,7 @@ from ..extensions import db
 from ..settings import current
 from .ciba import CibaGrant
 from .client_auth import PrivateKeyJWT, secret_basic, secret_post, unauthenticated
+from .consts import MTLS_AUTH_METHODS
 from .dpop_binding import DPoPBinding, bound_key
 from .endpoints import EndSession, Introspection, Revocation
 from .errors import printable
@@ -26,6 +27,8 @@ from .grants import (
     add_id_token_on_refresh,
 )
 from .models import Token, digest, now
+from .mtls import self_signed_tls_client_auth, tls_client_auth
+from .mtls_binding import MtlsBinding, bound_certificate
 from .tokens import TokenGenerator
 
 
@@ -62,7 +65,7 @@ class PscAuthorizationServer(AuthorizationServer):
     def save_token(self, token, request):
         settings = current()
         subject, issued = request.user, now()
-        refresh, jkt = token.get("refresh_token"), bound_key()
+        refresh, jkt, x5t = token.get("refresh_token"), bound_key(), bound_certificate()
         db.session.add(Token(
             jti=token.pop("_jti"), grant_id=subject.grant_id, client_id=request.client.client_id,
             id_nat=subject.id_nat, sid=subject.sid, scope=token["scope"],
@@ -71,13 +74,16 @@ class PscAuthorizationServer(AuthorizationServer):
             refresh_hash=digest(refresh) if refresh else None,
             issued_at=issued, access_expires_at=issued + token["expires_in"],
             refresh_expires_at=issued + settings.refresh_token_lifetime if refresh else None,
-            dpop_jkt=jkt,
+            dpop_jkt=jkt, x5t_s256=x5t,
         ))
+        bindings = {"dpop_jkt": jkt, "x5t_s256": x5t}
+        if request.auth_method in MTLS_AUTH_METHODS:
+            bindings["client_auth"] = request.auth_method
         with db.session.no_autoflush:  # the rows go together at the commit (transactions)
             audit.record("token.issued", id_nat=subject.id_nat,
                          client_id=request.client.client_id,
                          grant_type=request.payload.grant_type,
-                         **({"dpop_jkt": jkt} if jkt else {}))
+                         **{k: v for k, v in bindings.items() if v})
         ops.token_issued(request.payload.grant_type)
 
 
@@ -93,12 +99,15 @@ def build_server(app) -> PscAuthorizationServer:
     server.register_client_auth_method("client_secret_basic", secret_basic)
     server.register_client_auth_method("client_secret_post", secret_post)
     server.register_client_auth_method(PrivateKeyJWT.CLIENT_AUTH_METHOD, PrivateKeyJWT())
+    server.register_client_auth_method("tls_client_auth", tls_client_auth)
+    server.register_client_auth_method("self_signed_tls_client_auth",
+                                       self_signed_tls_client_auth)
     server.register_grant(AuthorizationCodeGrant, [PscCodeChallenge(required=True),
                                                    PscOpenIDCode(), DPoPBinding(),
-                                                   FapiProfile()])
+                                                   MtlsBinding(), FapiProfile()])
     server.register_grant(RefreshTokenGrant, [_id_token_on_refresh, DPoPBinding(),
-                                              FapiProfile()])
-    server.register_grant(CibaGrant, [DPoPBinding(), FapiProfile()])
+                                              MtlsBinding(), FapiProfile()])
+    server.register_grant(CibaGrant, [DPoPBinding(), MtlsBinding(), FapiProfile()])
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     server.register_endpoint(EndSession)

@@ -8,7 +8,8 @@ Access tokens come in two shapes, chosen per client (``access_token_format``):
   Security's default decoder) refuse ``typ: at+jwt``.
 - ``rfc9068``: RFC 9068 §2 — header ``typ: at+jwt``, ``aud``, ``client_id``.
 
-Either shape carries ``cnf.jkt`` when issued on a DPoP proof (RFC 9449 §6.1)."""
+Either shape carries ``cnf.jkt`` when issued on a DPoP proof (RFC 9449 §6.1), and
+``cnf.x5t#S256`` when bound to the client's TLS certificate (RFC 8705 §3.1)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .claims import login_claims, named_identity, names_of
 from .consts import ACCESS_TOKEN_TYP, METHOD_BY_AUTH_MODE
 from .dpop_binding import bound_key
 from .models import now
+from .mtls_binding import bound_certificate
 from .subject import Subject
 
 #: the ``typ`` claim of PSC-shaped (Keycloak) access and refresh tokens
@@ -39,7 +41,8 @@ class TokenGenerator:
         jti, jkt = secrets.token_urlsafe(24), bound_key()
         token = {
             "token_type": "DPoP" if jkt else "Bearer",  # RFC 9449 §5
-            "access_token": access_token(client, user, scope, jti, lifetime, jkt),
+            "access_token": access_token(client, user, scope, jti, lifetime, jkt,
+                                         bound_certificate()),
             "expires_in": lifetime,
             "scope": scope,
             "_jti": jti,
@@ -53,13 +56,15 @@ class TokenGenerator:
 
 def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, issued: int,
                   expires: int, psc_shape: bool, kind: str = BEARER,
-                  jkt: str | None = None) -> dict:
+                  jkt: str | None = None, x5t: str | None = None) -> dict:
     """The claims of an access token (or, for introspection, of a refresh token:
-    ``kind``) issued to ``client_id`` for ``subject``; ``jkt``: bound to that DPoP key."""
+    ``kind``) issued to ``client_id`` for ``subject``; ``jkt``: bound to that DPoP key,
+    ``x5t``: to the client certificate of that thumbprint."""
     base = {"exp": expires, "iat": issued, "auth_time": subject.auth_time, "jti": jti,
             "iss": idp().settings.issuer}
-    if jkt:
-        base["cnf"] = {"jkt": jkt}
+    confirmation = {"jkt": jkt, "x5t#S256": x5t}
+    if jkt or x5t:
+        base["cnf"] = {k: v for k, v in confirmation.items() if v}
     if not psc_shape:  # RFC 9068 §2.2
         return {**base, "aud": client_id, "sub": subject.get_user_id(),
                 "client_id": client_id, "scope": scope, **login_claims(subject),
@@ -73,11 +78,11 @@ def access_claims(client_id: str, subject: Subject, scope: str, *, jti: str, iss
 
 
 def access_token(client, subject: Subject, scope: str, jti: str, lifetime: int,
-                 jkt: str | None = None) -> str:
+                 jkt: str | None = None, x5t: str | None = None) -> str:
     issued = now()
     psc_shape = client.access_token_format != "rfc9068"
     claims = access_claims(client.client_id, subject, scope, jti=jti, issued=issued,
-                           expires=issued + lifetime, psc_shape=psc_shape, jkt=jkt)
+                           expires=issued + lifetime, psc_shape=psc_shape, jkt=jkt, x5t=x5t)
     return jws.encode(claims, idp().keys.signer("RS256"),
                       typ="JWT" if psc_shape else ACCESS_TOKEN_TYP)
 
