@@ -41,7 +41,7 @@ def sandbox(tmp_path_factory):
 def live_sandbox(sandbox):
     directory, port, card_port, _ = sandbox
     app = create_app({"listen": f"127.0.0.1:{port}", "card_listen": f"127.0.0.1:{card_port}",
-                      "ops_listen": ""},
+                      "ops_listen": "", "mtls_listen": ""},
                      environ={"PSC_IDP_CONFIG": str(directory / "psc-idp.toml")})
     start_reactor()
     server = LiveServer(app, [Listeners(app)])

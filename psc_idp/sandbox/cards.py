@@ -118,22 +118,31 @@ class SoftHsm:
         """Initialise a token, generate the card key on it, issue and store the certificate."""
         if any(c.label == label for c in self.cards()):
             raise SandboxError(f"a test card labelled {label!r} already exists")
-        self._run(shutil.which("softhsm2-util") or "softhsm2-util", "--init-token", "--free",
-                  "--label", label, "--so-pin", SO_PIN, "--pin", pin)
-        public_pem = self._run(sys.executable, "-m", "psc_idp.sandbox.cards", "keygen",
-                               label, pin)
-        public_key = serialization.load_pem_public_key(public_pem.encode())
+        public_key = self.new_token(label, pin)
         certificate = pki.authority(authority).issue(
             card_subject(id_nat, family_name, given_name, title), public_key,
             days=days, not_before=not_before)
-        path = self.directory / f"{label}.pem"
-        path.write_bytes(pem(certificate))
-        self._run(sys.executable, "-m", "psc_idp.sandbox.cards", "store-cert", label, pin,
-                  str(path))
+        path = self.store_certificate(label, pin, certificate)
         card = Card(label, id_nat, family_name, given_name, title, certificate.serial_number,
                     str(path), note)
         self.index.write_text(json.dumps([asdict(c) for c in [*self.cards(), card]], indent=1))
         return card
+
+    def new_token(self, label: str, pin: str = USER_PIN):
+        """A new token ``label`` with an RSA key pair generated on it; its public key."""
+        self._run(shutil.which("softhsm2-util") or "softhsm2-util", "--init-token", "--free",
+                  "--label", label, "--so-pin", SO_PIN, "--pin", pin)
+        public_pem = self._run(sys.executable, "-m", "psc_idp.sandbox.cards", "keygen",
+                               label, pin)
+        return serialization.load_pem_public_key(public_pem.encode())
+
+    def store_certificate(self, label: str, pin: str, certificate) -> Path:
+        """Write ``certificate`` to the token and beside it (``<label>.pem``)."""
+        path = self.directory / f"{label}.pem"
+        path.write_bytes(pem(certificate))
+        self._run(sys.executable, "-m", "psc_idp.sandbox.cards", "store-cert", label, pin,
+                  str(path))
+        return path
 
 
 OPENSSL_CONF = """\

@@ -1,6 +1,6 @@
 """``psc-idp sandbox``: set up a complete sandbox in one directory (test PKI, SoftHSM test
-cards, configuration, signing keys, database, demo directory, demo client) and list its
-cards."""
+cards, configuration, signing keys, database, demo directory, demo client), list its
+cards, and mint relying parties' organisation certificates for mTLS (``org-cert``)."""
 
 from __future__ import annotations
 
@@ -28,7 +28,9 @@ def sandbox_cli():
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @click.option("--issuer", default="https://localhost:5443/auth/realms/esante-wallet")
 @click.option("--card-login-url", default="https://localhost:5444")
-def init_cmd(directory: Path, issuer: str, card_login_url: str):
+@click.option("--mtls-url", default="https://localhost:5447",
+              help="origin of the mTLS endpoint aliases (RFC 8705); 'none': no mTLS origin")
+def init_cmd(directory: Path, issuer: str, card_login_url: str, mtls_url: str):
     """Create (once) the sandbox in DIRECTORY and write DIRECTORY/psc-idp.toml."""
     from .cards import SandboxError
 
@@ -39,7 +41,7 @@ def init_cmd(directory: Path, issuer: str, card_login_url: str):
         return
     try:
         init_sandbox(directory.resolve(), issuer=issuer, card_login_url=card_login_url,
-                     echo=click.echo)
+                     mtls_url="" if mtls_url == "none" else mtls_url, echo=click.echo)
     except SandboxError as exc:
         raise click.ClickException(str(exc)) from exc
 
@@ -65,7 +67,8 @@ def cards_cmd(directory: Path, as_json: bool):
                    f" ({card.title}) — {card.note}")
 
 
-def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=print) -> Path:
+def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, mtls_url: str = "",
+                 echo=print) -> Path:
     from ..app import create_app
     from ..clients import create_client
     from ..directory.importer import import_files
@@ -93,6 +96,7 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
         "card_trust_anchors": [str(pki.trust_anchor)],
         "card_intermediates": [str(pki.issuing_ca)],
         "card_crls": [str(pki.crl)],
+        **_mtls_settings(pki, mtls_url),
         "tls_cert": str(pki.server_cert), "tls_key": str(pki.server_key),
         "sms_outbox_dir": str(directory / "sms-outbox"),
         "smtp_host": "", "mail_outbox_dir": str(directory / "mail-outbox"),
@@ -122,6 +126,71 @@ def init_sandbox(directory: Path, *, issuer: str, card_login_url: str, echo=prin
     echo(f"sandbox: ops console {console_url(issuer)} with card {admin.label} "
          f"({admin.given_name} {admin.family_name}), PIN {USER_PIN}")
     return config
+
+
+def _mtls_settings(pki, mtls_url: str) -> dict:
+    """The mTLS origin (RFC 8705) on the embedded listener of ``mtls_url``'s port, and the
+    sandbox's organisations CA as the trust anchor of ``tls_client_auth``."""
+    settings = {"org_trust_anchors": [str(pki.trust_anchor)],
+                "org_intermediates": [str(pki.org_ca)], "org_crls": [str(pki.org_crl)]}
+    if mtls_url:
+        port = urlsplit(mtls_url).port or 443
+        settings |= {"mtls_url": mtls_url, "mtls_listen": f"127.0.0.1:{port}"}
+    return settings
+
+
+@sandbox_cli.command("org-cert")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--client-id", required=True, help="the relying party the certificate is for")
+@click.option("--finess", help="FINESS number of the organisation (OU: structure "
+                               "identifier 1<FINESS>)")
+@click.option("--structure-id", help="OU as given (instead of --finess)")
+@click.option("--organisation", default="TEST ORGANISATION", help="O of the subject")
+@click.option("--label", help="SoftHSM token label (default: ORG-<client id>)")
+@click.option("--self-signed", is_flag=True,
+              help="a self-signed certificate (self_signed_tls_client_auth) instead")
+@click.option("--json", "as_json", is_flag=True)
+def org_cert_cmd(directory: Path, client_id, finess, structure_id, organisation, label,
+                 self_signed, as_json):
+    """Mint an organisation certificate (IGC-Santé ORG AUTH_CLI-like, key generated in a
+    SoftHSM token) for a relying party's mTLS client authentication (RFC 8705)."""
+    from . import orgs
+    from .cards import USER_PIN, SandboxError, SoftHsm
+    from .pki import TestPki
+
+    hsm, pki = SoftHsm(directory / "softhsm"), TestPki(directory / "pki")
+    if not hsm.index.exists():
+        raise click.ClickException(f"no sandbox in {directory} (run: psc-idp sandbox init)")
+    label = label or f"ORG-{client_id}"
+    try:
+        if self_signed:
+            org = orgs.self_signed(hsm, label=label, client_id=client_id)
+        else:
+            ou = structure_id or orgs.FINESS_PREFIX + (finess or "750000001")
+            org = orgs.mint(hsm, pki, label=label, client_id=client_id,
+                            organisation=organisation, structure_id=ou)
+    except SandboxError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps({**org.__dict__, "pkcs11_uri": org.pkcs11_uri, "pin": USER_PIN,
+                               "openssl_conf": str(hsm.openssl_conf),
+                               "softhsm2_conf": str(hsm.conf)}))
+        return
+    click.echo(f"token:       {org.label} (PIN {USER_PIN})")
+    click.echo(f"pkcs11 uri:  {org.pkcs11_uri}")
+    click.echo(f"certificate: {org.certificate}")
+    click.echo(f"subject DN:  {org.subject_dn}")
+    if self_signed:
+        jwks = Path(org.certificate).with_suffix(".jwks.json")
+        jwks.write_text(json.dumps(org.jwks(), indent=1))
+        click.echo(f"register:    psc-idp clients update {client_id} --auth-method "
+                   f"self_signed_tls_client_auth --jwks {jwks}")
+    else:
+        click.echo(f"register:    psc-idp clients update {client_id} --auth-method "
+                   f"tls_client_auth --tls-subject-dn '{org.subject_dn}'")
+    click.echo(f"curl:        OPENSSL_CONF={hsm.openssl_conf} SOFTHSM2_CONF={hsm.conf} curl "
+               f"--engine pkcs11 --key-type ENG --key '{org.pkcs11_uri};pin-value={USER_PIN}' "
+               f"--cert {org.certificate} …")
 
 
 def _add_console_admin(config: Path) -> None:

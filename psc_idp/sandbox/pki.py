@@ -1,6 +1,7 @@
 """A test PKI shaped like IGC-Santé TEST (psc.md §5): a root, an issuing CA for
-professionals' cards and its CRL; a second, untrusted hierarchy for attack tests; and a
-TLS CA with the server certificate of the embedded listeners.
+professionals' cards and its CRL, an issuing CA for organisations' certificates (relying
+parties' mTLS, RFC 8705; ``ORG AUTH_CLI``-like) and its CRL; a second, untrusted hierarchy
+for attack tests; and a TLS CA with the server certificate of the embedded listeners.
 
 Every private key here is a sandbox key, kept unencrypted under ``private/``: the cards'
 keys are not among them, they are generated inside SoftHSM tokens (``sandbox.cards``)."""
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 IGC_SANTE_TEST_POLICY = x509.ObjectIdentifier("1.2.250.1.213.1.7.3.1")
+ORG_CA_NAME = "TEST AC IGC-SANTE FORT ORGANISATIONS"
 DAY = dt.timedelta(days=1)
 
 
@@ -43,6 +45,17 @@ def card_subject(id_nat: str, family_name: str, given_name: str, title: str) -> 
             x509.NameAttribute(NameOID.COMMON_NAME, id_nat),
             x509.NameAttribute(NameOID.GIVEN_NAME, given_name),
         ]),
+    ])
+
+
+def org_subject(organisation: str, structure_id: str, common_name: str) -> x509.Name:
+    """An organisation certificate's subject, as IGC-Santé's ``ORG AUTH_CLI`` profile
+    (psc.md §10): ``CN=<service>, OU=<structure identifier>, O=<organisation>, C=FR``."""
+    return x509.Name([
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "FR"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, structure_id),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
     ])
 
 
@@ -186,6 +199,21 @@ class TestPki:
         return self.directory / "cards-ca.crl"
 
     @property
+    def org_ca(self) -> Path:
+        """The organisations' issuing CA (``org_intermediates``), made on first use in a
+        sandbox older than it."""
+        if not (self.directory / "org-ca.pem").exists():
+            save_authority(new_intermediate(self.authority("root"), ORG_CA_NAME),
+                           self.directory, "org-ca")
+            self.publish_crl("org-ca")
+        return self.directory / "org-ca.pem"
+
+    @property
+    def org_crl(self) -> Path:
+        self.org_ca  # noqa: B018 (made on first use)
+        return self.directory / "org-ca.crl"
+
+    @property
     def tls_ca(self) -> Path:
         return self.directory / "tls-ca.pem"
 
@@ -200,25 +228,30 @@ class TestPki:
     def authority(self, name: str = "cards-ca") -> Authority:
         return load_authority(self.directory, name)
 
-    def revoked(self) -> dict[int, dt.datetime]:
-        path = self.directory / "revoked.json"
+    def _revoked_file(self, authority: str) -> Path:
+        name = "revoked.json" if authority == "cards-ca" else f"{authority}-revoked.json"
+        return self.directory / name
+
+    def revoked(self, authority: str = "cards-ca") -> dict[int, dt.datetime]:
+        path = self._revoked_file(authority)
         if not path.exists():
             return {}
         return {int(k): dt.datetime.fromisoformat(v)
                 for k, v in json.loads(path.read_text()).items()}
 
-    def revoke(self, serial: int) -> None:
-        """Revoke a card certificate and publish a new CRL."""
-        revoked = self.revoked() | {serial: _now()}
-        (self.directory / "revoked.json").write_text(
+    def revoke(self, serial: int, authority: str = "cards-ca") -> None:
+        """Revoke a certificate of ``authority`` and publish its new CRL."""
+        revoked = self.revoked(authority) | {serial: _now()}
+        self._revoked_file(authority).write_text(
             json.dumps({str(k): v.isoformat() for k, v in revoked.items()}, indent=1))
-        self.publish_crl()
+        self.publish_crl(authority)
 
-    def publish_crl(self, **kwargs) -> None:
-        crl = self.authority().crl(self.revoked(), **kwargs)
-        tmp = self.crl.with_suffix(".tmp")
+    def publish_crl(self, authority: str = "cards-ca", **kwargs) -> None:
+        crl = self.authority(authority).crl(self.revoked(authority), **kwargs)
+        path = self.directory / f"{authority}.crl"
+        tmp = path.with_suffix(".tmp")
         tmp.write_bytes(pem(crl))
-        tmp.replace(self.crl)
+        tmp.replace(path)
 
 
 def build_pki(directory: Path, hostnames=("localhost",)) -> TestPki:
@@ -229,6 +262,7 @@ def build_pki(directory: Path, hostnames=("localhost",)) -> TestPki:
     save_authority(root, directory, "root")
     save_authority(cards, directory, "cards-ca")
     (directory / "cards-chain.pem").write_bytes(pem(cards.certificate) + pem(root.certificate))
+    save_authority(new_intermediate(root, ORG_CA_NAME), directory, "org-ca")
 
     rogue_root = new_root("TEST AC RACINE NON RECONNUE", ou="HORS IGC-SANTE")
     rogue = new_intermediate(rogue_root, "TEST AC IGC-SANTE FORT PERSONNES",
@@ -250,4 +284,5 @@ def build_pki(directory: Path, hostnames=("localhost",)) -> TestPki:
 
     pki = TestPki(directory)
     pki.publish_crl()
+    pki.publish_crl("org-ca")
     return pki
