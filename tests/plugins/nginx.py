@@ -23,7 +23,8 @@ SITE = REPO / "config" / "nginx" / "psc-idp.conf"
 PROXY_SECRET = "test-proxy-secret-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
-def render_site(pki, upstreams: list[int | str], idp_port: int, card_port: int) -> str:
+def render_site(pki, upstreams: list[int | str], idp_port: int, card_port: int,
+                mtls_port: int = 0) -> str:
     """The shipped site with test ports; ``upstreams``: TCP ports on 127.0.0.1, or
     ``unix:/path`` sockets as in production."""
     text = SITE.read_text()
@@ -42,6 +43,9 @@ def render_site(pki, upstreams: list[int | str], idp_port: int, card_port: int) 
         "/etc/psc-idp/tls/server.pem": str(pki.server_cert),
         "/etc/psc-idp/tls/server.key": str(pki.server_key),
         "/etc/psc-idp/cards/trust-anchors.pem": str(pki.directory / "cards-chain.pem"),
+        "listen 443 ssl;\n    server_name mtls.idp.example.org;":
+            f"listen 127.0.0.1:{mtls_port or free_port()} ssl;\n    server_name localhost;",
+        "/etc/psc-idp/orgs/trust-anchors.pem": str(pki.trust_anchor),
     }
     for old, new in replacements.items():
         assert old in text, f"{SITE} no longer contains {old!r}"
@@ -99,20 +103,23 @@ def behind_nginx(keys_dir, database_url, cards, tmp_path, http_extra: str = "", 
     """psc-idp on plain HTTP behind the shipped nginx site, trusting nginx as in production
     (its address and ``proxy_secret``); ``http_extra``: nginx directives added to its
     ``http`` block; ``extra``: psc-idp settings."""
-    idp_port, card_port, app_port = free_port(), free_port(), free_port()
+    idp_port, card_port, app_port, mtls_port = free_port(), free_port(), free_port(), free_port()
     settings = live_settings(keys_dir, database_url, cards, trusted_proxies=["127.0.0.1/32"],
                              proxy_secret=PROXY_SECRET, **extra)
+    if settings.get("mtls_url"):  # the mTLS origin: nginx's server block on mtls_port
+        settings["mtls_url"] = f"https://localhost:{mtls_port}"
     settings.update(issuer=f"https://localhost:{idp_port}/auth/realms/esante-wallet",
                     card_login_url=f"https://localhost:{card_port}")
     app = create_app(settings)
     server = LiveServer(app, [make_server("127.0.0.1", app_port, app, threaded=True)])
     server.start()
-    nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, [app_port], idp_port, card_port))
+    nginx = Nginx(tmp_path / "nginx", render_site(cards.pki, [app_port], idp_port, card_port,
+                                                  mtls_port))
     if http_extra:
         conf = nginx.prefix / "nginx.conf"
         conf.write_text(conf.read_text().replace("http {\n", "http {\n" + http_extra))
     try:
-        nginx.start([idp_port, card_port])
+        nginx.start([idp_port, card_port, mtls_port])
         yield Idp(server, cards.pki.tls_ca)
     finally:
         nginx.stop()
