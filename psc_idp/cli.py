@@ -87,6 +87,8 @@ def run_cmd():
     click.echo(f"psc-idp: card login on {settings.card_login_url}")
     if settings.wallet_listen:
         click.echo(f"psc-idp: authorization endpoint {settings.authorization_endpoint}")
+    if settings.mtls_listen:
+        click.echo(f"psc-idp: mTLS endpoint aliases (RFC 8705) on {settings.mtls_url}")
     if settings.ops_listen:
         click.echo(f"psc-idp: /healthz, /readyz, /metrics on http://{settings.ops_listen}")
     try:

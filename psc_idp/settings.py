@@ -309,7 +309,7 @@ def _check_mtls(values: dict[str, Any]) -> None:
     url = values["mtls_url"]
     if url:
         parts = urlsplit(url)
-        if parts.scheme != "https" or not parts.netloc or parts.path.strip("/") or \
+        if parts.scheme != "https" or not parts.netloc or parts.path or \
                 parts.query or parts.fragment:
             raise SettingsError("mtls_url must be an https origin without a path, e.g. "
                                 "https://mtls.idp.example.org")

@@ -17,6 +17,7 @@ import base64
 import hashlib
 import ipaddress
 import logging
+import re
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from cryptography import x509
@@ -40,6 +41,12 @@ DN_NAMES = {"SN": x509.NameOID.SURNAME, "GN": x509.NameOID.GIVEN_NAME,
             "title": x509.NameOID.TITLE, "serialNumber": x509.NameOID.SERIAL_NUMBER,
             "emailAddress": x509.NameOID.EMAIL_ADDRESS}
 _OID_NAMES = {oid: name for name, oid in DN_NAMES.items()}
+#: attribute names as people type them (``cn=…``): read as RFC 4514's
+_LENIENT_NAMES = {**DN_NAMES, **{name.lower(): oid for name, oid in {
+    "CN": x509.NameOID.COMMON_NAME, "OU": x509.NameOID.ORGANIZATIONAL_UNIT_NAME,
+    "O": x509.NameOID.ORGANIZATION_NAME, "C": x509.NameOID.COUNTRY_NAME,
+    "L": x509.NameOID.LOCALITY_NAME, "ST": x509.NameOID.STATE_OR_PROVINCE_NAME,
+    **DN_NAMES}.items()}}
 #: §2.1.2: the registered field → the certificate entries it is compared with
 SAN_TYPES = {"tls_client_auth_san_dns": x509.DNSName,
              "tls_client_auth_san_uri": x509.UniformResourceIdentifier,
@@ -128,7 +135,8 @@ def tls_client_auth(query_client, request):
     if not matches(client, cert):
         log.warning("tls_client_auth of %s refused: subject %s", client.client_id,
                     cert.subject.rfc4514_string())
-        raise _refused("tls_client_auth: the client certificate's subject is not the one "
+        raise _refused(f"tls_client_auth: the client certificate's subject "
+                       f"({cert.subject.rfc4514_string(_OID_NAMES)[:300]}) is not the one "
                        "registered for this client (tls_client_auth_subject_dn or SAN)")
     return client
 
@@ -165,8 +173,10 @@ def _registered_key(jwks, cert: x509.Certificate) -> bool:
 # --- §2.1.2: the registered subject ---------------------------------------------------
 
 def parse_dn(value: str) -> x509.Name:
-    """An RFC 4514 string (``CN=…,OU=…,O=…,C=FR``); raises ValueError."""
-    return x509.Name.from_rfc4514_string(value, DN_NAMES)
+    """An RFC 4514 string (``CN=…,OU=…,O=…,C=FR``; spaces after the separators and
+    lower-case attribute names accepted); raises ValueError."""
+    tidy = re.sub(r"(?<!\\)([,+])\s+", r"\1", value.strip())
+    return x509.Name.from_rfc4514_string(tidy, _LENIENT_NAMES)
 
 
 def normalise_dn(value: str) -> str:
