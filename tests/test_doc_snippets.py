@@ -39,7 +39,7 @@ def test_every_block_is_marked_runnable():
     fences = re.findall(r"(?m)^```", INTEGRATING.read_text())
     assert len(fences) == 2 * len(SNIPPETS), "mark each block <!-- runnable: NAME -->"
     assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "js", "python",
-                                                             "python", "python"]
+                                                             "python", "python", "sh"]
 
 
 def register(idp, redirect_uri: str, logout_uri: str, **extra) -> tuple[str, str]:
@@ -149,6 +149,50 @@ def test_dpop_program_gets_tokens_bound_to_its_key(idp, browser, demo_card, tmp_
         assert browser.get(back.headers["Location"]).status_code == 302
         page = browser.get(app + "/").text
         assert f"idNat {demo_card.id_nat}" in page and "token_type dpop" in page.lower()
+
+
+def test_mtls_script_gets_a_certificate_bound_token_and_userinfo(
+        keys_dir, database_url, cards, smtp_server, card_curl, demo_card, tmp_path):
+    """The mTLS block as written, in a sandbox's layout: the organisation certificate is
+    minted by ``psc-idp sandbox org-cert`` (its key in SoftHSM), its DN registered; the
+    script exchanges a code at the mTLS token alias and reads userinfo with the bound
+    token."""
+    from .plugins.idp import running_idp
+    from .support import Browser
+    from .test_cli import psc_idp
+    from .test_mtls import mtls_settings
+
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "softhsm").symlink_to(cards.hsm.directory)  # the session's sandbox, laid out
+    (var / "pki").symlink_to(cards.pki.directory)
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     **mtls_settings(cards.pki)) as idp:
+        client_id = f"doc-mtls-{free_port()}"
+        minted = psc_idp("sandbox", "org-cert", str(var), "--client-id", client_id,
+                         "--finess", "750000001", "--json", cwd=tmp_path)
+        assert minted.returncode == 0, minted.stderr
+        org = json.loads(minted.stdout)
+        assert org["subject_dn"] == (f"CN={client_id},OU=1750000001,O=TEST ORGANISATION,"
+                                     "C=FR")
+        with idp.app.app_context():
+            create_client(name="doc mtls", client_id=client_id,
+                          redirect_uris=["https://rp.example/cb"],
+                          auth_method="tls_client_auth",
+                          tls_client_auth_subject_dn=org["subject_dn"],
+                          tls_client_certificate_bound_access_tokens=True)
+        rp = idp.rp()  # its authorization request, for the client registered above
+        rp.client_id = client_id
+        code = code_from(Browser(idp.ca, card_curl).with_card(
+            demo_card, rp.authorization_url()))["code"]
+        (tmp_path / "mtls.sh").write_text(SNIPPETS["mtls.sh"][1])
+        env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer,
+               "CLIENT_ID": client_id, "ORG": org["label"], "CODE": code,
+               "CODE_VERIFIER": rp.verifier, "REDIRECT_URI": rp.redirect_uri}
+        done = subprocess.run(["sh", "mtls.sh"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert json.loads(done.stdout)["SubjectNameID"] == demo_card.id_nat
 
 
 def test_python_program_ends_its_session_on_back_channel_logout(idp, browser, demo_card,
