@@ -374,3 +374,28 @@ def test_mtls_settings_are_checked(changes):
 
     with pytest.raises(settings.SettingsError, match="mtls_url"):
         settings.load({"secret_key": "s" * 32, **changes}, environ={})
+
+
+def test_clients_cli_registers_the_certificate_and_the_binding(app, orgs):
+    import json as json_module
+
+    from psc_idp.cli import main
+
+    def run(*args):
+        result = app.test_cli_runner().invoke(main, list(args))
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    created = json_module.loads(run(
+        "clients", "create", "--name", "org app", "--redirect-uri", "https://rp.example/cb",
+        "--auth-method", "tls_client_auth", "--tls-subject-dn", orgs.good.subject_dn,
+        "--mtls-bound", "--json"))
+    assert created["tls_client_auth_subject_dn"] == orgs.good.subject_dn
+    assert created["tls_client_certificate_bound_access_tokens"] is True
+    assert created["client_secret"] is None
+    updated = json_module.loads(run("clients", "update", created["client_id"],
+                                    "--tls-san", "dns:api.example.org", "--no-mtls-bound",
+                                    "--json"))
+    assert "tls_client_auth_subject_dn" not in updated  # one subject field: the SAN now
+    assert updated["tls_client_auth_san_dns"] == "api.example.org"
+    assert updated["tls_client_certificate_bound_access_tokens"] is False
