@@ -232,6 +232,26 @@ def test_unbound_client_unchanged_on_the_mtls_origin(idp, cards, orgs, browser, 
     assert rp.userinfo(tokens["access_token"]).status_code == 200
 
 
+def test_ciba_over_mtls(idp, cards, orgs):
+    """A CIBA client authenticates with its certificate at the CIBA alias and polls the
+    token alias (the professional has no phone here: a decoy request, always pending)."""
+    client = idp.rp(auth_method="tls_client_auth", tls_client_auth_subject_dn=orgs.good.subject_dn,
+                    backchannel_token_delivery_mode="poll",
+                    tls_client_certificate_bound_access_tokens=True).client_id
+    status, asked = curl(cards, orgs.good, idp.mtls + PATHS["backchannel_authentication_endpoint"],
+                         {"client_id": client, "scope": "openid scope_all",
+                          "login_hint": "899700245667", "binding_message": "42"})
+    assert status == 200 and set(asked) == {"auth_req_id", "expires_in", "interval"}, asked
+    status, body = token_request(cards, idp, orgs.good, client,
+                                 grant_type="urn:openid:params:grant-type:ciba",
+                                 auth_req_id=asked["auth_req_id"])
+    assert (status, body["error"]) == (400, "authorization_pending"), body
+    status, body = curl(cards, orgs.other, idp.mtls + PATHS["backchannel_authentication_endpoint"],
+                        {"client_id": client, "scope": "openid", "login_hint": "899700245667",
+                         "binding_message": "42"})
+    assert (status, body["error"]) == (401, "invalid_client")
+
+
 # --- discovery ---------------------------------------------------------------------------
 
 def test_discovery_advertises_the_mtls_aliases_that_answer(idp, cards, orgs):
