@@ -42,8 +42,10 @@ def post_fork(server, worker):
     from psc_idp.oidc import backchannel
     from psc_idp.wsgi import app
 
-    crls = app.extensions["psc_idp"].cards.crls
-    crls.start()
+    state = app.extensions["psc_idp"]
+    state.cards.crls.start()
+    if state.orgs is not None:  # the organisations' CRLs (tls_client_auth, RFC 8705)
+        state.orgs.crls.start()
     audit_sequencer.start(app)
     backchannel.start(app)
     ciba_ping.start(app)

@@ -153,6 +153,11 @@ def readiness() -> dict:
     stale = [c.source for c in crls if c.stale(now, grace)]
     missing = state.cards is not None and bool(state.settings.card_crls) and not crls
     checks["crl"] = {"ok": not stale and not missing, "stale": stale, "loaded": len(crls)}
+    if state.orgs is not None and state.settings.org_crls:  # tls_client_auth (RFC 8705)
+        crls = state.orgs.crls.snapshot()
+        stale = [c.source for c in crls if c.stale(now, grace)]
+        checks["org_crl"] = {"ok": bool(crls) and not stale, "stale": stale,
+                             "loaded": len(crls)}
     return checks
 
 
@@ -180,8 +185,9 @@ def metrics():
         if not state.settings.metrics_token:
             abort(404)  # served on ops_listen only
         abort(Response("bearer token required\n", 401, {"WWW-Authenticate": "Bearer"}))
-    for crl in state.cards.crls.snapshot() if state.cards else []:
-        CRL_AGE.labels(crl.source).set(time.time() - crl.this_update)
+    for store in (state.cards, state.orgs):  # the cards' and the organisations' CRLs
+        for crl in store.crls.snapshot() if store else []:
+            CRL_AGE.labels(crl.source).set(time.time() - crl.this_update)
     pool = db.engine.pool
     DB_POOL.set(pool.checkedout() if hasattr(pool, "checkedout") else 0)
     audit_gauges(time.time())

@@ -274,6 +274,8 @@ def test_discovery_advertises_the_mtls_aliases_that_answer(idp, cards, orgs):
     assert (status, body) == (200, {"active": False})
     status, _ = curl(cards, orgs.good, idp.mtls + "/.well-known/openid-configuration")
     assert status == 404  # the mTLS origin serves the aliases only
+    ready = requests.get(idp.ops_url + "/readyz", timeout=10).json()
+    assert ready["checks"]["org_crl"] == {"ok": True, "stale": [], "loaded": 1}
 
 
 def test_no_mtls_origin_advertises_no_mtls(keys_dir, tmp_path):
