@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import logging
 import re
+from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc6749 import InvalidClientError
 from cryptography import x509
@@ -87,8 +88,6 @@ def thumbprint(cert: x509.Certificate) -> str:
 
 def alias(endpoint: str = "token_endpoint") -> str:
     """The mTLS alias of ``endpoint`` (§5)."""
-    from urllib.parse import urlsplit
-
     return settings().mtls_url + urlsplit(settings().issuer).path.rstrip("/") + \
         PATHS[endpoint]
 

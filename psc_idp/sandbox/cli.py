@@ -161,7 +161,7 @@ def org_cert_cmd(directory: Path, client_id, finess, structure_id, organisation,
     hsm, pki = SoftHsm(directory / "softhsm"), TestPki(directory / "pki")
     if not hsm.index.exists():
         raise click.ClickException(f"no sandbox in {directory} (run: psc-idp sandbox init)")
-    label = label or f"ORG-{client_id}"
+    label = label or f"ORG-{client_id}"[:32]  # PKCS#11 token labels: 32 characters
     try:
         if self_signed:
             org = orgs.self_signed(hsm, label=label, client_id=client_id)
