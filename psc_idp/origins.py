@@ -3,7 +3,7 @@ with the origin that received it: the IdP origin serves the protocol, the login 
 and administration; the card origin only ``/card/…`` and static files; the authorization
 endpoint's own origin (``wallet_listen``, PSC's "wallet" host, psc.md §1) only that endpoint;
 the mTLS origin (``mtls_listen``, RFC 8705 §5) only the endpoints of ``mtls_endpoint_aliases``
-(token, introspection, revocation, userinfo, CIBA); the operations listener (``ops_listen``)
+(token, introspection, revocation, userinfo, CIBA, PAR); the operations listener (``ops_listen``)
 only ``/healthz``, ``/readyz`` and ``/metrics``.
 Anything else on an origin is a 404. Behind nginx, requests arrive unmarked and nginx routes
 each origin (config/nginx/psc-idp.conf: only ``/card/`` on the card origin).
@@ -21,7 +21,7 @@ ENVIRON_KEY = "psc_idp.origin"
 IDP, CARD, WALLET, MTLS, OPS = "idp", "card", "wallet", "mtls", "ops"
 #: the endpoints served on the mTLS origin (``oidc.discovery`` advertises their aliases)
 MTLS_ENDPOINTS = {"oidc.token", "oidc.introspect", "oidc.revoke", "oidc.userinfo",
-                  "oidc.backchannel_authentication"}
+                  "oidc.backchannel_authentication", "oidc.pushed_authorization_request"}
 
 # origin → (blueprints, endpoints) it serves; the IdP origin serves everything else
 ONLY = {

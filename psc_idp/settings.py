@@ -58,7 +58,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("card_trust_anchors", [], "PEM files of the CA certificates cards must chain to"),
     Setting("card_intermediates", [], "PEM files of intermediate CA certificates"),
     Setting("card_crls", [], "CRL files or URLs of the card CAs"),
-    Setting("mtls_url", "", "origin of the mTLS endpoint aliases (RFC 8705 §5), e.g. https://mtls.idp.example.org: token, introspection, revocation, userinfo and CIBA there read the client's TLS certificate (empty: no mTLS client authentication, no certificate-bound tokens)"),
+    Setting("mtls_url", "", "origin of the mTLS endpoint aliases (RFC 8705 §5), e.g. https://mtls.idp.example.org: token, introspection, revocation, userinfo, CIBA and PAR there read the client's TLS certificate (empty: no mTLS client authentication, no certificate-bound tokens)"),
     Setting("mtls_listen", "", "embedded TLS listener of the mTLS origin (mtls_url), which asks for a client certificate (empty: none; behind nginx, its mTLS server block)"),
     Setting("org_trust_anchors", [], "PEM files of the CA certificates organisation certificates (tls_client_auth, IGC-Santé ORG AUTH_CLI) must chain to"),
     Setting("org_intermediates", [], "PEM files of the intermediate CA certificates of organisation certificates"),

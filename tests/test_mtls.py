@@ -260,7 +260,8 @@ def test_discovery_advertises_the_mtls_aliases_that_answer(idp, cards, orgs):
     assert meta["tls_client_certificate_bound_access_tokens"] is True
     aliases = meta["mtls_endpoint_aliases"]
     assert set(aliases) == {"token_endpoint", "introspection_endpoint", "revocation_endpoint",
-                            "userinfo_endpoint", "backchannel_authentication_endpoint"}
+                            "userinfo_endpoint", "backchannel_authentication_endpoint",
+                            "pushed_authorization_request_endpoint"}
     for name, url in aliases.items():
         assert url == idp.mtls + PATHS[name]
     for field in ("token_endpoint_auth_methods_supported",
@@ -421,3 +422,63 @@ def test_clients_cli_registers_the_certificate_and_the_binding(app, orgs):
     assert "tls_client_auth_subject_dn" not in updated  # one subject field: the SAN now
     assert updated["tls_client_auth_san_dns"] == "api.example.org"
     assert updated["tls_client_certificate_bound_access_tokens"] is False
+
+
+# --- in process: the FAPI 2.0 switch with mTLS ---------------------------------------------
+
+def test_fapi2_client_with_mtls_gets_certificate_bound_tokens(keys_dir, sqlite_template,
+                                                              tmp_path, orgs):
+    """FAPI 2.0 §5.3.2.1: tls_client_auth is an accepted client authentication, and
+    certificate-bound tokens are sender-constrained (no DPoP proof needed); the same client
+    without the binding is refused. In process: the certificate as the listener hands it."""
+    import shutil
+
+    from psc_idp.clients import update_client
+    from psc_idp.oidc.models import Client
+
+    from .test_dpop import Transcript
+    from .test_round_trips import BASE_URL, ISSUER_PATH, REDIRECT
+
+    path = tmp_path / "idp.sqlite3"
+    shutil.copy(sqlite_template, path)
+    pki = orgs.pki
+    app = create_app(base_settings(keys_dir, f"sqlite:///{path}", mtls_url="https://mtls.example",
+                                   org_trust_anchors=[str(pki.trust_anchor)],
+                                   org_intermediates=[str(pki.org_ca)],
+                                   org_crls=[str(pki.org_crl)]))
+    from psc_idp.clients import create_client
+
+    with app.app_context():
+        client_id = create_client(name="fapi", redirect_uris=[REDIRECT],
+                                  auth_method="tls_client_auth",
+                                  tls_client_auth_subject_dn=orgs.good.subject_dn,
+                                  fapi2_security_profile=True)[0].client_id
+    transcript = Transcript(app, client_id, None)
+    certificate = Path(orgs.good.certificate).read_text()
+
+    def exchange():
+        return transcript.http.post(
+            ISSUER_PATH + PATHS["token_endpoint"], base_url=BASE_URL,
+            environ_overrides={"SSL_CLIENT_CERT": certificate},
+            data={"grant_type": "authorization_code", "code": transcript.code(),
+                  "redirect_uri": REDIRECT, "code_verifier": transcript.verifier,
+                  "client_id": client_id})
+
+    refused = exchange()
+    assert refused.status_code == 400, refused.get_json()
+    assert "sender-constrained" in refused.get_json()["error_description"]
+    with app.app_context():
+        from psc_idp.extensions import db
+
+        update_client(db.session.get(Client, client_id),
+                      {"tls_client_certificate_bound_access_tokens": True}, actor="test")
+    answer = exchange()
+    assert answer.status_code == 200, answer.get_json()
+    with app.app_context():
+        claims = jws.decode(answer.get_json()["access_token"],
+                            app.extensions["psc_idp"].keys.key_set())
+    assert claims["cnf"] == {"x5t#S256": thumbprint(orgs.good)}
+    with app.app_context():
+        from psc_idp.extensions import db
+
+        db.engine.dispose()

@@ -15,7 +15,8 @@ PATHS = {
 }
 #: RFC 8705 §5: the endpoints also served on the mTLS origin (``mtls_url``)
 MTLS_ALIASED = ("token_endpoint", "introspection_endpoint", "revocation_endpoint",
-                "userinfo_endpoint", "backchannel_authentication_endpoint")
+                "userinfo_endpoint", "backchannel_authentication_endpoint",
+                "pushed_authorization_request_endpoint")
 
 #: scopes psc-idp knows (PSC advertises Keycloak's, psc.md §10): ``scope_all`` gives the
 #: full professional userinfo; others requested are left out of the grant, never refused

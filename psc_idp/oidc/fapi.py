@@ -3,8 +3,8 @@ asks of a client and of psc-idp (FAPI 2.0 Security Profile §5.3.2), enforced wh
 rule applies —
 - pushed authorization requests only (§5.3.2.2-3: ``par``);
 - PKCE with S256 (§5.3.2.2-5: ``grants.PscCodeChallenge``);
-- sender-constrained access tokens (§5.3.2.1-1: a DPoP proof with every token request,
-  ``FapiProfile`` below; mTLS-bound tokens count as well once the client uses them);
+- sender-constrained access tokens (§5.3.2.1-1: a DPoP proof with every token request, or
+  tokens bound to the client's TLS certificate (RFC 8705), ``FapiProfile`` below);
 - client authentication by ``private_key_jwt`` or mTLS (§5.3.2.1-4, at registration:
   ``check_client``);
 - ``iss`` in the authorization response (§5.3.2.2-7: always, RFC 9207);
@@ -17,9 +17,9 @@ from __future__ import annotations
 from authlib.oauth2.rfc6749 import InvalidRequestError
 
 from ..settings import current as settings
-from . import dpop_binding
+from . import dpop_binding, mtls_binding
 
-#: §5.3.2.1-4 (mTLS methods count once psc-idp offers them)
+#: §5.3.2.1-4
 AUTH_METHODS = ("private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth")
 #: §5.3.2.1-8
 MAX_CODE_LIFETIME = 60
@@ -43,9 +43,9 @@ def check_client(client) -> str | None:
 
 
 def sender_constrained(request) -> bool:
-    """The tokens of this token request will be bound to a key the client proved it holds
-    (a DPoP proof; an mTLS certificate binding counts too, ``mtls_bound``)."""
-    return dpop_binding.bound_key() is not None or bool(getattr(request, "mtls_bound", False))
+    """The tokens of this token request will be bound to a key the client proved it holds:
+    a DPoP proof's, or the TLS client certificate's (``mtls_binding``)."""
+    return dpop_binding.bound_key() is not None or mtls_binding.binds(request.client)
 
 
 class FapiProfile:
@@ -58,4 +58,5 @@ class FapiProfile:
 def check_token_request(grant) -> None:
     if applies(grant.request.client) and not sender_constrained(grant.request):
         raise InvalidRequestError("FAPI 2.0: access tokens must be sender-constrained: send "
-                                  "a DPoP proof (RFC 9449) with the token request")
+                                  "a DPoP proof (RFC 9449) with the token request, or "
+                                  "register certificate-bound tokens (RFC 8705)")

@@ -23,6 +23,14 @@ def bound_certificate() -> str | None:
     return g.get("psc_idp_x5t_s256")
 
 
+def binds(client) -> bool:
+    """The tokens of the current token request will be bound to the client's certificate
+    (or the request refused): known before any grant hook runs (their order is not
+    fixed)."""
+    return bool(client.tls_client_certificate_bound_access_tokens) and \
+        mtls.certificate() is not None
+
+
 class MtlsBinding:
     """Grant extension: the binding decided before the grant issues anything."""
 
