@@ -357,6 +357,11 @@ def test_registration_of_mtls_clients(app, orgs):
                          tls_client_certificate_bound_access_tokens=True)
     assert described["tls_client_auth_subject_dn"] == "CN=app,OU=1750000001,O=X,C=FR"
     assert described["tls_client_certificate_bound_access_tokens"] is True
+    with app.app_context():
+        from psc_idp.admin.console import protocol_options
+        from psc_idp.clients import find
+
+        assert protocol_options(find(described["client_id"])) == ["mTLS"]  # the console
     assert register(app)["tls_client_certificate_bound_access_tokens"] is False  # drop-in
     assert register(app, auth_method="self_signed_tls_client_auth",
                     jwks=orgs.self_signed.jwks())["jwks"]["keys"][0]["x5c"]

@@ -93,7 +93,9 @@ def protocol_options(client) -> list[str]:
     if client.backchannel_logout_uri:
         options.append(_("back-channel logout"))
     named = (("require_pushed_authorization_requests", "PAR"),
-             ("dpop_bound_access_tokens", "DPoP"), ("fapi2_security_profile", "FAPI 2.0"))
+             ("dpop_bound_access_tokens", "DPoP"),
+             ("tls_client_certificate_bound_access_tokens", "mTLS"),
+             ("fapi2_security_profile", "FAPI 2.0"))
     return options + [label for field, label in named if getattr(client, field)]
 
 
