@@ -102,6 +102,9 @@ EVENTS = {
     "session.revoked": "an administrator ended a practitioner's session from the console",
     "authorization.pushed": "a client pushed an authorization request (RFC 9126)",
     "token.issued": "tokens issued by the token endpoint (grant type in the detail)",
+    "token.exchanged": "a professional's access token exchanged for a certificate-bound one "
+                       "for an API (RFC 8693; audience and the subject's client in the "
+                       "detail)",
     "token.revoked": "an access token revoked by its client (RFC 7009)",
     "tokens.revoked": "a grant's tokens revoked (refresh token revoked or reused)",
     "client.created": "a relying party registered",

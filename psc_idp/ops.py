@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import origins
 from .extensions import db, idp
 from .net import from_proxy
-from .oidc.consts import CIBA_GRANT_TYPE, GRANT_TYPES
+from .oidc.consts import CIBA_GRANT_TYPE, GRANT_TYPES, TOKEN_EXCHANGE_GRANT_TYPE
 from .settings import SettingsError
 from .settings import current as settings
 
@@ -104,7 +104,7 @@ def login(method: str, outcome: str, amount: int = 1) -> None:
 for _method, _outcomes in LOGIN_OUTCOMES.items():  # every series exists from the start
     for _outcome in _outcomes:
         LOGINS.labels(_method, _outcome)
-for _grant_type in (*GRANT_TYPES, CIBA_GRANT_TYPE, "other"):
+for _grant_type in (*GRANT_TYPES, CIBA_GRANT_TYPE, TOKEN_EXCHANGE_GRANT_TYPE, "other"):
     TOKENS.labels(_grant_type)
 for _outcome in CIBA_OUTCOMES:
     CIBA.labels(_outcome)
@@ -120,7 +120,7 @@ def backchannel_logout(outcome: str) -> None:
 
 
 def token_issued(grant_type: str) -> None:
-    known = grant_type in GRANT_TYPES or grant_type == CIBA_GRANT_TYPE
+    known = grant_type in (*GRANT_TYPES, CIBA_GRANT_TYPE, TOKEN_EXCHANGE_GRANT_TYPE)
     TOKENS.labels(grant_type if known else "other").inc()
 
 

@@ -69,6 +69,10 @@ _FIELDS = {
                                        f"matches this {what} subjectAltName entry instead"}
        for kind, what in (("dns", "dNSName"), ("uri", "URI"), ("ip", "iPAddress"),
                           ("email", "rfc822Name"))},
+    "token_exchange_audiences": {
+        "type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 400},
+        "description": "RFC 8693: the APIs this client may exchange a professional's access "
+                       "token for, over mTLS (ops only: refused in dynamic registration)"},
     "tls_client_certificate_bound_access_tokens": {
         "type": "boolean", "description": "RFC 8705 §3: tokens bound to the client's TLS "
         "certificate (cnf.x5t#S256); token requests on the mTLS endpoint aliases"},

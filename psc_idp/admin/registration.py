@@ -25,11 +25,14 @@ IGNORED = {"logo_uri", "client_uri", "policy_uri", "tos_uri", "software_id",
            "software_version"}
 #: fields an RFC 7592 replacement keeps when it omits them (RFC 7591 clients do not know
 #: them; the policy fields belong to ops)
-KEPT_ON_REPLACE = {"token_endpoint_auth_method", "compat", *policy.POLICY_FIELDS}
+KEPT_ON_REPLACE = {"token_endpoint_auth_method", "compat", "token_exchange_audiences",
+                   *policy.POLICY_FIELDS}
 #: fields of the server's answers: an update may repeat them unchanged (RFC 7592 §2.2)
 READ_ONLY = {"client_id", "client_secret", "client_id_issued_at", "client_secret_expires_at",
              "registration_access_token", "registration_client_uri", "enabled",
-             "registered_by", "secret_rotation_ends_at"}
+             "registered_by", "secret_rotation_ends_at",
+             # RFC 8693 audiences are ops' to grant (CLI, admin API), never the vendor's
+             "token_exchange_audiences"}
 
 
 def _metadata(meta: dict) -> dict:
@@ -37,6 +40,9 @@ def _metadata(meta: dict) -> dict:
     meta.pop("response_types", None)  # the schema allows only ["code"]
     if "jwks_uri" in meta:
         raise RegistrationError("jwks_uri is not supported: send jwks", "jwks_uri")
+    if meta.get("token_exchange_audiences"):
+        raise RegistrationError("token_exchange_audiences: set by the IdP's operators, not "
+                                "by registration", "token_exchange_audiences")
     return meta
 
 

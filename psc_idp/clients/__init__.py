@@ -234,6 +234,7 @@ def describe(client: Client) -> dict:
            if getattr(client, field)},
         "tls_client_certificate_bound_access_tokens":
             client.tls_client_certificate_bound_access_tokens,
+        "token_exchange_audiences": list(client.token_exchange_audiences or []),
         "backchannel_logout_uri": client.backchannel_logout_uri,
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "backchannel_token_delivery_mode": client.backchannel_token_delivery_mode,

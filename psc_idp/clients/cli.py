@@ -129,7 +129,12 @@ def _ciba_options(command):
 
 
 def _mtls_options(command):
-    """RFC 8705 metadata: the certificate of tls_client_auth, certificate-bound tokens."""
+    """RFC 8705 metadata: the certificate of tls_client_auth, certificate-bound tokens; the
+    RFC 8693 audiences ops allow (the EDC's token exchange, over mTLS)."""
+    command = click.option(
+        "--exchange-audience", "exchange_audiences", multiple=True, metavar="API",
+        help="RFC 8693 token exchange: an API (audience or resource) this client may get "
+             "tokens for, repeatable, replaces the list ('none' empties it)")(command)
     command = click.option(
         "--mtls-bound/--no-mtls-bound", "mtls_bound", default=None,
         help="tls_client_certificate_bound_access_tokens: tokens bound to the client's TLS "
@@ -145,8 +150,10 @@ def _mtls_options(command):
              "it)")(command)
 
 
-def _mtls(tls_dn, tls_san, mtls_bound) -> dict:
+def _mtls(tls_dn, tls_san, mtls_bound, exchange_audiences=()) -> dict:
     values = {}
+    if exchange_audiences:
+        values["token_exchange_audiences"] = [a for a in exchange_audiences if a != "none"]
     if tls_dn is not None or tls_san is not None:  # one subject field: the others cleared
         values = dict.fromkeys(TLS_SUBJECT_FIELDS)
     if tls_dn is not None and tls_dn not in ("", "none"):
@@ -197,7 +204,8 @@ def _drop_in(pkce, strict_auth, access_token_format, grace, dpop=None, require_p
 def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_file,
                id_token_alg, userinfo_alg, pkce, strict_auth, access_token_format, grace,
                dpop, require_par, request_object_alg, strict_ro, fapi2, tls_dn, tls_san,
-               mtls_bound, bc_uri, bc_session, ciba, ciba_endpoint, compat, contacts, as_json):
+               mtls_bound, exchange_audiences, bc_uri, bc_session, ciba, ciba_endpoint, compat,
+               contacts, as_json):
     """Register a client; prints its id and, once, its secret."""
     try:
         client, secret = create_client(
@@ -207,7 +215,7 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
             contacts=contacts,
             **_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
                        request_object_alg, strict_ro, fapi2),
-            **_mtls(tls_dn, tls_san, mtls_bound),
+            **_mtls(tls_dn, tls_san, mtls_bound, exchange_audiences),
             **_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     except RegistrationError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -237,8 +245,8 @@ def create_cmd(name, redirect_uris, logout_uris, auth_method, client_id, jwks_fi
 def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_file,
                id_token_alg, userinfo_alg, scope, refresh, pkce, strict_auth,
                access_token_format, grace, dpop, require_par, request_object_alg, strict_ro, fapi2,
-               tls_dn, tls_san, mtls_bound, bc_uri, bc_session, ciba, ciba_endpoint, compat,
-               as_json):
+               tls_dn, tls_san, mtls_bound, exchange_audiences, bc_uri, bc_session, ciba,
+               ciba_endpoint, compat, as_json):
     """Change a client's metadata (only the options given)."""
     client = _get(client_id)
     changes = {"client_name": name, "token_endpoint_auth_method": auth_method,
@@ -246,7 +254,7 @@ def update_cmd(client_id, name, redirect_uris, logout_uris, auth_method, jwks_fi
     changes = {k: v for k, v in changes.items() if v is not None}
     changes.update(_drop_in(pkce, strict_auth, access_token_format, grace, dpop, require_par,
                             request_object_alg, strict_ro, fapi2))
-    changes.update(_mtls(tls_dn, tls_san, mtls_bound))
+    changes.update(_mtls(tls_dn, tls_san, mtls_bound, exchange_audiences))
     changes.update(_backchannel(bc_uri, bc_session, ciba, ciba_endpoint))
     if redirect_uris:
         changes["redirect_uris"] = list(redirect_uris)

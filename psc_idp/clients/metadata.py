@@ -51,6 +51,7 @@ FIELDS = {
     "tls_client_auth_san_ip": "tls_client_auth_san_ip",
     "tls_client_auth_san_email": "tls_client_auth_san_email",
     "tls_client_certificate_bound_access_tokens": "tls_client_certificate_bound_access_tokens",
+    "token_exchange_audiences": "token_exchange_audiences",
 }
 #: RFC 8705 §2.1.2: a tls_client_auth client registers exactly one of these
 TLS_SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns",
@@ -265,6 +266,12 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
             raise RegistrationError(f"{field}: seconds from 0 to 60, or null for the "
                                     "server's setting", field)
         return value
+    if field == "token_exchange_audiences":
+        if not _strings(value) or len(value) > MAX_URIS or not all(
+                0 < len(v) <= 400 and v.isprintable() and not v.isspace() for v in value):
+            raise RegistrationError(f"{field}: a list of at most {MAX_URIS} API identifiers "
+                                    "(URLs or names, at most 400 printable characters)", field)
+        return list(dict.fromkeys(value))
     if field == "compat":
         if not _strings(value) or set(value) - set(COMPAT_FLAGS):
             raise RegistrationError(f"compat: any of {', '.join(sorted(COMPAT_FLAGS))}", field)
@@ -289,4 +296,5 @@ DEFAULTS = {
     "dpop_bound_access_tokens": False,
     "request_object_signing_alg": None, "fapi2_security_profile": False,
     **dict.fromkeys(TLS_SUBJECT_FIELDS), "tls_client_certificate_bound_access_tokens": False,
+    "token_exchange_audiences": [],
 }

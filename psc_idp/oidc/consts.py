@@ -29,6 +29,8 @@ CLIENT_AUTH_METHODS = (*TOKEN_AUTH_METHODS, "none")
 GRANT_TYPES = ("authorization_code", "refresh_token")
 #: OpenID CIBA Core 1.0 §10.1; enabled per client by ``backchannel_token_delivery_mode``
 CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
+#: RFC 8693 §2.1; for the clients ops allow audiences (``token_exchange_audiences``), over mTLS
+TOKEN_EXCHANGE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
 #: CIBA Core §5: the token delivery modes psc-idp serves (push is not: PSC does not)
 CIBA_DELIVERY_MODES = ("poll", "ping")
 

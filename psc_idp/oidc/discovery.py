@@ -19,6 +19,7 @@ from .consts import (
     PATHS,
     SCOPES,
     TOKEN_AUTH_METHODS,
+    TOKEN_EXCHANGE_GRANT_TYPE,
 )
 from .dpop import ALGS as DPOP_ALGS
 from .response_mode import MODES
@@ -80,7 +81,9 @@ def metadata() -> dict:
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": list(MODES),
-        "grant_types_supported": [*GRANT_TYPES, CIBA_GRANT_TYPE],
+        # token exchange (RFC 8693) needs mTLS: advertised with the mTLS origin only
+        "grant_types_supported": [*GRANT_TYPES, CIBA_GRANT_TYPE, *(
+            [TOKEN_EXCHANGE_GRANT_TYPE] if state.settings.mtls_url else [])],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": algs,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from ..clock import digest, now
 from ..extensions import db
 from ..replay import AssertionJti  # noqa: F401 (its table is the protocol's too)
-from .consts import CIBA_GRANT_TYPE
+from .consts import CIBA_GRANT_TYPE, TOKEN_EXCHANGE_GRANT_TYPE
 
 
 class ClientRules(ClientMixin):
@@ -73,6 +73,8 @@ class ClientRules(ClientMixin):
     def check_grant_type(self, grant_type):
         if grant_type == CIBA_GRANT_TYPE:
             return self.backchannel_token_delivery_mode is not None
+        if grant_type == TOKEN_EXCHANGE_GRANT_TYPE:
+            return bool(self.token_exchange_audiences)
         return grant_type in self.grant_types
 
 
@@ -145,6 +147,10 @@ class Client(db.Model, ClientRules):
     #: RFC 8705 §3.4: access tokens bound to the client's TLS certificate (cnf.x5t#S256)
     tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false())
+    #: RFC 8693: the APIs (audience or resource) ops allow this client to exchange a
+    #: professional's access token for (``oidc.token_exchange``); set by ops only
+    token_exchange_audiences: Mapped[list] = mapped_column(JSON, default=list,
+                                                           server_default="[]")
 
 
 class LoginContext:

@@ -29,6 +29,7 @@ from .grants import (
 from .models import Token, digest, now
 from .mtls import self_signed_tls_client_auth, tls_client_auth
 from .mtls_binding import MtlsBinding, bound_certificate
+from .token_exchange import TokenExchangeGrant
 from .tokens import TokenGenerator
 
 
@@ -108,6 +109,7 @@ def build_server(app) -> PscAuthorizationServer:
     server.register_grant(RefreshTokenGrant, [_id_token_on_refresh, DPoPBinding(),
                                               MtlsBinding(), FapiProfile()])
     server.register_grant(CibaGrant, [DPoPBinding(), MtlsBinding(), FapiProfile()])
+    server.register_grant(TokenExchangeGrant)
     server.register_endpoint(Introspection)
     server.register_endpoint(Revocation)
     server.register_endpoint(EndSession)
