@@ -39,7 +39,7 @@ def test_every_block_is_marked_runnable():
     fences = re.findall(r"(?m)^```", INTEGRATING.read_text())
     assert len(fences) == 2 * len(SNIPPETS), "mark each block <!-- runnable: NAME -->"
     assert sorted(lang for lang, _ in SNIPPETS.values()) == ["apache", "js", "js", "python",
-                                                             "python", "python", "sh"]
+                                                             "python", "python", "sh", "sh"]
 
 
 def register(idp, redirect_uri: str, logout_uri: str, **extra) -> tuple[str, str]:
@@ -388,3 +388,50 @@ def test_the_ciba_program_asks_and_polls_until_the_phone_approves(idp, browser, 
 
     assert run(["approve", "--code", "42"])["userinfo"]["SubjectNameID"] == demo_card.id_nat
     assert run(["deny"]) == {"error": "access_denied"}
+
+
+def test_the_exchange_script_gets_a_certificate_bound_token_for_the_api(
+        keys_dir, database_url, cards, smtp_server, card_curl, demo_card, tmp_path):
+    """The token-exchange block as written: an EDC-like client with a certificate minted by
+    ``psc-idp sandbox org-cert`` and an audience ops allowed exchanges a professional's
+    access token (an application's, after a card login) at the mTLS token alias."""
+    from psc_idp.keys import jws
+
+    from .plugins.idp import running_idp
+    from .support import Browser
+    from .test_cli import psc_idp
+    from .test_mtls import mtls_settings
+
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "softhsm").symlink_to(cards.hsm.directory)
+    (var / "pki").symlink_to(cards.pki.directory)
+    with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
+                     **mtls_settings(cards.pki)) as idp:
+        client_id = f"doc-edc-{free_port()}"
+        minted = psc_idp("sandbox", "org-cert", str(var), "--client-id", client_id,
+                         "--finess", "750000001", "--json", cwd=tmp_path)
+        assert minted.returncode == 0, minted.stderr
+        org = json.loads(minted.stdout)
+        with idp.app.app_context():
+            create_client(name="doc edc", client_id=client_id,
+                          redirect_uris=["https://rp.example/cb"],
+                          auth_method="tls_client_auth",
+                          tls_client_auth_subject_dn=org["subject_dn"],
+                          token_exchange_audiences=["https://api.example/fhir"])
+        app = idp.rp()
+        code = code_from(Browser(idp.ca, card_curl).with_card(
+            demo_card, app.authorization_url()))["code"]
+        subject_token = app.exchange(code).json()["access_token"]
+        (tmp_path / "exchange.sh").write_text(SNIPPETS["exchange.sh"][1])
+        env = {"PATH": os.environ.get("PATH", ""), "ISSUER": idp.issuer,
+               "CLIENT_ID": client_id, "ORG": org["label"], "SUBJECT_TOKEN": subject_token,
+               "AUDIENCE": "https://api.example/fhir"}
+        done = subprocess.run(["sh", "exchange.sh"], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr + done.stdout
+        with idp.app.app_context():
+            claims = jws.decode(json.loads(done.stdout)["access_token"],
+                                idp.app.extensions["psc_idp"].keys.key_set())
+        assert claims["aud"] == "https://api.example/fhir"
+        assert claims["SubjectNameID"] == demo_card.id_nat and "x5t#S256" in claims["cnf"]
