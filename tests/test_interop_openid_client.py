@@ -128,3 +128,25 @@ def test_openid_client_pushed_request_with_private_key_jwt(idp, browser, demo_ca
     assert result["introspection"]["active"] is True
     assert result["after_revocation"] == "invalid_grant"
     assert browser.get(url).status_code == 400  # the request_uri was used
+
+
+def test_openid_client_as_a_fapi2_client(idp, browser, demo_card, tmp_path, client_key):
+    """PAR + DPoP + private_key_jwt end to end, as openid-client does them, for a client
+    held to the FAPI 2.0 Security Profile: the pushed request carries dpop_jkt, the tokens
+    are DPoP-bound, userinfo and refresh prove the key, the bound token alone is refused."""
+    rp = idp.rp(auth_method="private_key_jwt", jwks=client_key.jwks,
+                fapi2_security_profile=True)
+    key_file = tmp_path / "rp-key.json"
+    key_file.write_text(json.dumps({**RSAKey.import_key(client_key.key).as_dict(private=True),
+                                    "kid": client_key.kid}))
+    common = [idp.issuer, rp.client_id, f"jwk:{key_file}", rp.redirect_uri,
+              str(tmp_path / "fapi.json")]
+    started = node("dpop-par-start", *common, ca=idp.ca)
+    assert set(query(started["url"])) == {"client_id", "request_uri"}
+
+    callback = browser.with_card(demo_card, started["url"]).headers["Location"]
+    result = node("dpop-finish", *common, callback, ca=idp.ca)
+    assert result["token_type"].lower() == "dpop" == result["refreshed_token_type"].lower()
+    assert result["userinfo"]["SubjectNameID"] == demo_card.id_nat
+    assert result["introspection"]["cnf"] == {"jkt": started["jkt"]}
+    assert result["without_proof"] == "invalid_token", result["without_proof"]

@@ -50,3 +50,14 @@ def test_the_check_sees_a_protocol_import(tmp_path):
     module = PACKAGE / "login" / "views.py"
     names = imported_modules(module)
     assert "psc_idp.errors.failure_page" in names and "psc_idp.extensions.idp" in names
+
+
+def test_no_installed_dependencies_are_tracked():
+    """node_modules and virtual environments are installed by scripts/setup, never committed
+    (a worktree's symlink to them once slipped into a commit and broke a fresh checkout)."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=PACKAGE.parent, capture_output=True,
+                             text=True, check=True).stdout.split("\n")
+    assert [p for p in tracked if "node_modules" in p.split("/") or
+            p.split("/")[0] in (".venv", "venv")] == []

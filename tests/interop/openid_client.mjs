@@ -3,7 +3,8 @@
 //   node openid_client.mjs start-par  ISSUER CLIENT_ID CREDENTIAL REDIRECT_URI STATE_FILE
 //   node openid_client.mjs finish     ISSUER CLIENT_ID CREDENTIAL REDIRECT_URI STATE_FILE CALLBACK_URL
 //   node openid_client.mjs dpop-start / dpop-finish (same arguments): the code flow with
-//     DPoP (RFC 9449): dpop_jkt in the authorization request, DPoP-bound tokens, userinfo
+//     DPoP (RFC 9449): dpop_jkt in the authorization request, DPoP-bound tokens, userinfo;
+//     dpop-par-start pushes that request first (PAR + DPoP + private_key_jwt: FAPI 2.0)
 // CREDENTIAL: the client secret (client_secret_basic), or jwk:FILE, a private RSA JWK with its
 // kid (private_key_jwt, RFC 7523). start-par pushes the request (RFC 9126) first.
 // Prints one JSON object. Any deviation openid-client detects makes it throw: the test fails.
@@ -23,8 +24,8 @@ async function clientAuth() {
 
 const config = await client.discovery(new URL(issuer), clientId, undefined, await clientAuth());
 
-if (step === 'dpop-start') {
-  console.log(JSON.stringify(await dpopStart()));
+if (step === 'dpop-start' || step === 'dpop-par-start') {
+  console.log(JSON.stringify(await dpopStart(step === 'dpop-par-start')));
 } else if (step === 'dpop-finish') {
   console.log(JSON.stringify(await dpopFinish()));
 } else if (step === 'start' || step === 'start-par') {
@@ -72,7 +73,7 @@ if (step === 'dpop-start') {
 }
 
 // DPoP (RFC 9449). The key pair outlives the first process: exported to the state file.
-async function dpopStart() {
+async function dpopStart(pushed) { // pushed: through PAR (RFC 9126), as FAPI 2.0 asks
   const keyPair = await client.randomDPoPKeyPair('ES256', { extractable: true });
   const publicJwk = await jose.exportJWK(keyPair.publicKey);
   const jkt = await jose.calculateJwkThumbprint(publicJwk);
@@ -81,11 +82,13 @@ async function dpopStart() {
     state: client.randomState(), privateJwk: await jose.exportJWK(keyPair.privateKey),
     publicJwk,
   };
-  const url = client.buildAuthorizationUrl(config, {
+  const parameters = {
     redirect_uri: redirectUri, scope: 'openid scope_all', acr_values: 'eidas1',
     code_challenge: await client.calculatePKCECodeChallenge(checks.verifier),
     code_challenge_method: 'S256', nonce: checks.nonce, state: checks.state, dpop_jkt: jkt,
-  });
+  };
+  const url = pushed ? await client.buildAuthorizationUrlWithPAR(config, parameters)
+    : client.buildAuthorizationUrl(config, parameters);
   writeFileSync(stateFile, JSON.stringify(checks));
   return { url: url.href, jkt };
 }
