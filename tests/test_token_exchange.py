@@ -23,7 +23,7 @@ from psc_idp.oidc.consts import PATHS
 from psc_idp.oidc.models import Token
 
 from .support import code_from
-from .test_mtls import curl, idp, orgs, thumbprint  # noqa: F401 (fixtures)
+from .test_mtls import curl, idp, thumbprint  # noqa: F401 (the mTLS idp fixture)
 
 API = "https://dmp.example/api"
 EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
