@@ -7,7 +7,7 @@ from flask.cli import ScriptInfo, with_appcontext
 
 from .admin.cli import admin_cli
 from .audit_cli import audit_cli
-from .cli_support import one_line, require_configuration
+from .cli_support import OneLineGroup, require_configuration
 from .clients.cli import clients_cli
 from .directory.cli import directory
 from .ecps.cli import ecps_cli
@@ -28,7 +28,7 @@ def _create_app():
         raise click.ClickException(str(exc)) from exc
 
 
-class PscGroup(click.Group):
+class PscGroup(OneLineGroup):
     """psc-idp's commands only (no Flask options: listing them must not need a valid
     configuration); the commands that need the app get it through ``with_appcontext``.
     Every error, usage errors included, is one line on stderr with its exit status."""
@@ -36,20 +36,7 @@ class PscGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         extra.setdefault("obj", ScriptInfo(create_app=_create_app, set_debug_flag=False,
                                            load_dotenv_defaults=False))
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.ClickException as exc:
-            raise one_line(exc) from exc
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.ClickException as exc:
-            raise one_line(exc) from exc
+        return super().make_context(info_name, args, parent=parent, **extra)
 
 
 main = PscGroup(name="psc-idp",

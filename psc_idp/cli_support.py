@@ -30,16 +30,41 @@ def error(message: str) -> None:
     click.echo(f"psc-idp: error: {message}", err=True)
 
 
-def one_line(exc: click.ClickException) -> OneLineError:
-    """The same error as one line; a usage error (exit status 2) names the help to read."""
-    if isinstance(exc, OneLineError):
+def one_line(exc: click.ClickException, kind: type[OneLineError] = OneLineError,
+             ) -> OneLineError:
+    """The same error as one line (``kind``: how it is printed); a usage error (exit status
+    2) names the help to read."""
+    if isinstance(exc, kind):
         return exc
     message = exc.format_message().replace("\n", " ")
     if isinstance(exc, click.UsageError) and exc.ctx is not None:
         message = f"{message} (see {exc.ctx.command_path} --help)"
-    error = OneLineError(message)
+    error = kind(message)
     error.exit_code = exc.exit_code
     return error
+
+
+class OneLineGroup(click.Group):
+    """Every error, usage errors included, is one line on stderr with its exit status
+    (printed as ``error_class`` says)."""
+
+    error_class: type[OneLineError] = OneLineError
+
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:
+            raise one_line(exc, self.error_class) from exc
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.ClickException as exc:
+            raise one_line(exc, self.error_class) from exc
 
 
 def configured(environ=os.environ) -> bool:

@@ -32,6 +32,17 @@ class BodyError(ValueError):
         self.field = field
 
 
+def raw_body(limit: int) -> bytes | None:
+    """The current request's body; None when it is larger than ``limit`` bytes, announced
+    (``Content-Length``) or sent."""
+    from flask import request
+
+    if (request.content_length or 0) > limit:
+        return None
+    data = request.get_data(cache=True)
+    return None if len(data) > limit else data
+
+
 def depth(raw: bytes) -> int:
     """How deep arrays and objects nest in ``raw`` (strings skipped), without recursion."""
     deepest = level = 0

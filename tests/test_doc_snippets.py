@@ -151,6 +151,15 @@ def test_dpop_program_gets_tokens_bound_to_its_key(idp, browser, demo_card, tmp_
         assert f"idNat {demo_card.id_nat}" in page and "token_type dpop" in page.lower()
 
 
+def sandbox_layout(cards, tmp_path: Path) -> Path:
+    """``var/`` as a sandbox lays it out, on the session's SoftHSM and PKI."""
+    var = tmp_path / "var"
+    var.mkdir()
+    (var / "softhsm").symlink_to(cards.hsm.directory)
+    (var / "pki").symlink_to(cards.pki.directory)
+    return var
+
+
 def test_mtls_script_gets_a_certificate_bound_token_and_userinfo(
         keys_dir, database_url, cards, smtp_server, card_curl, demo_card, tmp_path):
     """The mTLS block as written, in a sandbox's layout: the organisation certificate is
@@ -162,10 +171,7 @@ def test_mtls_script_gets_a_certificate_bound_token_and_userinfo(
     from .test_cli import psc_idp
     from .test_mtls import mtls_settings
 
-    var = tmp_path / "var"
-    var.mkdir()
-    (var / "softhsm").symlink_to(cards.hsm.directory)  # the session's sandbox, laid out
-    (var / "pki").symlink_to(cards.pki.directory)
+    var = sandbox_layout(cards, tmp_path)
     with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
                      **mtls_settings(cards.pki)) as idp:
         client_id = f"doc-mtls-{free_port()}"
@@ -402,10 +408,7 @@ def test_the_exchange_script_gets_a_certificate_bound_token_for_the_api(
     from .test_cli import psc_idp
     from .test_mtls import mtls_settings
 
-    var = tmp_path / "var"
-    var.mkdir()
-    (var / "softhsm").symlink_to(cards.hsm.directory)
-    (var / "pki").symlink_to(cards.pki.directory)
+    var = sandbox_layout(cards, tmp_path)
     with running_idp(keys_dir, database_url, cards, smtp_server, tmp_path,
                      **mtls_settings(cards.pki)) as idp:
         client_id = f"doc-edc-{free_port()}"

@@ -107,17 +107,22 @@ def test_openid_client_with_dpop(idp, browser, demo_card, tmp_path):
     assert result["without_proof"] == "invalid_token", result["without_proof"]
 
 
+def private_key_jwt_arguments(idp, rp, client_key, tmp_path) -> list[str]:
+    """The script's arguments for a private_key_jwt client: its private JWK in a file."""
+    key_file = tmp_path / "rp-key.json"
+    key_file.write_text(json.dumps({**RSAKey.import_key(client_key.key).as_dict(private=True),
+                                    "kid": client_key.kid}))
+    return [idp.issuer, rp.client_id, f"jwk:{key_file}", rp.redirect_uri,
+            str(tmp_path / "checks.json")]
+
+
 def test_openid_client_pushed_request_with_private_key_jwt(idp, browser, demo_card, tmp_path,
                                                            client_key):
     """openid-client pushes the request with its assertion, then sends only client_id and
     request_uri: psc-idp requires it of this client and serves the whole flow."""
     rp = idp.rp(auth_method="private_key_jwt", jwks=client_key.jwks,
                 require_pushed_authorization_requests=True)
-    key_file = tmp_path / "rp-key.json"
-    key_file.write_text(json.dumps({**RSAKey.import_key(client_key.key).as_dict(private=True),
-                                    "kid": client_key.kid}))
-    common = [idp.issuer, rp.client_id, f"jwk:{key_file}", rp.redirect_uri,
-              str(tmp_path / "checks.json")]
+    common = private_key_jwt_arguments(idp, rp, client_key, tmp_path)
     url = node("start-par", *common, ca=idp.ca)["url"]
     assert set(query(url)) == {"client_id", "request_uri"}
     assert query(url)["request_uri"].startswith("urn:ietf:params:oauth:request_uri:")
@@ -136,11 +141,7 @@ def test_openid_client_as_a_fapi2_client(idp, browser, demo_card, tmp_path, clie
     are DPoP-bound, userinfo and refresh prove the key, the bound token alone is refused."""
     rp = idp.rp(auth_method="private_key_jwt", jwks=client_key.jwks,
                 fapi2_security_profile=True)
-    key_file = tmp_path / "rp-key.json"
-    key_file.write_text(json.dumps({**RSAKey.import_key(client_key.key).as_dict(private=True),
-                                    "kid": client_key.kid}))
-    common = [idp.issuer, rp.client_id, f"jwk:{key_file}", rp.redirect_uri,
-              str(tmp_path / "fapi.json")]
+    common = private_key_jwt_arguments(idp, rp, client_key, tmp_path)
     started = node("dpop-par-start", *common, ca=idp.ca)
     assert set(query(started["url"])) == {"client_id", "request_uri"}
 

@@ -9,9 +9,14 @@ from .verify import CardVerifier, load_certificates
 
 
 def build_verifier(settings: Settings) -> CardVerifier:
-    anchors = load_certificates(settings.card_trust_anchors)
-    intermediates = load_certificates(settings.card_intermediates)
-    crls = CrlStore(settings.card_crls, anchors + intermediates,
+    return _verifier(settings, settings.card_trust_anchors, settings.card_intermediates,
+                     settings.card_crls)
+
+
+def _verifier(settings: Settings, anchor_files, intermediate_files, crl_files) -> CardVerifier:
+    anchors = load_certificates(anchor_files)
+    intermediates = load_certificates(intermediate_files)
+    crls = CrlStore(crl_files, anchors + intermediates,
                     refresh_interval=settings.crl_refresh_interval,
                     grace=settings.crl_grace, policy=settings.crl_stale_policy)
     return CardVerifier(anchors, intermediates, crls, stale_policy=settings.crl_stale_policy)
@@ -21,9 +26,5 @@ def build_org_verifier(settings: Settings) -> CardVerifier | None:
     """The organisation certificates' verifier; None without ``org_trust_anchors``."""
     if not settings.org_trust_anchors:
         return None
-    anchors = load_certificates(settings.org_trust_anchors)
-    intermediates = load_certificates(settings.org_intermediates)
-    crls = CrlStore(settings.org_crls, anchors + intermediates,
-                    refresh_interval=settings.crl_refresh_interval,
-                    grace=settings.crl_grace, policy=settings.crl_stale_policy)
-    return CardVerifier(anchors, intermediates, crls, stale_policy=settings.crl_stale_policy)
+    return _verifier(settings, settings.org_trust_anchors, settings.org_intermediates,
+                     settings.org_crls)

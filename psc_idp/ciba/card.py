@@ -20,7 +20,7 @@ import base64
 import functools
 import secrets
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from flask_babel import force_locale
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -127,10 +127,8 @@ def card_decide():
 
 def _read(schema: str) -> dict:
     """The body as ``schema`` describes it, within the network's budget."""
-    if (request.content_length or 0) > MAX_BODY:
-        raise CardApiError("invalid_request", f"the body is larger than {MAX_BODY} bytes", 413)
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY:
+    raw = jsonbody.raw_body(MAX_BODY)
+    if raw is None:
         raise CardApiError("invalid_request", f"the body is larger than {MAX_BODY} bytes", 413)
     _within_budget()
     try:

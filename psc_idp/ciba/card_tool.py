@@ -19,7 +19,7 @@ import urllib.request
 
 import click
 
-from ..cli_support import OneLineError, iso, one_line
+from ..cli_support import OneLineError, OneLineGroup, iso
 from .card_messages import decision_message, list_message
 
 PROG = "psc-card"
@@ -32,29 +32,12 @@ class CardToolError(OneLineError):
         click.echo(f"{PROG}: error: {self.format_message()}", err=True, file=file)
 
 
-def _one_line(exc: click.ClickException) -> CardToolError:
-    line = one_line(exc)
-    error = CardToolError(line.format_message())
-    error.exit_code = line.exit_code
-    return error
 
 
-class CardGroup(click.Group):
+class CardGroup(OneLineGroup):
     """Every error, usage errors included, is one line on stderr with its exit status."""
 
-    def make_context(self, info_name, args, parent=None, **extra):
-        try:
-            return super().make_context(info_name, args, parent=parent, **extra)
-        except click.exceptions.NoArgsIsHelpError:
-            raise
-        except click.ClickException as exc:
-            raise _one_line(exc) from exc
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.ClickException as exc:
-            raise _one_line(exc) from exc
+    error_class = CardToolError
 
 
 # --- the card (PKCS#11) -------------------------------------------------------------------------

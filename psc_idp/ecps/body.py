@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 
-from flask import request
-
 from .. import jsonbody
 from .signed import MAX_TOKEN, EcpsError
 
@@ -42,10 +40,8 @@ BY_QR, BY_CODES = {"qr_secret"}, {"id_nat", "sms_code", "email_code"}
 
 def read(schema: str) -> dict:
     """The request's body as the endpoint's ``schema`` describes it."""
-    if (request.content_length or 0) > MAX_BODY:
-        raise EcpsError("invalid_request", f"the body is larger than {MAX_BODY} bytes", 413)
-    raw = request.get_data(cache=True)
-    if len(raw) > MAX_BODY:
+    raw = jsonbody.raw_body(MAX_BODY)
+    if raw is None:
         raise EcpsError("invalid_request", f"the body is larger than {MAX_BODY} bytes", 413)
     try:
         value = jsonbody.parse(raw, MAX_DEPTH)
