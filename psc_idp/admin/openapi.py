@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..clients import ACCESS_TOKEN_FORMATS, MAX_SECRET_GRACE, MAX_URIS
 from ..clients.jwks import ASSERTION_ALGS, MAX_KEYS
-from ..directory.claims import COMPAT_FLAGS
+from ..clients.metadata import CLIENT_COMPAT_FLAGS
 from ..keys.signer import SUPPORTED_ALGS
 from ..oidc.consts import CIBA_DELIVERY_MODES, CIBA_GRANT_TYPE, CLIENT_AUTH_METHODS, GRANT_TYPES
 
@@ -100,8 +100,8 @@ _FIELDS = {
     "strict_request_objects": {"type": "boolean", "description": "only the request "
                                "object's parameters count (RFC 9101 section 5); default: "
                                "they take precedence over the query's (OIDC Core 6.1, PSC)"},
-    "compat": {"type": "array", "maxItems": len(COMPAT_FLAGS),
-               "items": {"type": "string", "enum": sorted(COMPAT_FLAGS)}},
+    "compat": {"type": "array", "maxItems": len(CLIENT_COMPAT_FLAGS),
+               "items": {"type": "string", "enum": sorted(CLIENT_COMPAT_FLAGS)}},
     "contacts": {"type": "array", "maxItems": 10, "items": {"type": "string",
                                                              "maxLength": 199}},
 }

@@ -13,6 +13,7 @@ from ..oidc.consts import (
     CIBA_DELIVERY_MODES,
     CIBA_GRANT_TYPE,
     CLIENT_AUTH_METHODS,
+    COMPAT_EDC_X5T_HEX,
     GRANT_TYPES,
     MTLS_AUTH_METHODS,
     SCOPES,
@@ -58,6 +59,8 @@ TLS_SUBJECT_FIELDS = ("tls_client_auth_subject_dn", "tls_client_auth_san_dns",
                       "tls_client_auth_san_uri", "tls_client_auth_san_ip",
                       "tls_client_auth_san_email")
 ACCESS_TOKEN_FORMATS = ("psc", "rfc9068")
+#: the claim spellings and the EDC confirmation value
+CLIENT_COMPAT_FLAGS = COMPAT_FLAGS | {COMPAT_EDC_X5T_HEX}
 
 
 class RegistrationError(PscError, ValueError):
@@ -273,8 +276,9 @@ def _check_field(field: str, value):  # noqa: C901 - one branch per field reads 
                                     "(URLs or names, at most 400 printable characters)", field)
         return list(dict.fromkeys(value))
     if field == "compat":
-        if not _strings(value) or set(value) - set(COMPAT_FLAGS):
-            raise RegistrationError(f"compat: any of {', '.join(sorted(COMPAT_FLAGS))}", field)
+        if not _strings(value) or set(value) - CLIENT_COMPAT_FLAGS:
+            raise RegistrationError(f"compat: any of {', '.join(sorted(CLIENT_COMPAT_FLAGS))}",
+                                    field)
         return list(dict.fromkeys(value))
     if field == "contacts":
         if not _strings(value) or len(value) > 10 or not all(

@@ -38,11 +38,7 @@ PSI_LOCALE = "1.2.250.1.213.1.3.1.1"
 COMPAT_OTHER_IDS = "otherIDs"
 COMPAT_TOP_LEVEL_CIVILITE = "top-level-codeCivilite"
 COMPAT_TOP_LEVEL_GENRE = "top-level-codeGenreActivite"
-#: not a claim spelling: exchanged tokens carry PSC's EDC ``cnf.x5t#S256`` (base64 of the
-#: hexadecimal SHA-256) instead of RFC 8705's (``oidc.token_exchange``)
-COMPAT_EDC_X5T_HEX = "edc_x5t_hex"
-COMPAT_FLAGS = frozenset({COMPAT_OTHER_IDS, COMPAT_TOP_LEVEL_CIVILITE, COMPAT_TOP_LEVEL_GENRE,
-                          COMPAT_EDC_X5T_HEX})
+COMPAT_FLAGS = frozenset({COMPAT_OTHER_IDS, COMPAT_TOP_LEVEL_CIVILITE, COMPAT_TOP_LEVEL_GENRE})
 
 #: attributes of each part, in the order ``document`` takes their values
 EXERCICE_ATTRS = tuple(c.attribute for c in part(EXERCICE))

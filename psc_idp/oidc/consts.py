@@ -31,6 +31,10 @@ GRANT_TYPES = ("authorization_code", "refresh_token")
 CIBA_GRANT_TYPE = "urn:openid:params:grant-type:ciba"
 #: RFC 8693 §2.1; for the clients ops allow audiences (``token_exchange_audiences``), over mTLS
 TOKEN_EXCHANGE_GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+#: a client ``compat`` flag beside the claim spellings (``directory.claims.COMPAT_FLAGS``):
+#: exchanged tokens carry PSC's EDC ``cnf.x5t#S256`` (base64 of the hexadecimal SHA-256)
+#: instead of RFC 8705's (``oidc.token_exchange``)
+COMPAT_EDC_X5T_HEX = "edc_x5t_hex"
 #: CIBA Core §5: the token delivery modes psc-idp serves (push is not: PSC does not)
 CIBA_DELIVERY_MODES = ("poll", "ping")
 

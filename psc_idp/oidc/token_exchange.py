@@ -29,12 +29,11 @@ from authlib.oauth2.rfc6749.hooks import hooked
 from cryptography.hazmat.primitives import serialization
 
 from .. import audit, ops
-from ..directory.claims import COMPAT_EDC_X5T_HEX
 from ..extensions import db, idp
 from ..keys import jws
 from . import issued, mtls
 from .claims import named_identity, names_of
-from .consts import ACCESS_TOKEN_TYP, TOKEN_EXCHANGE_GRANT_TYPE
+from .consts import ACCESS_TOKEN_TYP, COMPAT_EDC_X5T_HEX, TOKEN_EXCHANGE_GRANT_TYPE
 from .models import Token, now
 from .subject import Subject
 
