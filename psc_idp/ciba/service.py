@@ -4,16 +4,12 @@ it is used once. Every change of status is one conditional UPDATE: the first win
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 
-from flask import current_app
 from sqlalchemy import case, select, update
 
 from .. import audit, ops
-from ..clock import digest, now
+from ..clock import digest, keyed_digest, now
 from ..extensions import db
 from ..login.outcome import Failure, Success
 from ..settings import current as settings
@@ -54,9 +50,7 @@ def new(client, id_nat: str, channel: str, scope: str, *, real: bool, lifetime: 
 def auth_req_id_of(request_id: str) -> str:
     """The client's ``auth_req_id`` of a request: a MAC of its id under the app's secret,
     so that nothing usable is stored and the ping sender can still name it (§10.2)."""
-    mac = hmac.new(current_app.config["SECRET_KEY"].encode(),
-                   b"ciba-auth-req-id:" + request_id.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return keyed_digest(b"ciba-auth-req-id:" + request_id.encode())
 
 
 def card_pending(id_nat: str) -> list[CibaRequest]:
@@ -96,14 +90,14 @@ def settle(request_id: str, outcome: Success | Failure, *, id_nat: str, method: 
     request was no longer pending (it keeps its state)."""
     approve = isinstance(outcome, Success)
     current = now()
-    values = dict(status=APPROVED if approve else DENIED, decided_at=current, method=method,
+    values = dict(status=APPROVED if approve else DENIED, method=method,
                   ping_status=case((CibaRequest.delivery == "ping", "pending"), else_=None),
                   ping_next_at=current)
-    if approve:
+    if approve:  # decided_at: the login's auth_time
         values.update(method_detail=outcome.detail, acr=outcome.acr, amr=outcome.amr,
                       decided_at=outcome.auth_time)
     else:
-        values.update(reason=outcome.reason)
+        values.update(reason=outcome.reason, decided_at=current)
     claimed = db.session.execute(
         update(CibaRequest).where(
             CibaRequest.id == request_id, CibaRequest.id_nat == id_nat,

@@ -8,19 +8,17 @@ import protocol code. All state is in the database or the signed cookie."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from urllib.parse import urlencode
 
-from flask import current_app, redirect, session, url_for
+from flask import redirect, session, url_for
 from sqlalchemy import update
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
 from .. import audit, ops
 from ..clients import cache as clients
+from ..clock import keyed_digest
 from ..extensions import db
 from ..login.outcome import Failure, Success
 from ..settings import current as settings
@@ -99,9 +97,7 @@ def card_key(tx: LoginTransaction) -> str:
     the browser that started the transaction shows it (the card origin cannot read that
     browser's cookie). Knowing a transaction id (a leaked login page URL) is not enough to
     put another card on it."""
-    mac = hmac.new(current_app.config["SECRET_KEY"].encode(), b"card-login:" + tx.id.encode(),
-                   hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+    return keyed_digest(b"card-login:" + tx.id.encode())
 
 
 def card_url(tx: LoginTransaction) -> str:
