@@ -171,3 +171,20 @@ def test_audiences_are_ops_only(idp, cards, orgs):  # noqa: F811
         "token_exchange_audiences": [API]})
     assert created.status_code == 201, created.text
     assert created.json()["token_exchange_audiences"] == [API]
+
+
+def test_hostile_parameters_never_fail_the_server(idp, cards, orgs, professional):  # noqa: F811
+    """Garbage in any parameter of the exchange: a JSON error, never a 5xx, no token row."""
+    _, subject_token = professional
+    caller = edc(idp, orgs)
+    with idp.app.app_context():
+        before = db.session.query(Token).count()
+    for name in ("subject_token", "subject_token_type", "audience", "resource", "scope",
+                 "requested_token_type"):
+        for value in ("\x01", "é" * 3000, "%ff", "' OR 1=1 --", "{}"):
+            status, body = exchange(cards, idp, orgs.good, caller, subject_token,
+                                    **{name: value})
+            assert 400 <= status < 500 and isinstance(body, dict) and body["error"], (
+                name, value, status, body)
+    with idp.app.app_context():
+        assert db.session.query(Token).count() == before
