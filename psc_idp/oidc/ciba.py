@@ -20,7 +20,6 @@ from flask import jsonify
 from flask import request as flask_request
 from joserfc import jwt
 from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from sqlalchemy import or_, update
 
 from .. import audit, ops
@@ -142,9 +141,9 @@ def _hinted(client, form) -> str:
 
 
 def _from_id_token(client, hint: str) -> str:
-    keys = KeySet.import_key_set(idp().keys.jwks())
-    try:
-        claims = jwt.decode(hint[:8000], keys, algorithms=idp().keys.algorithms).claims
+    try:  # the ring's imported key set (as for access tokens), expiry not checked
+        claims = jwt.decode(hint[:8000], idp().keys.key_set(),
+                            algorithms=idp().keys.algorithms).claims
     except (JoseError, ValueError, TypeError):
         raise CibaError("invalid_request", "id_token_hint: not an ID token of this "
                                            "provider") from None
