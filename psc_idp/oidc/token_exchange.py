@@ -79,6 +79,7 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
     def create_token_response(self):
         subject, audience, scope = self.exchange
         client, cert = self.request.client, mtls.certificate()
+        x5t = mtls.thumbprint(cert)
         row, current = subject.row, now()
         lifetime, jti = idp().settings.access_token_lifetime, secrets.token_urlsafe(24)
         user = Subject.of(row, grant_id=secrets.token_urlsafe(24))
@@ -87,7 +88,7 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             "exp": current + lifetime, "iat": current, "jti": jti,
             "client_id": client.client_id, "scope": scope, "auth_time": row.auth_time,
             "acr": row.acr, "amr": list(row.amr), **named_identity(user, names_of(user)),
-            "cnf": {"x5t#S256": _confirmation(client, cert)},
+            "cnf": {"x5t#S256": _confirmation(client, cert, x5t)},
         }
         actor = _actor(client.client_id, row.client_id, subject.claims.get("act"))
         if actor:
@@ -97,7 +98,7 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
             jti=jti, grant_id=user.grant_id, client_id=client.client_id, id_nat=row.id_nat,
             sid=row.sid, scope=scope, auth_time=row.auth_time, acr=row.acr, amr=row.amr,
             auth_mode=row.auth_mode, issued_at=current, access_expires_at=current + lifetime,
-            x5t_s256=mtls.thumbprint(cert)))
+            x5t_s256=x5t))
         with db.session.no_autoflush:
             audit.record("token.exchanged", id_nat=row.id_nat, client_id=client.client_id,
                          audience=audience, subject_client=row.client_id)
@@ -139,9 +140,9 @@ def _actor(caller: str, subject_client: str, previous) -> dict | None:
     return actor
 
 
-def _confirmation(client, cert) -> str:
+def _confirmation(client, cert, x5t: str) -> str:
     """RFC 8705 §3.1 ``x5t#S256``; PSC's EDC value with the ``edc_x5t_hex`` compat flag."""
     if COMPAT_EDC_X5T_HEX not in (client.compat or ()):
-        return mtls.thumbprint(cert)
+        return x5t
     hex_digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     return base64.b64encode(hex_digest.encode()).decode()
